@@ -1,0 +1,369 @@
+"""SearchSpace: the elastic choices of a MobileNetV3-style supernet, loaded from YAML presets."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+import numpy as np
+import yaml
+
+from supernet.arch import ArchConfig
+from supernet.errors import InvalidArchError, SpaceError
+
+ACTIVATIONS = ("relu", "h_swish")
+_PRESETS: dict[str, Path | "SearchSpace"] = {}
+
+
+def make_divisible(value: float, divisor: int = 8) -> int:
+    """Round a channel count to a multiple of `divisor`, never dropping more than 10% (as MobileNet and OFA do)."""
+    new = max(divisor, int(value + divisor / 2) // divisor * divisor)
+    if new < 0.9 * value:
+        new += divisor
+    return new
+
+
+def as_rng(seed_or_rng: int | np.random.Generator | None) -> np.random.Generator:
+    if isinstance(seed_or_rng, np.random.Generator):
+        return seed_or_rng
+    return np.random.default_rng(seed_or_rng)
+
+
+@dataclass(frozen=True)
+class StageSpec:
+    """One elastic stage: output `width`, stride of its first block, activation, squeeze-excite."""
+
+    width: int
+    stride: int
+    act: str
+    se: bool
+
+
+@dataclass(frozen=True)
+class ConvSpec:
+    """A fixed (non-elastic) conv: the stem or the first block."""
+
+    width: int
+    kernel: int
+    stride: int
+    act: str
+    se: bool = False
+
+
+@dataclass(frozen=True)
+class BlockSlot:
+    """Static facts of one elastic block slot: where it sits and what it connects."""
+
+    index: int
+    stage: int
+    position: int  # 0 = first block of its stage
+    in_channels: int
+    out_channels: int
+    stride: int
+    act: str
+    se: bool
+
+    @property
+    def residual(self) -> bool:
+        return self.stride == 1 and self.in_channels == self.out_channels
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    """An elastic MobileNetV3 space: stem, fixed first block, elastic stages, final expand, feature mix, classifier."""
+
+    name: str
+    in_channels: int
+    num_classes: int
+    stem: ConvSpec
+    first_block: ConvSpec
+    stages: tuple[StageSpec, ...]
+    final_expand: int
+    feature_mix: int
+    kernel_choices: tuple[int, ...]
+    expand_choices: tuple[int, ...]
+    depth_choices: tuple[int, ...]
+    resolutions: tuple[int, ...]
+    dropout: float = 0.1
+    se_reduction: int = 4
+    channel_divisor: int = 8
+    description: str = ""
+    _slots: tuple[BlockSlot, ...] = field(default=(), init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        def check(cond: bool, msg: str) -> None:
+            if not cond:
+                raise SpaceError(f"space '{self.name}': {msg}")
+
+        check(self.in_channels >= 1, "in_channels must be >= 1")
+        check(self.num_classes >= 2, "num_classes must be >= 2")
+        check(len(self.stages) >= 1, "stages must list at least one stage")
+        check(all(k % 2 == 1 and k >= 1 for k in self.kernel_choices), "kernel_choices must be odd sizes, e.g. [3, 5, 7]")
+        check(list(self.kernel_choices) == sorted(set(self.kernel_choices)), "kernel_choices must be sorted and unique")
+        check(list(self.expand_choices) == sorted(set(self.expand_choices)) and min(self.expand_choices) > 0,
+              "expand_choices must be sorted, unique and positive")
+        check(list(self.depth_choices) == sorted(set(self.depth_choices)) and min(self.depth_choices) >= 1,
+              "depth_choices must be sorted, unique and >= 1")
+        check(list(self.resolutions) == sorted(set(self.resolutions)) and min(self.resolutions) >= 8,
+              "resolutions must be sorted, unique and >= 8 px")
+        for i, st in enumerate(self.stages):
+            check(st.act in ACTIVATIONS, f"stages[{i}].act must be one of {ACTIVATIONS}, got {st.act!r}")
+            check(st.stride in (1, 2), f"stages[{i}].stride must be 1 or 2, got {st.stride}")
+        slots, cin, n = [], self.first_block.width, self.max_depth
+        for s, st in enumerate(self.stages):
+            for j in range(n):
+                slots.append(BlockSlot(len(slots), s, j, cin if j == 0 else st.width, st.width,
+                                       st.stride if j == 0 else 1, st.act, st.se))
+            cin = st.width
+        object.__setattr__(self, "_slots", tuple(slots))
+
+    # ---------------------------------------------------------------- loading
+    @classmethod
+    def preset(cls, name: str) -> "SearchSpace":
+        """A shipped or registered space by name (`ofa-mbv3-w1.0`, `ofa-mbv3-w1.2`, `tiny-mbv3`), or a YAML path."""
+        if name in _PRESETS:
+            found = _PRESETS[name]
+            return found if isinstance(found, SearchSpace) else cls.from_yaml(found)
+        shipped = resources.files("supernet") / "presets" / f"{name}.yaml"
+        if shipped.is_file():
+            return cls.from_dict(yaml.safe_load(shipped.read_text()))
+        path = Path(name)
+        if path.suffix in (".yaml", ".yml") and path.is_file():
+            return cls.from_yaml(path)
+        raise SpaceError(f"unknown space '{name}'; available: {', '.join(available_spaces())} (or a path to a space YAML)")
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> "SearchSpace":
+        try:
+            data = yaml.safe_load(Path(path).read_text())
+        except (OSError, yaml.YAMLError) as exc:
+            raise SpaceError(f"cannot read space YAML {path}: {exc}") from None
+        return cls.from_dict(data)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "SearchSpace":
+        if not isinstance(data, Mapping):
+            raise SpaceError("a space must be a mapping")
+        allowed = {f for f in cls.__dataclass_fields__ if not f.startswith("_")}
+        unknown = sorted(set(data) - allowed)
+        if unknown:
+            raise SpaceError(f"space has unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}")
+        kw = dict(data)
+        try:
+            kw["stem"] = ConvSpec(**kw["stem"])
+            kw["first_block"] = ConvSpec(**kw["first_block"])
+            kw["stages"] = tuple(StageSpec(**s) for s in kw["stages"])
+            res = kw["resolutions"]
+            if isinstance(res, Mapping):
+                res = range(int(res["min"]), int(res["max"]) + 1, int(res.get("step", 4)))
+            kw["resolutions"] = tuple(int(r) for r in res)
+            for key in ("kernel_choices", "expand_choices", "depth_choices"):
+                kw[key] = tuple(kw[key])
+            return cls(**kw)
+        except (KeyError, TypeError) as exc:
+            raise SpaceError(f"space '{data.get('name', '?')}' is malformed: {exc}") from None
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out.pop("_slots", None)
+        for key in ("stages", "kernel_choices", "expand_choices", "depth_choices", "resolutions"):
+            out[key] = list(out[key]) if key != "stages" else [dict(s) for s in out[key]]
+        return out
+
+    # ---------------------------------------------------------------- structure
+    @property
+    def num_stages(self) -> int:
+        return len(self.stages)
+
+    @property
+    def max_depth(self) -> int:
+        return max(self.depth_choices)
+
+    @property
+    def num_blocks(self) -> int:
+        return self.num_stages * self.max_depth
+
+    @property
+    def slots(self) -> tuple[BlockSlot, ...]:
+        return self._slots
+
+    def mid_channels(self, in_channels: int, expand: float) -> int:
+        """Expanded (hidden) channels of a block, as OFA computes them."""
+        return make_divisible(round(in_channels * expand), self.channel_divisor)
+
+    def se_channels(self, channels: int) -> int:
+        return make_divisible(channels // self.se_reduction, self.channel_divisor)
+
+    def feature_size(self, r: int, stride: int) -> int:
+        """Spatial size after a 'same'-padded conv of `stride` on a map of `r` px."""
+        return (r - 1) // stride + 1
+
+    # ---------------------------------------------------------------- validation
+    def validate(self, arch: ArchConfig) -> ArchConfig:
+        """Return `arch` if it belongs to this space, else raise InvalidArchError naming field, index, allowed values."""
+        if not isinstance(arch, ArchConfig):
+            raise InvalidArchError(f"expected an ArchConfig, got {type(arch).__name__}")
+        nb, ns = self.num_blocks, self.num_stages
+        if len(arch.d) != ns:
+            raise InvalidArchError(f"field 'd' must list {ns} depths (one per stage) for space '{self.name}', got {len(arch.d)}")
+        for name, values, allowed in (("ks", arch.ks, self.kernel_choices), ("e", arch.e, self.expand_choices)):
+            if len(values) != nb:
+                raise InvalidArchError(f"field '{name}' must list {nb} block slots for space '{self.name}', got {len(values)}")
+            for i, v in enumerate(values):
+                if v not in allowed:
+                    raise InvalidArchError(f"field '{name}[{i}]' = {v} is not allowed; allowed: {list(allowed)}")
+        for i, v in enumerate(arch.d):
+            if v not in self.depth_choices:
+                raise InvalidArchError(f"field 'd[{i}]' = {v} is not allowed; allowed: {list(self.depth_choices)}")
+        # Any resolution a user gives is accepted (OFA publishes nets above its training range); only nonsense is refused.
+        if arch.r < 8:
+            raise InvalidArchError(f"field 'r' = {arch.r} is too small; resolutions must be >= 8 px "
+                                   f"(trained: {self.resolutions[0]}..{self.resolutions[-1]})")
+        return arch
+
+    def arch_from_dict(self, data: Mapping[str, Any]) -> ArchConfig:
+        return self.validate(ArchConfig.from_dict(data))
+
+    # ---------------------------------------------------------------- sampling
+    def largest(self, r: int | None = None) -> ArchConfig:
+        nb = self.num_blocks
+        return ArchConfig((max(self.kernel_choices),) * nb, (max(self.expand_choices),) * nb,
+                          (self.max_depth,) * self.num_stages, r or max(self.resolutions))
+
+    def smallest(self, r: int | None = None) -> ArchConfig:
+        nb = self.num_blocks
+        return ArchConfig((min(self.kernel_choices),) * nb, (min(self.expand_choices),) * nb,
+                          (min(self.depth_choices),) * self.num_stages, r or min(self.resolutions))
+
+    def sample(self, seed_or_rng: int | np.random.Generator | None = None) -> ArchConfig:
+        """One arch drawn uniformly per choice (kernel, expand per block; depth per stage; resolution)."""
+        return self.decode(self.sample_codes(1, seed_or_rng))[0]
+
+    def sample_codes(self, n: int, seed_or_rng: int | np.random.Generator | None = None) -> np.ndarray:
+        """`n` random archs in the compact integer encoding (vectorised)."""
+        rng = as_rng(seed_or_rng)
+        nb, ns = self.num_blocks, self.num_stages
+        codes = np.empty((n, 2 * nb + ns + 1), dtype=np.int64)
+        codes[:, :nb] = rng.integers(0, len(self.kernel_choices), (n, nb))
+        codes[:, nb:2 * nb] = rng.integers(0, len(self.expand_choices), (n, nb))
+        codes[:, 2 * nb:2 * nb + ns] = rng.integers(0, len(self.depth_choices), (n, ns))
+        codes[:, -1] = np.asarray(self.resolutions)[rng.integers(0, len(self.resolutions), n)]
+        return self.canonical_codes(codes)
+
+    def sample_many(self, n: int, seed_or_rng: int | np.random.Generator | None = None) -> list[ArchConfig]:
+        return self.decode(self.sample_codes(n, seed_or_rng))
+
+    def mutate(self, arch: ArchConfig, seed_or_rng: int | np.random.Generator | None = None,
+               prob: float = 0.1) -> ArchConfig:
+        """Resample each gene (kernel, expand, depth, resolution) with probability `prob` (OFA's mutation)."""
+        rng = as_rng(seed_or_rng)
+        code = self.encode([arch])
+        fresh = self.sample_codes(1, rng)
+        mask = rng.random(code.shape) < prob
+        return self.decode(np.where(mask, fresh, code))[0]
+
+    def crossover(self, a: ArchConfig, b: ArchConfig,
+                  seed_or_rng: int | np.random.Generator | None = None) -> ArchConfig:
+        """Each gene from `a` or `b` with equal probability (OFA's crossover)."""
+        rng = as_rng(seed_or_rng)
+        ca, cb = self.encode([a, b])
+        return self.decode(np.where(rng.random(ca.shape) < 0.5, ca, cb)[None])[0]
+
+    def size(self) -> int:
+        """Number of distinct subnets (inactive slots don't count), resolutions included."""
+        per_block = len(self.kernel_choices) * len(self.expand_choices)
+        per_stage = sum(per_block ** d for d in self.depth_choices)
+        return per_stage ** self.num_stages * len(self.resolutions)
+
+    # ---------------------------------------------------------------- encodings
+    @property
+    def code_length(self) -> int:
+        return 2 * self.num_blocks + self.num_stages + 1
+
+    def encode(self, archs: Iterable[ArchConfig]) -> np.ndarray:
+        """Compact integer encoding (N, 2B+S+1): kernel index and expand index per block, depth index per stage,
+        then the resolution in px."""
+        kidx = {k: i for i, k in enumerate(self.kernel_choices)}
+        eidx = {e: i for i, e in enumerate(self.expand_choices)}
+        didx = {d: i for i, d in enumerate(self.depth_choices)}
+        rows = []
+        for a in archs:
+            self.validate(a)
+            rows.append([kidx[k] for k in a.ks] + [eidx[e] for e in a.e] + [didx[d] for d in a.d] + [a.r])
+        return np.asarray(rows, dtype=np.int64).reshape(-1, self.code_length)
+
+    def split_codes(self, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(kernel idx (N,B), expand idx (N,B), depth (N,S) in blocks, resolution (N,)) from compact codes."""
+        codes = np.asarray(codes)
+        if codes.ndim != 2 or codes.shape[1] != self.code_length:
+            raise InvalidArchError(f"codes must have shape (N, {self.code_length}) for space '{self.name}', got {codes.shape}")
+        nb, ns = self.num_blocks, self.num_stages
+        depth = np.asarray(self.depth_choices)[codes[:, 2 * nb:2 * nb + ns]]
+        return codes[:, :nb], codes[:, nb:2 * nb], depth, codes[:, -1]
+
+    def active_mask(self, depth: np.ndarray) -> np.ndarray:
+        """(N, B) bool: which block slots run, from depths (N, S) in blocks."""
+        pos = np.tile(np.arange(self.max_depth), self.num_stages)
+        return pos[None, :] < np.repeat(depth, self.max_depth, axis=1)
+
+    def canonical_codes(self, codes: np.ndarray) -> np.ndarray:
+        """Codes with inactive slots copied from their stage's last active block (ArchConfig's canonical form)."""
+        codes = np.array(codes, dtype=np.int64, copy=True)
+        nb, n = self.num_blocks, self.max_depth
+        _, _, depth, _ = self.split_codes(codes)
+        last = (np.arange(self.num_stages) * n)[None, :] + depth - 1  # (N, S)
+        src = np.repeat(last, n, axis=1)
+        src = np.where(self.active_mask(depth), np.arange(nb)[None, :], src)
+        rows = np.arange(codes.shape[0])[:, None]
+        codes[:, :nb] = codes[rows, src]
+        codes[:, nb:2 * nb] = codes[rows, nb + src]
+        return codes
+
+    def decode(self, codes: np.ndarray) -> list[ArchConfig]:
+        k, e, d, r = self.split_codes(codes)
+        ks, es = np.asarray(self.kernel_choices)[k], np.asarray(self.expand_choices)[e]
+        return [ArchConfig(tuple(int(x) for x in ks[i]), tuple(int(x) for x in es[i]),
+                           tuple(int(x) for x in d[i]), int(r[i])) for i in range(len(r))]
+
+    @property
+    def onehot_length(self) -> int:
+        return self.num_blocks * (len(self.kernel_choices) + len(self.expand_choices)) + len(self.resolutions)
+
+    def onehot(self, archs_or_codes: Sequence[ArchConfig] | np.ndarray) -> np.ndarray:
+        """OFA's accuracy-predictor encoding (N, B*(|ks|+|e|)+|r|): per active block a one-hot of kernel and of
+        expand (inactive blocks all zero), then the resolution one-hot (two-hot, interpolated, between choices)."""
+        codes = archs_or_codes if isinstance(archs_or_codes, np.ndarray) else self.encode(archs_or_codes)
+        k, e, d, r = self.split_codes(codes)
+        n, nb = k.shape
+        nk, ne = len(self.kernel_choices), len(self.expand_choices)
+        active = self.active_mask(d).astype(np.float32)
+        out = np.zeros((n, nb * (nk + ne) + len(self.resolutions)), dtype=np.float32)
+        rows = np.arange(n)[:, None]
+        base = np.arange(nb)[None, :] * (nk + ne)
+        out[rows, base + k] = active
+        out[rows, base + nk + e] = active
+        res = np.asarray(self.resolutions, dtype=np.float64)
+        pos = np.interp(r.astype(np.float64), res, np.arange(len(res)))
+        lo = np.floor(pos).astype(int)
+        hi = np.minimum(lo + 1, len(res) - 1)
+        frac = (pos - lo).astype(np.float32)
+        off = nb * (nk + ne)
+        out[np.arange(n), off + lo] += 1 - frac
+        out[np.arange(n), off + hi] += frac
+        return out
+
+
+def register_space(name: str, space_or_yaml: "SearchSpace | str | Path") -> None:
+    """Make a space available to `SearchSpace.preset(name)` (a SearchSpace or a YAML path)."""
+    _PRESETS[name] = space_or_yaml if isinstance(space_or_yaml, SearchSpace) else Path(space_or_yaml)
+
+
+def available_spaces() -> list[str]:
+    shipped = [p.name[:-5] for p in (resources.files("supernet") / "presets").iterdir() if p.name.endswith(".yaml")]
+    return sorted(set(shipped) | set(_PRESETS))
+
+
+__all__ = ["SearchSpace", "StageSpec", "ConvSpec", "BlockSlot", "make_divisible", "register_space",
+           "available_spaces", "as_rng"]
