@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from numbers import Integral, Real
 from typing import Any, Mapping
 
 from supernet.errors import InvalidArchError
@@ -14,7 +15,7 @@ def _int_tuple(value: Any, field: str) -> tuple[int, ...]:
         raise InvalidArchError(f"field '{field}' must be a list of integers, got {value!r}")
     out = []
     for i, v in enumerate(value):
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or int(v) != v:
+        if isinstance(v, bool) or not isinstance(v, Real) or not float(v).is_integer():
             raise InvalidArchError(f"field '{field}[{i}]' must be an integer, got {v!r}")
         out.append(int(v))
     return tuple(out)
@@ -35,8 +36,9 @@ class ArchConfig:
 
     def __post_init__(self) -> None:
         ks, e, d = _int_tuple(self.ks, "ks"), _int_tuple(self.e, "e"), _int_tuple(self.d, "d")
-        if isinstance(self.r, bool) or not isinstance(self.r, int) or self.r <= 0:
+        if isinstance(self.r, bool) or not isinstance(self.r, Integral) or self.r <= 0:
             raise InvalidArchError(f"field 'r' must be a positive integer resolution in px, got {self.r!r}")
+        object.__setattr__(self, "r", int(self.r))
         if not d:
             raise InvalidArchError("field 'd' must list one depth per stage, got an empty list")
         if len(ks) != len(e):

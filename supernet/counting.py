@@ -223,7 +223,14 @@ def count_params(space: SearchSpace, archs: Sequence[ArchConfig] | np.ndarray) -
 
 def peak_activation_bytes(space: SearchSpace, archs: Sequence[ArchConfig] | np.ndarray,
                           dtype: str = "fp32") -> np.ndarray:
-    """Peak activation memory at batch 1 (largest set of buffers alive at once), `fp32` or `int8` bytes."""
+    """Peak activation memory in bytes at batch 1 (`fp32`: 4 bytes per element, `int8`: 1), for each arch.
+
+    Layer by layer in execution order, the live set is the layer's input buffer plus its output buffer plus
+    whatever must outlive the layer: a block's input kept for its residual add, and around squeeze-excite the
+    feature map that the SE scales. BN and activations are taken as fused into their conv (no buffer of their
+    own), nothing is computed in place, weights are not counted. The peak is the largest live set over all
+    layers (the network input image counts as the stem's input). See `peak_bytes` for the MCU variant with
+    in-place depthwise convolutions."""
     if dtype not in ("fp32", "int8"):
         raise ValueError(f"dtype must be 'fp32' or 'int8', got {dtype!r}")
     return _counters(space)[f"peak_{dtype}"](_codes(space, archs))

@@ -72,15 +72,19 @@ class MBConv(nn.Module):
 
 
 def _bn(x: torch.Tensor, bn: nn.BatchNorm2d, c: int) -> torch.Tensor:
-    """BatchNorm on the first `c` channels; running stats of those channels update in place (views)."""
+    """BatchNorm on the first `c` channels (OFA's DynamicBatchNorm2d); in training mode the running stats of
+    those channels update in place (the sliced buffers are views), the others are left as they were."""
     if c == bn.num_features:
         return bn(x)
+    factor = 0.0
     if bn.training and bn.track_running_stats:
         bn.num_batches_tracked.add_(1)
-    momentum = 0.0 if bn.momentum is None else bn.momentum
-    use_batch = bn.training or bn.running_mean is None
-    return F.batch_norm(x, bn.running_mean[:c], bn.running_var[:c], bn.weight[:c], bn.bias[:c],
-                        use_batch, momentum, bn.eps)
+        factor = 1.0 / float(bn.num_batches_tracked) if bn.momentum is None else bn.momentum
+    use_batch = bn.training or not bn.track_running_stats
+    running = bn.running_mean is not None
+    return F.batch_norm(x, bn.running_mean[:c] if running else None, bn.running_var[:c] if running else None,
+                        bn.weight[:c] if bn.affine else None, bn.bias[:c] if bn.affine else None,
+                        use_batch, factor, bn.eps)
 
 
 def _act(x: torch.Tensor, name: str) -> torch.Tensor:
@@ -88,6 +92,7 @@ def _act(x: torch.Tensor, name: str) -> torch.Tensor:
 
 
 def _copy_bn(dst: nn.BatchNorm2d, src: nn.BatchNorm2d, idx: slice) -> None:
+    dst.eps, dst.momentum = src.eps, src.momentum
     dst.weight.data.copy_(src.weight.data[idx])
     dst.bias.data.copy_(src.bias.data[idx])
     dst.running_mean.copy_(src.running_mean[idx])
