@@ -1,0 +1,139 @@
+"""`Predictors`: every figure a search needs for one space on one device, for many archs at once.
+
+    p = Predictors("tiny-mbv3", "stm32f746")
+    df = p.predict(space.sample_codes(10_000, 0))   # macs, params, latency_ms, sram_bytes, flash_bytes, fits
+
+Latency comes from the best model the device's profile supports: a measured lookup table (with the learned model
+for ops it lacks), else a learned model (fitted from measurements), else the roofline of the spec sheet (CPU,
+GPU) or the MCU cost model. On an MCU, sram_bytes/flash_bytes are int8 peak SRAM and Flash; elsewhere they are
+the fp32 (or the profile's dtype) peak activation memory at the profile's batch size and the weights' size, and
+`fits` checks them against the device memory when the profile states it.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+
+from hw_profiles import DeviceProfile, load_profile
+from supernet import ArchConfig, SearchSpace
+from supernet.counting import count_macs, count_params, peak_activation_bytes
+from supernet.errors import CheckpointError
+
+from predictors.base import PredictorBase, PredictorError, as_codes
+from predictors.learned import LearnedLatency
+from predictors.lookup import LookupTableLatency
+from predictors.mcu import McuCostModel
+from predictors.roofline import RooflineLatency
+
+_BYTES = {"fp32": 4, "fp16": 2, "int8": 1}
+
+
+def correction_key(space: SearchSpace | str, kind: str) -> str:
+    """Key of a space's end-to-end correction for one predictor kind in a profile (`tiny-mbv3:lookup-table`)."""
+    return f"{space if isinstance(space, str) else space.name}:{kind}"
+
+
+def latency_predictor(space: SearchSpace, profile: DeviceProfile | str) -> PredictorBase:
+    """The most calibrated latency predictor `profile` supports for `space`."""
+    prof = load_profile(profile)
+    lat = prof.latency
+    if lat.lookup_table is not None and lat.lookup_table.tables:
+        fallback = LearnedLatency.from_model(space, lat.learned) if lat.learned is not None else None
+        return LookupTableLatency(space, lat.lookup_table.tables, fallback=fallback,
+                                  correction=lat.corrections.get(correction_key(space, "lookup-table")))
+    if lat.learned is not None:
+        return LearnedLatency.from_model(space, lat.learned, lat.corrections.get(correction_key(space, "learned")))
+    if prof.kind == "mcu":
+        return McuCostModel.from_profile(space, prof)
+    return RooflineLatency.from_profile(space, prof)
+
+
+class Predictors:
+    """MACs, params, latency, memory and fit (and accuracy, when attached) of archs of `space` on `device`."""
+
+    def __init__(self, space: SearchSpace | str, device: DeviceProfile | str, accuracy: Any = None):
+        self.space = space if isinstance(space, SearchSpace) else SearchSpace.preset(space)
+        self.profile = load_profile(device)
+        self.device = self.profile.name
+        self.latency = latency_predictor(self.space, self.profile)
+        self.mcu = McuCostModel.from_profile(self.space, self.profile) if self.profile.kind == "mcu" else None
+        self.accuracy = accuracy
+
+    @property
+    def latency_source(self) -> str:
+        """Which model gives latency_ms: lookup-table, learned, roofline or mcu."""
+        return self.latency.kind
+
+    @property
+    def calibrated(self) -> bool:
+        """False while latency comes from spec-like defaults only (e.g. an unmeasured cpu-host)."""
+        return self.profile.state != "unmeasured" or self.latency.kind in ("lookup-table", "learned")
+
+    @classmethod
+    def for_run(cls, run_dir: str | Path, device: DeviceProfile | str) -> "Predictors":
+        """Predictors for a trained run's space, with the run's fitted accuracy predictor attached."""
+        run = Path(run_dir)
+        meta = run / "run.json"
+        if not meta.is_file():
+            raise CheckpointError(f"run folder '{run_dir}' has no run.json (is it a training run folder?)")
+        try:
+            info = json.loads(meta.read_text())
+            space = SearchSpace.from_dict(info["space"])
+            checkpoint_hash = info["checkpoint_hash"]
+        except (json.JSONDecodeError, KeyError, TypeError) as exc:
+            raise CheckpointError(f"{meta} is malformed: {exc}") from None
+        try:
+            from predictors.accuracy import load_accuracy_predictor
+        except ImportError as exc:
+            raise PredictorError(f"no accuracy predictor is available in this install ({exc}); "
+                                 "fit one with `nas accuracy fit` once it exists") from None
+        return cls(space, device, accuracy=load_accuracy_predictor(run, checkpoint_hash))
+
+    def codes(self, archs: Sequence[ArchConfig] | Sequence[dict] | np.ndarray | ArchConfig) -> np.ndarray:
+        if isinstance(archs, (list, tuple)) and archs and isinstance(archs[0], dict):
+            archs = [self.space.arch_from_dict(a) for a in archs]
+        return as_codes(self.space, archs)
+
+    def predict(self, archs: Sequence[ArchConfig] | np.ndarray | ArchConfig) -> pd.DataFrame:
+        """One row per arch: macs, params, latency_ms, sram_bytes, flash_bytes, fits (+ margins on MCUs,
+        + accuracy, accuracy_std with an accuracy predictor)."""
+        codes = self.codes(archs)
+        cols: dict[str, Any] = {"macs": count_macs(self.space, codes), "params": count_params(self.space, codes),
+                                "latency_ms": self.latency.predict(codes)}
+        if self.mcu is not None:
+            cols.update(self.mcu.memory(codes))
+        else:
+            dtype = self.profile.latency.dtype if self.profile.latency.dtype in ("fp32", "int8") else "fp32"
+            act = peak_activation_bytes(self.space, codes, dtype) * (_BYTES[self.profile.latency.dtype]
+                                                                    / _BYTES[dtype])
+            sram = act * self.profile.latency.batch_size
+            flash = cols["params"] * _BYTES[self.profile.latency.dtype]
+            cols["sram_bytes"], cols["flash_bytes"] = sram, flash
+            if self.profile.has("memory"):
+                cols["fits"] = (sram + flash) <= self.profile.figure("memory")
+            else:
+                cols["fits"] = np.ones(len(codes), dtype=bool)
+        if self.accuracy is not None:
+            mean, std = _accuracy(self.accuracy, codes)
+            cols["accuracy"], cols["accuracy_std"] = mean, std
+        df = pd.DataFrame(cols)
+        df["fits"] = df["fits"].astype(bool)
+        return df
+
+
+def _accuracy(predictor: Any, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(mean, std) from an accuracy predictor, whichever way it reports uncertainty."""
+    if hasattr(predictor, "predict_with_std"):
+        mean, std = predictor.predict_with_std(codes)
+    elif "return_std" in inspect.signature(predictor.predict).parameters:
+        mean, std = predictor.predict(codes, return_std=True)
+    else:
+        out = predictor.predict(codes)
+        mean, std = out if isinstance(out, tuple) else (out, np.full(len(codes), np.nan))
+    return np.asarray(mean, float), np.asarray(std, float)

@@ -1,0 +1,123 @@
+"""The `Predictor` protocol every predictor follows, its registry, and saving/loading as YAML."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Protocol, Sequence, runtime_checkable
+
+import numpy as np
+import yaml
+
+from supernet import ArchConfig, SearchSpace
+from supernet.errors import NasError
+
+from predictors.metrics import fidelity as _fidelity
+
+
+class PredictorError(NasError):
+    """A predictor cannot be built, fitted or loaded from what it was given."""
+
+
+@runtime_checkable
+class Predictor(Protocol):
+    """predict(codes) -> (N,) ndarray, vectorised; fit; save/load; fidelity against measurements."""
+
+    space: SearchSpace
+
+    def predict(self, codes: np.ndarray) -> np.ndarray: ...
+
+    def fit(self, codes: np.ndarray, measured: np.ndarray) -> "Predictor": ...
+
+    def to_dict(self) -> dict[str, Any]: ...
+
+
+_REGISTRY: dict[str, type] = {}
+
+
+def register_predictor(name: str):
+    """Class decorator: make a predictor loadable by name from saved files (`load_predictor`)."""
+
+    def deco(cls: type) -> type:
+        _REGISTRY[name] = cls
+        cls.kind = name
+        return cls
+
+    return deco
+
+
+def available_predictors() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def as_codes(space: SearchSpace, archs: Sequence[ArchConfig] | np.ndarray) -> np.ndarray:
+    """Compact codes from archs or codes (validated shape)."""
+    if isinstance(archs, np.ndarray):
+        space.split_codes(archs)
+        return archs.astype(np.int64, copy=False)
+    if isinstance(archs, ArchConfig):
+        archs = [archs]
+    return space.encode(list(archs))
+
+
+class PredictorBase:
+    """Shared plumbing: fidelity, save/load through `to_dict`/`from_dict`."""
+
+    kind = "base"
+    space: SearchSpace
+
+    def predict(self, codes: np.ndarray) -> np.ndarray:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def fit(self, codes: np.ndarray, measured: np.ndarray) -> "PredictorBase":
+        raise PredictorError(f"the {self.kind} predictor is computed from the device's figures and is not fitted")
+
+    def fidelity(self, archs: Sequence[ArchConfig] | np.ndarray, measured: np.ndarray) -> dict[str, float]:
+        """{spearman, kendall, rmse, mape, within_10pct} of this predictor on measured archs."""
+        return _fidelity(self.predict(as_codes(self.space, archs)), measured)
+
+    def to_dict(self) -> dict[str, Any]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    @classmethod
+    def from_dict(cls, space: SearchSpace, data: dict[str, Any]) -> "PredictorBase":  # pragma: no cover
+        raise NotImplementedError
+
+    def save(self, path: str | Path) -> Path:
+        """Write this predictor as YAML, whole (temp + rename), with its kind and space."""
+        payload = {"predictor": self.kind, "space": self.space.name, **self.to_dict()}
+        return write_yaml(path, payload)
+
+    @classmethod
+    def load(cls, path: str | Path, space: SearchSpace) -> "PredictorBase":
+        return load_predictor(path, space)
+
+
+def write_yaml(path: str | Path, payload: Any) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            yaml.safe_dump(payload, f, sort_keys=False, width=120)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def load_predictor(path: str | Path, space: SearchSpace) -> PredictorBase:
+    """A saved predictor; refuses one saved for another space."""
+    try:
+        data = yaml.safe_load(Path(path).read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise PredictorError(f"cannot read predictor file {path}: {exc}") from None
+    if not isinstance(data, dict) or data.get("predictor") not in _REGISTRY:
+        raise PredictorError(f"{path}: field 'predictor' must be one of {', '.join(available_predictors())}")
+    if data.get("space") != space.name:
+        raise PredictorError(f"{path}: predictor was saved for space '{data.get('space')}', not '{space.name}'")
+    cls = _REGISTRY[data.pop("predictor")]
+    data.pop("space")
+    return cls.from_dict(space, data)

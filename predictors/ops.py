@@ -1,0 +1,162 @@
+"""Ops as once-for-all's latency tables see them, and per-layer features for learned models.
+
+A subnet at resolution r is a fixed list of ops: `Conv` (stem), the first block and every active elastic block
+(`expanded_conv`), `Conv_1` (final expand), `AvgPool2D`, `Conv_2` (feature mix) and `Logits` (classifier). Each
+op has OFA's key, e.g. `expanded_conv-input:112x112x24-output:56x56x32-expand:144-kernel:3-stride:2-idskip:0-se:0-hs:0`
+(`expand` is the expanded channel count, as in OFA's MobileNetV3 tables).
+
+`OpTables` turns any per-op cost (scalar or vector) into (slot, kernel, expand) tables per resolution, so a
+batch of archs costs a gather and a sum, like `supernet.counting.BlockTables`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from supernet.counting import Layer, block_layers, feature_sizes, fixed_layers
+from supernet.space import SearchSpace
+
+OP_TYPES = ("Conv", "expanded_conv", "Conv_1", "AvgPool2D", "Conv_2", "Logits")
+LAYER_KINDS = ("conv", "expand", "depthwise", "se", "project", "pool", "mix", "linear", "add")
+LAYER_FEATURES = ("macs", "elems", "params", "ops")
+FEATURE_NAMES = tuple(f"{k}.{f}" for k in LAYER_KINDS for f in LAYER_FEATURES)
+
+
+@dataclass(frozen=True)
+class Op:
+    """One op of a subnet: its OFA op type, OFA key and the layers it runs."""
+
+    type: str
+    key: str
+    layers: tuple[Layer, ...]
+
+
+def _shape(h: int, c: int) -> str:
+    return f"{h}x{h}x{c}"
+
+
+def block_op(layers: list[Layer]) -> Op:
+    """The `expanded_conv` op of a block from its layers (as `supernet.counting.block_layers` lists them)."""
+    dw = next(layer for layer in layers if layer.kind == "depthwise")
+    first, last = layers[0], layers[-1]
+    se = any(layer.kind == "se" for layer in layers)
+    key = "-".join([
+        "expanded_conv", f"input:{_shape(first.hin, first.cin)}", f"output:{_shape(last.hout, last.cout)}",
+        f"expand:{dw.cin}", f"kernel:{dw.kernel}", f"stride:{dw.stride}", f"idskip:{int(last.residual > 0)}",
+        f"se:{int(se)}", f"hs:{int(dw.act == 'h_swish')}",
+    ])
+    return Op("expanded_conv", key, tuple(layers))
+
+
+def fixed_ops(pre: list[Layer], post: list[Layer]) -> list[Op]:
+    """Stem, first block, final expand, pooling, feature mix and classifier ops at one resolution."""
+    stem, first = pre[0], pre[1:]
+    fe, pool, mix, lin = post
+    return [
+        Op("Conv", f"Conv-input:{_shape(stem.hin, stem.cin)}-output:{_shape(stem.hout, stem.cout)}", (stem,)),
+        block_op(first),
+        Op("Conv_1", f"Conv_1-input:{_shape(fe.hin, fe.cin)}-output:{_shape(fe.hout, fe.cout)}", (fe,)),
+        Op("AvgPool2D", f"AvgPool2D-input:{_shape(pool.hin, pool.cin)}-output:{_shape(1, pool.cout)}", (pool,)),
+        Op("Conv_2", f"Conv_2-input:{_shape(1, mix.cin)}-output:{_shape(1, mix.cout)}", (mix,)),
+        Op("Logits", f"Logits-input:{_shape(1, lin.cin)}-output:{lin.cout}", (lin,)),
+    ]
+
+
+def arch_ops(space: SearchSpace, ks: list[int], e: list[float], active: list[int], r: int) -> list[Op]:
+    """Every op of one subnet in execution order."""
+    pre, post = fixed_layers(space, r)
+    _, _, sizes, _ = feature_sizes(space, r)
+    fixed = fixed_ops(pre, post)
+    body = [block_op(block_layers(space, space.slots[i], ks[i], e[i], sizes[i])) for i in active]
+    return fixed[:2] + body + fixed[2:]
+
+
+def space_ops(space: SearchSpace, resolutions: list[int] | None = None) -> dict[int, list[Op]]:
+    """Every distinct op any subnet of `space` runs, per resolution (what a lookup table must hold)."""
+    out = {}
+    for r in resolutions or space.resolutions:
+        pre, post = fixed_layers(space, r)
+        _, _, sizes, _ = feature_sizes(space, r)
+        ops = {op.key: op for op in fixed_ops(pre, post)}
+        for slot in space.slots:
+            for k in space.kernel_choices:
+                for e in space.expand_choices:
+                    op = block_op(block_layers(space, slot, k, e, sizes[slot.index]))
+                    ops.setdefault(op.key, op)
+        out[int(r)] = list(ops.values())
+    return out
+
+
+def layer_features(layer: Layer) -> np.ndarray:
+    """Features of one layer laid out as FEATURE_NAMES (its kind's block; a kept residual adds an `add` op)."""
+    x = np.zeros(len(FEATURE_NAMES))
+    nf = len(LAYER_FEATURES)
+    k = LAYER_KINDS.index(layer.kind)
+    macs = 0.0 if layer.kind == "pool" else float(layer.macs)
+    x[k * nf:(k + 1) * nf] = (macs, float(layer.in_elems + layer.out_elems), float(layer.weight_params), 1.0)
+    if layer.kind == "project" and layer.residual:
+        a = LAYER_KINDS.index("add") * nf
+        x[a:a + nf] += (0.0, 3.0 * layer.out_elems, 0.0, 1.0)
+    return x
+
+
+def op_features(op: Op) -> np.ndarray:
+    return np.sum([layer_features(layer) for layer in op.layers], axis=0)
+
+
+class OpTables:
+    """Per-resolution tables of a per-op cost: (B, |ks|, |e|, D) for the elastic blocks plus (D,) for the fixed ops.
+
+    `cost(op)` returns a float or a vector of length `dim`. Calling the tables on codes sums active ops (N, D).
+    """
+
+    def __init__(self, space: SearchSpace, cost: Callable[[Op], float | np.ndarray], dim: int = 1):
+        self.space, self.cost, self.dim = space, cost, dim
+        self._tables: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+
+    def table(self, r: int) -> tuple[np.ndarray, np.ndarray]:
+        r = int(r)
+        if r not in self._tables:
+            sp = self.space
+            _, _, sizes, _ = feature_sizes(sp, r)
+            t = np.empty((sp.num_blocks, len(sp.kernel_choices), len(sp.expand_choices), self.dim))
+            for slot in sp.slots:
+                for ki, k in enumerate(sp.kernel_choices):
+                    for ei, e in enumerate(sp.expand_choices):
+                        t[slot.index, ki, ei] = self.cost(block_op(block_layers(sp, slot, k, e, sizes[slot.index])))
+            pre, post = fixed_layers(sp, r)
+            fixed = np.sum([np.atleast_1d(self.cost(op)) for op in fixed_ops(pre, post)], axis=0)
+            self._tables[r] = (t, fixed.reshape(self.dim))
+        return self._tables[r]
+
+    def __call__(self, codes: np.ndarray) -> np.ndarray:
+        """(N, D) summed cost of each arch's ops."""
+        sp = self.space
+        k, e, d, r = sp.split_codes(codes)
+        active = sp.active_mask(d)
+        out = np.empty((len(r), self.dim))
+        blocks = np.arange(sp.num_blocks)[None, :]
+        for res in np.unique(r):
+            rows = np.nonzero(r == res)[0]
+            t, fixed = self.table(int(res))
+            vals = t[blocks, k[rows], e[rows]]  # (n, B, D)
+            out[rows] = fixed[None, :] + np.einsum("nbd,nb->nd", vals, active[rows].astype(float))
+        return out
+
+
+def scalar_tables(space: SearchSpace, cost: Callable[[Op], float]) -> OpTables:
+    return OpTables(space, lambda op: np.array([cost(op)]), 1)
+
+
+def feature_tables(space: SearchSpace) -> OpTables:
+    """Summed per-layer features (FEATURE_NAMES) of each arch: the design matrix of a learned latency model."""
+    return OpTables(space, op_features, len(FEATURE_NAMES))
+
+
+def active_blocks(space: SearchSpace, codes: np.ndarray) -> np.ndarray:
+    """Number of active elastic blocks of each arch."""
+    _, _, d, _ = space.split_codes(codes)
+    return d.sum(1).astype(float)
