@@ -1,0 +1,94 @@
+"""A finished training run folder, loaded for evaluation, prediction, search and export.
+
+Layout of `runs/<name>/`: `experiment.yaml` (the recipe), `checkpoint.pt` (resumable state), `supernet.pt` (final
+state_dict), `run.json` ({space, checkpoint_hash, data, finished, ...}), `metrics.csv`.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from supernet._io import sha256_file
+from supernet.config import ExperimentConfig
+from supernet.data import DataConfig, Splits, load_splits
+from supernet.errors import CheckpointError, NasError
+from supernet.network import Supernet
+from supernet.space import SearchSpace
+
+WEIGHTS = "supernet.pt"
+CHECKPOINT = "checkpoint.pt"
+RUN_JSON = "run.json"
+EXPERIMENT = "experiment.yaml"
+METRICS = "metrics.csv"
+
+
+@dataclass
+class TrainedRun:
+    """A trained supernet and what it was trained on. `checkpoint_hash`: sha256 of `supernet.pt`."""
+
+    run_dir: Path
+    space: SearchSpace
+    net: Supernet
+    config: ExperimentConfig
+    data: DataConfig
+    checkpoint_hash: str
+    info: dict[str, Any] = field(default_factory=dict)
+    _splits: Splits | None = field(default=None, repr=False)
+
+    def splits(self, data_dir: str | None = None) -> Splits:
+        """The run's data splits (read once, then cached); `data_dir` overrides where the files are looked for."""
+        if self._splits is None:
+            cfg = self.data if data_dir is None else DataConfig.from_dict({**self.data.to_dict(), "data_dir": data_dir})
+            self._splits = load_splits(cfg)
+        return self._splits
+
+
+def read_run_json(run_dir: str | Path) -> dict[str, Any]:
+    p = Path(run_dir) / RUN_JSON
+    if not p.is_file():
+        raise CheckpointError(f"'{run_dir}' is not a run folder: {RUN_JSON} is missing (train one with `nas train`)")
+    try:
+        return json.loads(p.read_text())
+    except json.JSONDecodeError as exc:
+        raise CheckpointError(f"{p} is corrupt: {exc.msg}") from None
+
+
+def load_run(run_dir: str | Path, device: str | torch.device = "cpu") -> TrainedRun:
+    """Load a finished run: the supernet with its trained weights (eval mode) on `device`, its space, config, data.
+
+    Raises CheckpointError when the folder has no finished weights or they do not match run.json's hash.
+    """
+    run_dir = Path(run_dir)
+    info = read_run_json(run_dir)
+    weights = run_dir / WEIGHTS
+    if not info.get("finished") or not weights.is_file():
+        raise CheckpointError(f"run '{run_dir}' has no finished weights ({WEIGHTS}); finish it with "
+                              f"`nas train {run_dir / EXPERIMENT} --out {run_dir} --resume`")
+    digest = sha256_file(weights)
+    if digest != info.get("checkpoint_hash"):
+        raise CheckpointError(f"{weights} does not match the checkpoint_hash in {RUN_JSON} (file changed or corrupt)")
+    try:
+        space = SearchSpace.from_dict(info["space"])
+        config = ExperimentConfig.from_yaml(run_dir / EXPERIMENT)
+        data = DataConfig.from_dict(info["data"])
+    except (KeyError, NasError) as exc:
+        raise CheckpointError(f"run '{run_dir}' has a malformed {RUN_JSON} or {EXPERIMENT}: {exc}") from None
+    try:
+        state = torch.load(weights, map_location=device, weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any unpickling failure means an unusable file
+        raise CheckpointError(f"cannot read {weights}: {exc}") from None
+    net = Supernet(space)
+    try:
+        net.load_state_dict(state)
+    except RuntimeError as exc:
+        raise CheckpointError(f"{weights} does not fit space '{space.name}': {str(exc).splitlines()[0]}") from None
+    net.to(device).eval()
+    return TrainedRun(run_dir, space, net, config, data, digest, info)
+
+
+__all__ = ["TrainedRun", "load_run", "read_run_json", "WEIGHTS", "CHECKPOINT", "RUN_JSON", "EXPERIMENT", "METRICS"]
