@@ -1,0 +1,1 @@
+"""One router per resource: health, spaces, devices, runs, predict, experiments, exports."""

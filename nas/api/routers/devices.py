@@ -1,0 +1,164 @@
+"""GET /devices, GET /devices/{name}, POST /devices: device profiles, shipped, measured here, or added through the
+API (a profile YAML/JSON, schema-validated; or a CSV of measured archs from which a learned latency model is fitted,
+as `nas latency fit` does)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from typing import Any
+
+import yaml
+from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
+from pydantic import ValidationError
+
+from nas.api.deps import get_settings, get_store
+from nas.api.errors import Conflict, FieldError, validation_detail, ApiError
+from nas.api.resolve import device_names, device_origin, load_device, load_space, valid_name
+from nas.api.schemas import DeviceOut
+from nas.settings import Settings
+from nas.store import Device, Store
+
+router = APIRouter(prefix="/devices", tags=["devices"])
+KINDS = ("cpu", "gpu", "mcu")
+
+
+def _out(store: Store, profile: Any) -> DeviceOut:
+    from hw_profiles import user_profiles_dir
+
+    origin = device_origin(store, profile.name)
+    if origin is None:
+        in_user = profile.path and str(profile.path).startswith(str(user_profiles_dir()))
+        origin = "measured" if in_user else "shipped"
+    lat = profile.latency
+    model = [name for name, present in (("lookup-table", lat.lookup_table is not None), ("learned", lat.learned is not None),
+                                        ("corrections", bool(lat.corrections))) if present]
+    return DeviceOut(name=profile.name, kind=profile.kind, description=profile.description, state=profile.state,
+                     origin=origin, specs={k: v.model_dump() for k, v in profile.specs.items()},
+                     mcu={k: v.model_dump() for k, v in profile.mcu.items()}, latency_model=model)
+
+
+@router.get("", response_model=list[DeviceOut])
+def list_devices(store: Store = Depends(get_store)) -> list[DeviceOut]:
+    return [_out(store, load_device(store, n)) for n in device_names(store)]
+
+
+@router.get("/{name}", response_model=DeviceOut)
+def get_device(name: str, store: Store = Depends(get_store)) -> DeviceOut:
+    return _out(store, load_device(store, name))
+
+
+async def _read_limited(file: UploadFile, limit: int) -> bytes:
+    data = await file.read(limit + 1)
+    if len(data) > limit:
+        raise ApiError(413, f"upload is larger than the limit of {limit} bytes")
+    return data
+
+
+@router.post("", response_model=DeviceOut, status_code=201)
+async def add_device(request: Request, file: UploadFile = File(..., description="a profile (.yaml/.json) or "
+                                                                                "measurements (.csv: arch, latency_ms)"),
+                     name: str | None = Form(None, description="device name (required for a CSV)"),
+                     space: str | None = Form(None, description="the space the CSV's archs belong to"),
+                     kind: str = Form("cpu", description="cpu, gpu or mcu (CSV)"),
+                     base: str | None = Form(None, description="a known device whose specs a CSV fit starts from"),
+                     replace: bool = Form(False, description="replace a device added earlier with the same name"),
+                     store: Store = Depends(get_store), settings: Settings = Depends(get_settings)) -> DeviceOut:
+    data = await _read_limited(file, settings.max_upload_bytes)
+    filename = (file.filename or "").lower()
+    if filename.endswith(".csv") or (file.content_type or "").startswith("text/csv"):
+        profile, origin = _fit_from_csv(store, data, name, space, kind, base), "fitted"
+    else:
+        profile, origin = _parse_profile(data, name), "uploaded"
+    if not valid_name(profile.name):
+        raise FieldError(("body", "name"), f"device name '{profile.name}' must match {r'[A-Za-z0-9][A-Za-z0-9._-]*'} "
+                                           "(at most 128 characters)")
+    existing = device_origin(store, profile.name)
+    if existing is None and profile.name in device_names(store):
+        raise Conflict(f"device '{profile.name}' is a shipped or measured profile; upload under another name")
+    if existing is not None and not replace:
+        raise Conflict(f"device '{profile.name}' exists; send replace=true to replace it")
+
+    from hw_profiles import save_profile
+
+    path = save_profile(profile, settings.profiles_dir / f"{profile.name}.yaml")
+    with store.session() as s:
+        row = s.get(Device, profile.name) or Device(name=profile.name)
+        row.kind, row.origin, row.path = profile.kind, origin, str(path)
+        s.add(row)
+    request.app.state.predictors.drop(lambda key: key[1] == profile.name)
+    return _out(store, load_device(store, profile.name))
+
+
+def _parse_profile(data: bytes, name: str | None) -> Any:
+    from hw_profiles import DeviceProfile
+
+    try:
+        parsed = yaml.safe_load(data.decode("utf-8"))
+    except (UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise FieldError(("body", "file"), f"not a YAML or JSON profile: {exc}") from None
+    if not isinstance(parsed, dict):
+        raise FieldError(("body", "file"), "a profile must be a mapping with name, kind, specs, ...")
+    if name:
+        parsed["name"] = name
+    parsed.pop("path", None)
+    try:
+        return DeviceProfile.model_validate(parsed)
+    except ValidationError as exc:
+        raise ApiError(422, validation_detail(exc, ("body", "file"))) from None
+
+
+def _fit_from_csv(store: Store, data: bytes, name: str | None, space_name: str | None, kind: str,
+                  base: str | None) -> Any:
+    """A profile whose latency is a learned model fitted on whole-subnet measurements (columns arch, latency_ms)."""
+    import numpy as np
+
+    from hw_profiles import DeviceProfile
+    from hw_profiles.schema import Fidelity
+    from predictors.api import correction_key
+    from predictors.learned import LearnedLatency
+    from supernet.errors import NasError
+
+    if not name:
+        raise FieldError(("body", "name"), "a CSV upload needs the new device's name")
+    if not space_name:
+        raise FieldError(("body", "space"), "a CSV upload needs the space its archs belong to",
+                         allowed=__import__("nas.api.resolve", fromlist=["space_names"]).space_names())
+    if kind not in KINDS:
+        raise FieldError(("body", "kind"), f"kind '{kind}' is not allowed", allowed=KINDS)
+    space = load_space(space_name)
+    try:
+        rows = list(csv.DictReader(io.StringIO(data.decode("utf-8"))))
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise FieldError(("body", "file"), f"not a CSV file: {exc}") from None
+    if not rows or not {"arch", "latency_ms"} <= set(rows[0]):
+        raise FieldError(("body", "file"), "the CSV needs columns 'arch' (the arch as JSON) and 'latency_ms'")
+    archs, ms = [], []
+    for i, row in enumerate(rows):
+        try:
+            archs.append(space.arch_from_dict(json.loads(row["arch"])))
+            ms.append(float(row["latency_ms"]))
+        except (json.JSONDecodeError, ValueError, TypeError, NasError) as exc:
+            raise FieldError(("body", "file", i + 2), f"row {i + 2}: {exc}") from None
+    codes, y = space.encode(archs), np.asarray(ms)
+    try:
+        model = LearnedLatency(space).fit(codes, y)
+        cv = model.cross_validate(codes, y) if len(y) >= 6 else None
+    except NasError as exc:
+        raise FieldError(("body", "file"), str(exc)) from None
+    start = load_device(store, base, ("body", "base")) if base else None
+    payload: dict[str, Any] = start.model_dump() if start is not None else {"kind": kind, "specs": {}}
+    payload.pop("path", None)
+    payload.update(name=name, state="fitted", description=f"learned latency fitted on {len(y)} measured archs "
+                                                         f"of {space.name}")
+    prof = DeviceProfile.model_validate(payload)
+    lat = prof.latency.model_copy(deep=True)
+    lat.learned = model.to_model(note=f"fitted on {len(y)} archs uploaded through the API")
+    lat.corrections = {**lat.corrections, correction_key(space, "learned"): model.correction}
+    if cv is not None:
+        fid = Fidelity(predictor="learned", n=cv["n"], spearman=cv["spearman"], kendall=cv["kendall"],
+                       rmse=cv["rmse"], mape=cv["mape"], within_10pct=cv["within_10pct"], source="fitted")
+        lat.fidelity = {**lat.fidelity, space.name: [fid]}
+    lat.lookup_table = None  # the fitted model is what this device's latency comes from
+    return prof.model_copy(update={"latency": lat})

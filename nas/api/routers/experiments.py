@@ -1,0 +1,134 @@
+"""Search experiments: POST /experiments (a spec as `nas search` reads it; 202 + id), GET /experiments,
+GET /experiments/{id} (status, progress, trials done, best so far per device), GET /experiments/{id}/pareto,
+POST /experiments/{id}/cancel, POST /experiments/{id}/resume.
+
+The experiment and its job are recorded in the store before the job runner may start it; a worker process runs
+the search. Names in a spec are checked against what the server knows (spaces, devices, runs) and output
+locations are the server's own, so no path a client sends reaches the file system.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import yaml
+from fastapi import APIRouter, Depends, Query, Request, Response
+from pydantic import ValidationError
+from sqlalchemy import select
+
+from nas.api.deps import get_runner, get_settings, get_store
+from nas.api.errors import ApiError, Conflict, FieldError, NotFound, validation_detail
+from nas.api.resolve import device_names, load_device, load_space, resolve_run_dir
+from nas.api.schemas import Accepted, ExperimentOut, ParetoOut
+from nas.api.spec import prepare_spec, spec_budget, spec_devices
+from nas.jobs import JobRunner, JobStateError, cancel_job, resume_job
+from nas.settings import Settings
+from nas.store import Experiment, Job, Store, new_id
+
+router = APIRouter(prefix="/experiments", tags=["experiments"])
+_SPEC_BODY = {"requestBody": {"required": True, "content": {
+    "application/json": {"schema": {"type": "object", "description": "an experiment spec, as `nas search` reads it"}},
+    "application/yaml": {"schema": {"type": "string"}}}}}
+
+
+def experiment_out(exp: Experiment, job: Job, *, detail: bool = False) -> ExperimentOut:
+    return ExperimentOut(
+        id=exp.id, name=exp.name, devices=spec_devices(exp.spec), budget=exp.budget, trials_done=exp.trials_done,
+        best=exp.best or {}, status=job.status, progress=job.progress, message=job.message, error=job.error,
+        attempts=job.attempts, interruptions=job.interruptions, created_at=job.created_at, started_at=job.started_at,
+        finished_at=job.finished_at, result=(exp.result or None) if detail else None,
+        spec=exp.spec if detail else None)
+
+
+def _get(store: Store, exp_id: str) -> tuple[Experiment, Job]:
+    with store.session() as s:
+        exp = s.get(Experiment, exp_id)
+        if exp is None:
+            raise NotFound("experiment", exp_id)
+        return exp, s.get(Job, exp.job_id)
+
+
+async def _spec_from_request(request: Request) -> dict[str, Any]:
+    raw = await request.body()
+    ctype = request.headers.get("content-type", "").split(";")[0].strip()
+    try:
+        data = yaml.safe_load(raw.decode("utf-8")) if "yaml" in ctype else json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError, yaml.YAMLError) as exc:
+        raise FieldError(("body",), f"the body must be an experiment spec as JSON (or YAML with a YAML "
+                                    f"content type): {exc}", type_="json_invalid") from None
+    if not isinstance(data, dict):
+        raise FieldError(("body",), "an experiment spec must be an object (name, space, devices, budget, ...)",
+                         type_="dict_type")
+    return data
+
+
+@router.post("", status_code=202, response_model=Accepted, openapi_extra=_SPEC_BODY)
+async def create_experiment(request: Request, response: Response, store: Store = Depends(get_store),
+                            settings: Settings = Depends(get_settings),
+                            runner: JobRunner = Depends(get_runner)) -> Accepted:
+    data = await _spec_from_request(request)
+    exp_id = new_id()
+    out_dir = settings.experiments_dir / exp_id
+    spec, run_id = prepare_spec(data, exp_id, out_dir, store=store, settings=settings)
+    with store.session() as s:
+        job = store.add_job(s, "search", exp_id)
+        s.add(Experiment(id=exp_id, name=str(spec.get("name") or exp_id), spec=spec, out_dir=str(out_dir),
+                         study_name=f"nas-{exp_id}", run_id=run_id, job_id=job.id, budget=spec_budget(spec)))
+        status = job.status
+    runner.wake()
+    response.headers["Location"] = f"/experiments/{exp_id}"
+    return Accepted(id=exp_id, status=status, url=f"/experiments/{exp_id}")
+
+
+@router.get("", response_model=list[ExperimentOut])
+def list_experiments(store: Store = Depends(get_store)) -> list[ExperimentOut]:
+    with store.session() as s:
+        pairs = [(e, s.get(Job, e.job_id)) for e in s.scalars(select(Experiment).order_by(Experiment.created_at))]
+    return [experiment_out(e, j) for e, j in pairs]
+
+
+@router.get("/{exp_id}", response_model=ExperimentOut)
+def get_experiment(exp_id: str, store: Store = Depends(get_store)) -> ExperimentOut:
+    return experiment_out(*_get(store, exp_id), detail=True)
+
+
+@router.get("/{exp_id}/pareto", response_model=ParetoOut)
+def get_pareto(exp_id: str, device: str = Query(..., description="one of the experiment's devices"),
+               store: Store = Depends(get_store)) -> ParetoOut:
+    exp, job = _get(store, exp_id)
+    devices = spec_devices(exp.spec)
+    if device not in devices:
+        raise FieldError(("query", "device"), f"experiment '{exp_id}' did not search device '{device}'",
+                         allowed=devices)
+    per_device = (exp.result or {}).get(device) if isinstance(exp.result, dict) else None
+    rows = per_device.get("pareto") if isinstance(per_device, dict) else None
+    if rows is None:
+        from nas.api.spec import pareto_from_study
+
+        rows = pareto_from_study(store, exp, device)
+    if rows is None:
+        raise Conflict(f"experiment '{exp_id}' is {job.status} and has no Pareto front for '{device}' yet")
+    return ParetoOut(experiment=exp_id, device=device, rows=rows)
+
+
+@router.post("/{exp_id}/cancel", response_model=ExperimentOut)
+def cancel_experiment(exp_id: str, store: Store = Depends(get_store),
+                      runner: JobRunner = Depends(get_runner)) -> ExperimentOut:
+    exp, _ = _get(store, exp_id)
+    cancel_job(store, exp.job_id)
+    runner.wake()
+    return experiment_out(*_get(store, exp_id))
+
+
+@router.post("/{exp_id}/resume", status_code=202, response_model=Accepted)
+def resume_experiment(exp_id: str, store: Store = Depends(get_store),
+                      runner: JobRunner = Depends(get_runner)) -> Accepted:
+    """Queue an interrupted, failed or cancelled experiment again: its finished trials are kept."""
+    exp, _ = _get(store, exp_id)
+    try:
+        job = resume_job(store, exp.job_id)
+    except JobStateError as exc:
+        raise Conflict(str(exc)) from None
+    runner.wake()
+    return Accepted(id=exp_id, status=job.status, url=f"/experiments/{exp_id}")

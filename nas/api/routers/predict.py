@@ -1,0 +1,76 @@
+"""POST /predict: accuracy, latency, MACs, params, SRAM, Flash and fit for a batch of archs on several devices.
+
+`Predictors` objects are cached per (space, device, run), so a request only encodes its archs and runs the
+vectorised predictors: hundreds of archs answer in milliseconds.
+"""
+
+from __future__ import annotations
+
+import math
+
+from fastapi import APIRouter, Depends, Request
+
+from nas.api.deps import get_settings, get_store
+from nas.api.errors import FieldError
+from nas.api.resolve import load_device, load_space, resolve_run_dir
+from nas.api.schemas import Prediction, PredictRequest, PredictResponse
+from nas.settings import Settings
+from nas.store import Store
+from supernet import ArchConfig
+from supernet.errors import InvalidArchError
+
+router = APIRouter(tags=["predict"])
+
+
+@router.post("/predict", response_model=PredictResponse)
+def predict(body: PredictRequest, request: Request, store: Store = Depends(get_store),
+            settings: Settings = Depends(get_settings)) -> PredictResponse:
+    from predictors import Predictors
+
+    space = load_space(body.space)
+    archs = []
+    for i, a in enumerate(body.archs):
+        try:
+            archs.append(space.validate(ArchConfig.from_dict(a.model_dump())))
+        except InvalidArchError as exc:
+            raise FieldError(("body", "archs", i, *_field_of(str(exc))), str(exc), type_="invalid_arch") from None
+    codes = space.encode(archs)
+    run_dir = None
+    if body.run is not None:
+        run_dir = resolve_run_dir(store, settings, body.run, ("body", "run"))
+    cache = request.app.state.predictors
+    rows: list[Prediction] = []
+    sources: dict[str, str] = {}
+    for j, device in enumerate(body.devices):
+        profile = load_device(store, device, ("body", "devices", j))
+        if run_dir is not None:
+            p = cache.get((space.name, device, body.run), lambda: Predictors.for_run(run_dir, profile))
+            if p.space.name != space.name:
+                raise FieldError(("body", "space"), f"run '{body.run}' was trained on space '{p.space.name}'",
+                                 allowed=[p.space.name])
+        else:
+            p = cache.get((space.name, device, None), lambda: Predictors(space, profile))
+        sources[device] = p.latency_source
+        df = p.predict(codes)
+        has_acc = "accuracy" in df.columns
+        for i, r in enumerate(df.to_dict("records")):
+            rows.append(Prediction(
+                arch_index=i, device=device, latency_ms=r["latency_ms"], macs=int(r["macs"]), params=int(r["params"]),
+                sram_bytes=r["sram_bytes"], flash_bytes=r["flash_bytes"], fits=bool(r["fits"]),
+                accuracy=_num(r["accuracy"]) if has_acc else None,
+                accuracy_std=_num(r.get("accuracy_std")) if has_acc else None))
+    return PredictResponse(space=space.name, run=body.run, latency_source=sources, predictions=rows)
+
+
+def _num(v: object) -> float | None:
+    return None if v is None or (isinstance(v, float) and math.isnan(v)) else float(v)
+
+
+def _field_of(message: str) -> list[str | int]:
+    """The arch field an InvalidArchError names (`field 'ks[3]'` → ["ks", 3]), for the 422's path."""
+    import re
+
+    m = re.search(r"field '([a-z]+)(?:\[(\d+)\])?'", message)
+    if not m:
+        return []
+    return [m.group(1)] + ([int(m.group(2))] if m.group(2) is not None else [])

@@ -1,0 +1,102 @@
+"""Experiment specs arriving over HTTP: names checked against what the server knows, locations set by the server.
+
+A spec is what `nas search` reads (`nas.experiment.ExperimentSpec`). Over the API, `space` must be a known space
+name, every device a known device name, `run` a known run id (replaced by that run's folder here); anything that
+would choose where files go (output folders, storage URLs) is the server's to set and is refused.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from nas.api.errors import ApiError, FieldError, validation_detail
+from nas.api.resolve import load_device, load_space, resolve_run_dir
+from nas.settings import Settings
+from nas.store import Experiment, Store
+
+SERVER_KEYS = ("out_dir", "output", "output_dir", "storage", "study_name", "db", "path")
+
+
+def _device_name(entry: Any) -> str | None:
+    if isinstance(entry, str):
+        return entry
+    if isinstance(entry, dict):
+        value = entry.get("name", entry.get("device"))
+        return value if isinstance(value, str) else None
+    return None
+
+
+def spec_devices(spec: dict[str, Any]) -> list[str]:
+    devices = spec.get("devices") or []
+    if isinstance(devices, dict):
+        return [str(k) for k in devices]
+    return [n for n in (_device_name(d) for d in devices) if n]
+
+
+def spec_budget(spec: dict[str, Any]) -> int:
+    """Trials in all: the spec's budget per device times its devices."""
+    search = spec.get("search") if isinstance(spec.get("search"), dict) else spec
+    budget = search.get("budget", spec.get("budget", 0))
+    try:
+        return int(budget) * max(1, len(spec_devices(spec)))
+    except (TypeError, ValueError):
+        return 0
+
+
+def prepare_spec(data: dict[str, Any], exp_id: str, out_dir: Path, *, store: Store,
+                 settings: Settings) -> tuple[dict[str, Any], str | None]:
+    """(the validated spec as plain JSON, the run id it names): names resolved, server-owned keys refused."""
+    try:
+        from nas.experiment import ExperimentSpec
+    except ImportError as exc:
+        raise ApiError(503, f"searches are not available in this install: {exc}") from None
+    for key in SERVER_KEYS:
+        if key in data:
+            raise FieldError(("body", key), f"'{key}' is set by the server for experiments it runs; leave it out")
+    spec = dict(data)
+    if "space" in spec:
+        if not isinstance(spec["space"], str):
+            raise FieldError(("body", "space"), "space must be a space name")
+        load_space(spec["space"], ("body", "space"))
+    devices = spec.get("devices")
+    if isinstance(devices, list):
+        for i, entry in enumerate(devices):
+            name = _device_name(entry)
+            loc = ("body", "devices", i) if isinstance(entry, str) else ("body", "devices", i, "name")
+            if name is None:
+                raise FieldError(loc, "each device must be a device name (or an object with its name)")
+            load_device(store, name, loc)
+    run_id = None
+    if spec.get("run") is not None:
+        if not isinstance(spec["run"], str):
+            raise FieldError(("body", "run"), "run must be a run id (GET /runs)")
+        run_id = spec["run"]
+        spec["run"] = str(resolve_run_dir(store, settings, run_id, ("body", "run")))
+    try:
+        parsed = ExperimentSpec.model_validate(spec)
+    except ValidationError as exc:
+        raise ApiError(422, validation_detail(exc)) from None
+    return parsed.model_dump(mode="json"), run_id
+
+
+def pareto_from_study(store: Store, exp: Experiment, device: str) -> list[dict[str, Any]] | None:
+    """The Pareto front found so far for `device`, read from the experiment's Optuna study while it runs."""
+    import optuna
+
+    storage = store.optuna_storage()
+    try:
+        names = [s.study_name for s in optuna.study.get_all_study_summaries(storage, include_best_trial=False)]
+    except Exception:  # noqa: BLE001 - no Optuna tables yet
+        return None
+    wanted = [n for n in names if n.startswith(exp.study_name) and n.endswith(device)]
+    if not wanted:
+        return None
+    study = optuna.load_study(study_name=wanted[0], storage=storage)
+    rows = []
+    for t in study.best_trials:
+        rows.append({"number": t.number, "values": list(t.values or []), "params": t.params,
+                     "user_attrs": {k: v for k, v in t.user_attrs.items() if isinstance(v, (int, float, str, bool))}})
+    return rows

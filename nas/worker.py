@@ -1,0 +1,263 @@
+"""A worker process: `python -m nas.worker JOB_ID` runs one job recorded in the store and records its outcome.
+
+Started by `nas.jobs.JobRunner` with the store's URL and folders in its environment (`NAS_DB_URL`,
+`NAS_RUNS_DIR`). It dies with the server that started it (a server killed with SIGKILL leaves no orphan to race
+the next one), stops between trials when its job is cancelled, and on SIGTERM stops the same way and leaves the
+job `interrupted` so the next server resumes it.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+import traceback
+from pathlib import Path
+from typing import Any, Callable
+
+from nas.settings import Settings
+from nas.store import Experiment, Export, Job, Store, utcnow
+
+log = logging.getLogger("nas.worker")
+
+
+class JobContext:
+    """What a job handler may do besides its work: report progress, and ask whether it should stop."""
+
+    def __init__(self, store: Store, job_id: str, check_every_s: float = 0.5) -> None:
+        self.store, self.job_id, self.check_every_s = store, job_id, check_every_s
+        self.terminated = False  # SIGTERM: the server is shutting down
+        self.cancelled = False
+        self._checked = 0.0
+
+    def should_stop(self) -> bool:
+        """True once the job is cancelled (checked in the store at most every `check_every_s`) or SIGTERM came."""
+        if self.terminated or self.cancelled:
+            return True
+        now = time.monotonic()
+        if now - self._checked >= self.check_every_s:
+            self._checked = now
+            job = self.store.job(self.job_id)
+            self.cancelled = bool(job is None or job.cancel_requested)
+        return self.terminated or self.cancelled
+
+    def report(self, progress: float | None = None, message: str | None = None) -> None:
+        values: dict[str, Any] = {}
+        if progress is not None:
+            values["progress"] = float(min(1.0, max(0.0, progress)))
+        if message is not None:
+            values["message"] = message
+        if values:
+            self.store.update_job(self.job_id, **values)
+
+
+def _die_with_parent() -> None:
+    """Ask the kernel to kill this process when the server that started it dies; poll as a fallback."""
+    parent = os.getppid()
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+    def watch() -> None:
+        while True:
+            if os.getppid() != parent:
+                os._exit(3)
+            time.sleep(0.5)
+
+    if os.getppid() != parent or parent == 1:
+        os._exit(3)
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
+# ---------------------------------------------------------------------- handlers
+def _to_jsonable(obj: Any) -> Any:
+    """Plain JSON types from what searches return (numpy scalars, DataFrames, paths)."""
+    import numpy as np
+    import pandas as pd
+
+    if isinstance(obj, dict):
+        return {str(k): _to_jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_to_jsonable(v) for v in obj]
+    if isinstance(obj, pd.DataFrame):
+        return None  # tables stay in the experiment's folder; the API reads them from there
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, Path):
+        return str(obj)
+    if hasattr(obj, "to_dict") and callable(obj.to_dict):
+        return _to_jsonable(obj.to_dict())
+    if isinstance(obj, float) and obj != obj:
+        return None
+    return obj if isinstance(obj, (str, int, float, bool)) or obj is None else str(obj)
+
+
+def run_search(store: Store, settings: Settings, job: Job, ctx: JobContext) -> None:
+    """Run (or resume) an experiment: same out_dir, same Optuna study names, so finished trials are kept."""
+    from nas.experiment import ExperimentSpec, run_experiment
+
+    with store.session() as s:
+        exp = s.get(Experiment, job.target_id)
+        spec_data, out_dir, exp_id = dict(exp.spec), Path(exp.out_dir), exp.id
+    spec = ExperimentSpec.model_validate(spec_data)
+    last = [0.0]
+
+    def progress(*args: Any, **kwargs: Any) -> None:
+        done, budget, best = _progress_args(args, kwargs)
+        now = time.monotonic()
+        if now - last[0] < 0.25 and (budget is None or done < budget):
+            return  # a fast search reports thousands of times; the store needs a few
+        last[0] = now
+        with store.session() as s:
+            e = s.get(Experiment, exp_id)
+            if done is not None:
+                e.trials_done = int(done)
+            if best:
+                e.best = {**(e.best or {}), **_to_jsonable(best)}
+            j = s.get(Job, job.id)
+            if done is not None and e.budget:
+                j.progress = min(1.0, float(done) / e.budget)
+            j.message = f"{done} of {e.budget} trials" if done is not None else j.message
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    result = run_experiment(spec, out_dir, storage=settings.database_url, progress=progress,
+                            should_stop=ctx.should_stop)
+    with store.session() as s:
+        e = s.get(Experiment, exp_id)
+        e.result = _to_jsonable(result) or {}
+        best = _best_from_result(result)
+        if best:
+            e.best = best
+        done = _trials_from_result(result)
+        if done is not None:
+            e.trials_done = done
+
+
+def _progress_args(args: tuple, kwargs: dict) -> tuple[int | None, int | None, dict | None]:
+    """(trials done, budget, best so far) from a progress call: `(done, budget, best)` or a dict, per device."""
+    if args and isinstance(args[0], dict) and not kwargs:
+        d = args[0]
+        return d.get("done", d.get("trials_done")), d.get("budget"), d.get("best")
+    ints = [a for a in args if isinstance(a, int) and not isinstance(a, bool)]
+    dicts = [a for a in args if isinstance(a, dict)]
+    done = kwargs.get("done", ints[0] if ints else None)
+    budget = kwargs.get("budget", ints[1] if len(ints) > 1 else None)
+    best = kwargs.get("best", dicts[0] if dicts else None)
+    device = kwargs.get("device", next((a for a in args if isinstance(a, str)), None))
+    if device is not None and best is not None:
+        best = {device: best}
+    return done, budget, best
+
+
+def _best_from_result(result: Any) -> dict:
+    out = {}
+    if isinstance(result, dict):
+        for device, r in result.items():
+            if isinstance(r, dict) and "best" in r:
+                out[str(device)] = _to_jsonable(r["best"])
+    return out
+
+
+def _trials_from_result(result: Any) -> int | None:
+    if not isinstance(result, dict):
+        return None
+    total = 0
+    for r in result.values():
+        trials = r.get("trials") if isinstance(r, dict) else None
+        if trials is not None and hasattr(trials, "__len__"):
+            total += len(trials)
+    return total or None
+
+
+def run_export(store: Store, settings: Settings, job: Job, ctx: JobContext) -> None:
+    """Write an export bundle under the store's exports folder and record its files."""
+    from nas.api.resolve import resolve_run_dir
+    from nas.export import export_bundle
+    from supernet import ArchConfig
+
+    with store.session() as s:
+        ex = s.get(Export, job.target_id)
+        run_id, device, arch, options, ex_id = ex.run_id, ex.device, dict(ex.arch), dict(ex.options or {}), ex.id
+    run_dir = resolve_run_dir(store, settings, run_id)
+    out_dir = settings.exports_dir / ex_id
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+    def progress(*args: Any, **kwargs: Any) -> None:
+        frac = next((a for a in args if isinstance(a, float)), kwargs.get("fraction"))
+        msg = next((a for a in args if isinstance(a, str)), kwargs.get("message"))
+        ctx.report(frac, msg)
+
+    bundle = Path(export_bundle(run_dir, ArchConfig.from_dict(arch), device, out_dir,
+                                formats=options.get("formats"), finetune_epochs=int(options.get("finetune_epochs", 0)),
+                                progress=progress)).resolve()
+    files = sorted(str(p.relative_to(bundle)) for p in bundle.rglob("*") if p.is_file())
+    with store.session() as s:
+        ex = s.get(Export, ex_id)
+        ex.bundle_dir, ex.files = str(bundle), files
+
+
+HANDLERS: dict[str, Callable[[Store, Settings, Job, JobContext], None]] = {"search": run_search, "export": run_export}
+
+
+def run_job(job_id: str, settings: Settings | None = None) -> str:
+    """Run job `job_id` to the end and record its outcome; returns the final status."""
+    settings = settings or Settings.from_env()
+    store = Store(settings.database_url)
+    job = store.job(job_id)
+    if job is None:
+        print(f"error: no job {job_id} in {settings.database_url}", file=sys.stderr)
+        return "missing"
+    ctx = JobContext(store, job_id)
+    signal.signal(signal.SIGTERM, lambda *_: setattr(ctx, "terminated", True))
+    store.update_job(job_id, status="running", pid=os.getpid(), message=f"running {job.kind}")
+    error = None
+    try:
+        HANDLERS[job.kind](store, settings, job, ctx)
+    except Exception as exc:  # recorded for the user; the traceback goes to the job's log
+        traceback.print_exc()
+        error = f"{type(exc).__name__}: {exc}"
+    ctx.should_stop()
+    if error is not None and not ctx.terminated:
+        status, message = "failed", "failed"
+    elif ctx.cancelled:
+        status, message = "cancelled", "cancelled"
+    elif ctx.terminated:
+        status, message = "interrupted", "interrupted: the server stopped while it ran"
+    else:
+        status, message = "succeeded", "done"
+    values: dict[str, Any] = {"status": status, "message": message, "error": error, "pid": None}
+    if status == "succeeded":
+        values["progress"] = 1.0
+    if status != "interrupted":
+        values["finished_at"] = utcnow()
+    with store.session() as s:
+        j = s.get(Job, job_id)
+        if status == "interrupted":
+            values["interruptions"] = j.interruptions + 1
+        for k, v in values.items():
+            setattr(j, k, v)
+    store.close()
+    return status
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) != 1:
+        print("usage: python -m nas.worker JOB_ID", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    _die_with_parent()
+    status = run_job(argv[0])
+    return 0 if status in ("succeeded", "cancelled", "interrupted") else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
