@@ -1,0 +1,178 @@
+"""SearchSpace: presets equal once-for-all's OFAMobileNetV3, sampling, encodings and errors."""
+
+import numpy as np
+import pytest
+import yaml
+
+from supernet import ArchConfig, InvalidArchError, SearchSpace, SpaceError, available_spaces, register_space
+from supernet.space import make_divisible
+
+TINY = SearchSpace.preset("tiny-mbv3")
+
+# OFAMobileNetV3.__init__ (ofa/imagenet_classification/elastic_nn/networks/ofa_mbv3.py).
+OFA_BASE_STAGE_WIDTH = [16, 16, 24, 40, 80, 112, 160, 960, 1280]
+OFA_STRIDES = [1, 2, 2, 2, 1, 2]
+OFA_ACTS = ["relu", "relu", "relu", "h_swish", "h_swish", "h_swish"]
+OFA_SE = [False, False, True, False, True, True]
+
+
+@pytest.mark.parametrize("name, width_mult, r_min", [("ofa-mbv3-w1.0", 1.0, 128), ("ofa-mbv3-w1.2", 1.2, 160)])
+def test_ofa_presets_are_ofa_mobilenetv3(name, width_mult, r_min):
+    sp = SearchSpace.preset(name)
+    widths = [make_divisible(w * width_mult, 8) for w in OFA_BASE_STAGE_WIDTH]
+    assert (sp.in_channels, sp.num_classes) == (3, 1000)
+    assert (sp.stem.width, sp.stem.kernel, sp.stem.stride, sp.stem.act) == (widths[0], 3, 2, "h_swish")
+    fb = sp.first_block
+    assert (fb.width, fb.kernel, fb.stride, fb.act, fb.se) == (widths[1], 3, OFA_STRIDES[0], OFA_ACTS[0], OFA_SE[0])
+    assert [(s.width, s.stride, s.act, s.se) for s in sp.stages] == list(
+        zip(widths[2:7], OFA_STRIDES[1:], OFA_ACTS[1:], OFA_SE[1:]))
+    assert (sp.final_expand, sp.feature_mix) == (widths[7], widths[8])
+    assert (sp.kernel_choices, sp.expand_choices, sp.depth_choices) == ((3, 5, 7), (3, 4, 6), (2, 3, 4))
+    assert sp.resolutions == tuple(range(r_min, 225, 4))
+    assert (sp.se_reduction, sp.channel_divisor, sp.dropout) == (4, 8, 0.1)
+    assert sp.num_blocks == 20 and sp.code_length == 46
+
+
+def test_ofa_w12_widths_after_make_divisible():
+    sp = SearchSpace.preset("ofa-mbv3-w1.2")
+    assert [sp.stem.width, sp.first_block.width] + [s.width for s in sp.stages] + [sp.final_expand, sp.feature_mix] \
+        == [24, 24, 32, 48, 96, 136, 192, 1152, 1536]
+
+
+def test_make_divisible_and_channel_rules():
+    assert [make_divisible(v) for v in (19.2, 28.8, 134.4, 3, 60, 36)] == [24, 32, 136, 8, 64, 40]
+    assert TINY.mid_channels(20, 3) == 64  # make_divisible(round(20 * 3), 8)
+    assert TINY.mid_channels(24, 6) == 144
+    assert TINY.se_channels(144) == 40 and TINY.se_channels(72) == 24  # make_divisible(c // 4, 8)
+
+
+def test_slots():
+    sp = SearchSpace.preset("ofa-mbv3-w1.0")
+    firsts = [s for s in sp.slots if s.position == 0]
+    assert [(s.in_channels, s.out_channels, s.stride, s.residual) for s in firsts] == [
+        (16, 24, 2, False), (24, 40, 2, False), (40, 80, 2, False), (80, 112, 1, False), (112, 160, 2, False)]
+    assert all(s.residual and s.stride == 1 for s in sp.slots if s.position > 0)
+
+
+def test_size_counts_distinct_subnets():
+    sp = SearchSpace.preset("ofa-mbv3-w1.0")
+    assert sp.size() == (81 + 9 ** 3 + 9 ** 4) ** 5 * 25
+    assert sp.size() > 10 ** 19  # "more than 10^19 subnets" (OFA paper)
+    assert TINY.size() == (81 + 9 ** 3 + 9 ** 4) ** 4 * 3
+
+
+def test_largest_smallest():
+    big, small = TINY.largest(), TINY.smallest()
+    assert set(big.ks) == {7} and set(big.e) == {6} and set(big.d) == {4} and big.r == 32
+    assert set(small.ks) == {3} and set(small.e) == {3} and set(small.d) == {2} and small.r == 24
+    assert TINY.largest(r=28).r == 28
+
+
+def test_sample_is_deterministic_valid_and_covers_choices():
+    assert TINY.sample(3) == TINY.sample(3)
+    assert TINY.sample(np.random.default_rng(3)) == TINY.sample(3)
+    archs = TINY.sample_many(300, 0)
+    assert archs == TINY.sample_many(300, 0) and archs != TINY.sample_many(300, 1)
+    for a in archs[:50]:
+        assert TINY.validate(a) is a
+    assert {k for a in archs for k in a.ks} == {3, 5, 7}
+    assert {d for a in archs for d in a.d} == {2, 3, 4}
+    assert {a.r for a in archs} == set(TINY.resolutions)
+
+
+def test_encode_decode_codes():
+    archs = TINY.sample_many(50, 2)
+    codes = TINY.encode(archs)
+    assert codes.shape == (50, TINY.code_length) and codes.dtype == np.int64
+    assert TINY.decode(codes) == archs
+    raw = TINY.sample_codes(500, 9)
+    assert raw.shape == (500, TINY.code_length)
+    assert np.array_equal(raw, TINY.sample_codes(500, 9))
+    assert np.array_equal(TINY.canonical_codes(raw), raw)  # sampled codes are canonical already
+    assert np.array_equal(TINY.encode(TINY.decode(raw)), raw)
+    k, e, d, r = TINY.split_codes(raw)
+    assert k.shape == e.shape == (500, TINY.num_blocks) and d.shape == (500, TINY.num_stages) and r.shape == (500,)
+    assert set(np.unique(d)) == {2, 3, 4}
+    with pytest.raises(InvalidArchError, match="shape"):
+        TINY.split_codes(raw[:, :-1])
+
+
+def test_active_mask():
+    mask = TINY.active_mask(np.array([[2, 3, 4, 2]]))
+    assert mask.shape == (1, 16)
+    assert mask[0].tolist() == [1, 1, 0, 0, 1, 1, 1, 0, 1, 1, 1, 1, 1, 1, 0, 0]
+
+
+def test_onehot_is_ofa_encoding():
+    archs = TINY.sample_many(40, 4)
+    oh = TINY.onehot(archs)
+    assert oh.shape == (40, TINY.onehot_length) == (40, 16 * 6 + 3)
+    assert np.array_equal(oh, TINY.onehot(TINY.encode(archs)))
+    nb, nk, ne = TINY.num_blocks, 3, 3
+    blocks = oh[:, :nb * (nk + ne)].reshape(40, nb, nk + ne)
+    for a, row, full in zip(archs, blocks, oh):
+        active = set(a.active_blocks())
+        for i in range(nb):
+            if i in active:
+                assert row[i, :nk].tolist() == [float(k == a.ks[i]) for k in (3, 5, 7)]
+                assert row[i, nk:].tolist() == [float(e == a.e[i]) for e in (3, 4, 6)]
+            else:
+                assert not row[i].any()
+        assert full[-3:].tolist() == [float(r == a.r) for r in TINY.resolutions]
+    # Off-grid resolutions: two-hot between the neighbours.
+    a = TINY.largest(r=30)
+    assert TINY.onehot([a])[0, -3:].tolist() == [0.0, 0.5, 0.5]
+
+
+def test_mutate_and_crossover():
+    a, b = TINY.sample(0), TINY.sample(1)
+    assert TINY.mutate(a, 5, prob=0.0) == a
+    m = TINY.mutate(a, 5, prob=0.5)
+    assert m == TINY.mutate(a, 5, prob=0.5) and m != a and TINY.validate(m) is m
+    assert TINY.crossover(a, a, 3) == a
+    c = TINY.crossover(a, b, 3)
+    assert c == TINY.crossover(a, b, 3) and TINY.validate(c) is c
+    assert c.r in (a.r, b.r) and all(x in (y, z) for x, y, z in zip(c.d, a.d, b.d))
+    children = {TINY.crossover(a, b, s) for s in range(20)}
+    assert len(children) > 2
+
+
+def test_round_trip_through_dict_and_yaml(tmp_path, monkeypatch):
+    monkeypatch.setattr("supernet.space._PRESETS", {})  # the registration below stays inside this test
+    for name in available_spaces():
+        sp = SearchSpace.preset(name)
+        assert SearchSpace.from_dict(sp.to_dict()) == sp
+    path = tmp_path / "mine.yaml"
+    path.write_text(yaml.safe_dump({**TINY.to_dict(), "name": "mine", "num_classes": 5}))
+    mine = SearchSpace.preset(str(path))
+    assert mine.num_classes == 5 and mine.slots == TINY.slots
+    register_space("mine-test", path)
+    assert "mine-test" in available_spaces()
+    assert SearchSpace.preset("mine-test") == mine
+
+
+def test_space_errors():
+    with pytest.raises(SpaceError, match="unknown space 'nope'; available: .*tiny-mbv3"):
+        SearchSpace.preset("nope")
+    good = TINY.to_dict()
+    cases = [
+        ({**good, "colour": 1}, "unknown key(s) colour"),
+        ({k: v for k, v in good.items() if k != "stem"}, "malformed"),
+        ({**good, "kernel_choices": [3, 4]}, "kernel_choices must be odd"),
+        ({**good, "stages": [{**good["stages"][0], "act": "gelu"}]}, "stages[0].act must be one of"),
+        ({**good, "stages": [{**good["stages"][0], "stride": 3}]}, "stages[0].stride must be 1 or 2"),
+        ({**good, "resolutions": [32, 28]}, "resolutions must be sorted"),
+    ]
+    for data, needle in cases:
+        with pytest.raises(SpaceError) as err:
+            SearchSpace.from_dict(data)
+        assert needle in str(err.value), str(err.value)
+
+
+def test_validate_rejects_non_arch_and_wrong_space():
+    with pytest.raises(InvalidArchError, match="expected an ArchConfig"):
+        TINY.validate({"ks": [3]})  # type: ignore[arg-type]
+    ofa = SearchSpace.preset("ofa-mbv3-w1.0")
+    with pytest.raises(InvalidArchError, match="field 'd' must list 5 depths"):
+        ofa.validate(TINY.largest())
+    assert isinstance(ofa.validate(ArchConfig((3,) * 20, (3,) * 20, (2,) * 5, 128)), ArchConfig)
