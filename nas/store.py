@@ -175,6 +175,7 @@ class Store:
             raise ValueError(f"job kind must be one of {JOB_KINDS}, got {kind!r}")
         job = Job(id=new_id(), kind=kind, target_id=target_id, status="queued", message="queued")
         s.add(job)
+        s.flush()  # rows that reference the job (experiments, exports) are inserted after it
         return job
 
     def job(self, job_id: str) -> Job | None:

@@ -17,7 +17,7 @@ from nas.api.schemas import Prediction, PredictRequest, PredictResponse
 from nas.settings import Settings
 from nas.store import Store
 from supernet import ArchConfig
-from supernet.errors import InvalidArchError
+from supernet.errors import CheckpointError, InvalidArchError, NasError
 
 router = APIRouter(tags=["predict"])
 
@@ -43,15 +43,20 @@ def predict(body: PredictRequest, request: Request, store: Store = Depends(get_s
     sources: dict[str, str] = {}
     for j, device in enumerate(body.devices):
         profile = load_device(store, device, ("body", "devices", j))
-        if run_dir is not None:
-            p = cache.get((space.name, device, body.run), lambda: Predictors.for_run(run_dir, profile))
+        try:
+            if run_dir is not None:
+                p = cache.get((space.name, device, body.run), lambda: Predictors.for_run(run_dir, profile))
+            else:
+                p = cache.get((space.name, device, None), lambda: Predictors(space, profile))
             if p.space.name != space.name:
                 raise FieldError(("body", "space"), f"run '{body.run}' was trained on space '{p.space.name}'",
                                  allowed=[p.space.name])
-        else:
-            p = cache.get((space.name, device, None), lambda: Predictors(space, profile))
+            df = p.predict(codes)
+        except NasError as exc:
+            about_run = run_dir is not None and (isinstance(exc, CheckpointError) or "accuracy" in str(exc))
+            loc = ("body", "run") if about_run else ("body", "devices", j)
+            raise FieldError(loc, f"device '{device}': {exc}", type_=type(exc).__name__) from None
         sources[device] = p.latency_source
-        df = p.predict(codes)
         has_acc = "accuracy" in df.columns
         for i, r in enumerate(df.to_dict("records")):
             rows.append(Prediction(
