@@ -224,6 +224,15 @@ class SearchSpace:
         return arch
 
     def arch_from_dict(self, data: Mapping[str, Any]) -> ArchConfig:
+        """An arch from OFA's JSON keys, validated against this space."""
+        if isinstance(data, Mapping):
+            # Lengths first, against this space: ArchConfig alone can only guess the slots per stage.
+            for name, n, what in (("d", self.num_stages, "depths (one per stage)"),
+                                  ("ks", self.num_blocks, "block slots"), ("e", self.num_blocks, "block slots")):
+                value = data.get(name)
+                if isinstance(value, (list, tuple)) and len(value) != n:
+                    raise InvalidArchError(f"field '{name}' must list {n} {what} for space '{self.name}', "
+                                           f"got {len(value)}")
         return self.validate(ArchConfig.from_dict(data))
 
     # ---------------------------------------------------------------- sampling
