@@ -188,10 +188,24 @@ class ElasticMBConv(nn.Module):
         return block
 
     @torch.no_grad()
-    def sort_channels(self) -> None:
+    def sort_channels(self, expand_stage: int = 0) -> None:
         """Reorder expanded channels by importance (L1 norm of the projection weights), most important first,
-        so smaller expand ratios keep the best ones; the largest block's function is unchanged."""
+        so smaller expand ratios keep the best ones; the largest block's function is unchanged.
+
+        `expand_stage` > 0 is OFA's `re_organize_middle_weights(expand_ratio_stage)` for later progressive
+        shrinking phases: channels are sorted only within the bands between the widths of the largest
+        `expand_stage + 1` expand ratios, so the channels each already-trained width uses stay in it."""
         importance = self.project_conv.weight.abs().sum(dim=(0, 2, 3))
+        if expand_stage > 0:
+            widths = [self.mid_channels(e) for e in sorted(self.expand_choices, reverse=True)]
+            if expand_stage >= len(widths):
+                raise ValueError(f"expand_stage must be below {len(widths)} (the number of expand choices)")
+            importance = importance.clone()
+            right, base = len(importance), -len(widths) * 1e5
+            for left in widths[:expand_stage + 1]:
+                importance[left:right] += base
+                base += 1e5
+                right = left
         order = torch.argsort(importance, descending=True)
         self.project_conv.weight.copy_(self.project_conv.weight[:, order])
         self.expand_conv.weight.copy_(self.expand_conv.weight[order])

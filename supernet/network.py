@@ -112,7 +112,8 @@ class Supernet(nn.Module):
         return net
 
     @torch.no_grad()
-    def sort_channels(self) -> None:
-        """Reorder every block's expanded channels by importance (OFA); the largest net's output is unchanged."""
+    def sort_channels(self, expand_stage: int = 0) -> None:
+        """Reorder every block's expanded channels by importance (OFA); the largest net's output is unchanged.
+        `expand_stage`: see `ElasticMBConv.sort_channels`."""
         for block in self.blocks:
-            block.sort_channels()
+            block.sort_channels(expand_stage)

@@ -218,3 +218,24 @@ def test_training_mode_forward_and_backward_reach_shared_weights():
     inactive = [j for j in range(space.num_blocks) if j not in set(arch.active_blocks())]
     if inactive:
         assert net.blocks[inactive[0]].expand_conv.weight.grad is None
+
+
+def test_sort_channels_within_bands_for_later_shrinking_phases():
+    """OFA's re_organize_middle_weights(expand_ratio_stage=1): channels of the e=4 width stay in it."""
+    torch.manual_seed(0)
+    block = ElasticMBConv(16, 16, (3, 5, 7), (3, 4, 6), 1, "relu", True)
+    w4, w6 = block.mid_channels(4), block.mid_channels(6)
+    tag = torch.arange(w6, dtype=torch.float32)
+    with torch.no_grad():
+        block.dw_bn.running_mean.copy_(tag)  # follows the permutation
+        block.project_conv.weight[:, w4:] *= 100  # the outer band looks most important
+    block.sort_channels(expand_stage=1)
+    moved = block.dw_bn.running_mean
+    assert set(moved[:w4].tolist()) == set(range(w4))  # nothing crossed the e=4 boundary
+    assert not torch.equal(moved, tag)
+    imp = block.project_conv.weight.abs().sum(dim=(0, 2, 3))
+    assert torch.all(imp[:w4 - 1] >= imp[1:w4]) and torch.all(imp[w4:-1] >= imp[w4 + 1:])
+    block.sort_channels()  # a plain sort does move the outer band to the front
+    assert set(block.dw_bn.running_mean[:w6 - w4].tolist()) == set(range(w4, w6))
+    with pytest.raises(ValueError, match="expand_stage"):
+        block.sort_channels(expand_stage=3)
