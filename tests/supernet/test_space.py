@@ -176,3 +176,15 @@ def test_validate_rejects_non_arch_and_wrong_space():
     with pytest.raises(InvalidArchError, match="field 'd' must list 5 depths"):
         ofa.validate(TINY.largest())
     assert isinstance(ofa.validate(ArchConfig((3,) * 20, (3,) * 20, (2,) * 5, 128)), ArchConfig)
+
+
+def test_readme_search_space_example_runs():
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    block = next(b for b in re.findall(r"```python\n(.*?)```", readme, re.S) if "SearchSpace.preset" in b)
+    scope: dict = {}
+    exec(block, scope)  # noqa: S102 - our own README
+    assert scope["logits"].shape == (1, 10)
+    assert type(scope["subnet"]).__name__ == "StaticNet"
