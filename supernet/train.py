@@ -1,0 +1,380 @@
+"""Train a supernet once: progressive shrinking (phases from the experiment YAML), distillation from the frozen
+largest network, sandwich sampling, elastic resolution, resumable checkpoints, data parallel under torchrun.
+
+`train(config, out_dir)` is the whole loop, top to bottom. Every random choice of a step (batch order,
+augmentation, resolution, subnets, dropout) is drawn from generators seeded by (seed, step), so a run resumed
+from any checkpoint ends with the same weights as one that never stopped.
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import io
+import math
+import random
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from supernet import distributed as ddp
+from supernet._io import save_torch, sha256_file, write_json, write_text
+from supernet.arch import ArchConfig
+from supernet.config import ExperimentConfig, PhaseConfig
+from supernet.data import Splits, augment_batch, load_splits, make_loader
+from supernet.errors import CheckpointError
+from supernet.evaluate import evaluate, recalibrate_bn, resize_to
+from supernet.network import Supernet
+from supernet.run import CHECKPOINT, EXPERIMENT, METRICS, RUN_JSON, WEIGHTS
+from supernet.space import SearchSpace
+
+CHECKPOINT_FORMAT = 1
+METRIC_COLUMNS = ["kind", "phase", "epoch", "step", "global_step", "loss", "lr", "img_per_s", "elapsed_s", "arch",
+                  "split", "top1"]
+
+
+# ------------------------------------------------------------------------------------------------ pieces
+def build_space(config: ExperimentConfig, splits: Splits) -> SearchSpace:
+    """The experiment's space with its input channels and classes set by the data."""
+    base = SearchSpace.preset(config.space)
+    return SearchSpace.from_dict({**base.to_dict(), "in_channels": splits.in_channels,
+                                  "num_classes": splits.num_classes})
+
+
+def phase_choices(space: SearchSpace, phase: PhaseConfig) -> tuple[tuple[int, ...], ...]:
+    """(kernel, expand, depth, resolution) choices unlocked in `phase` (null fields: the largest only / all r)."""
+    return (phase.kernel or (max(space.kernel_choices),), phase.expand or (max(space.expand_choices),),
+            phase.depth or (space.max_depth,), phase.resolutions or space.resolutions)
+
+
+def phase_extremes(space: SearchSpace, phase: PhaseConfig, r: int | None = None) -> tuple[ArchConfig, ArchConfig]:
+    """The largest and smallest subnets that `phase` trains (at `r`, else the largest/smallest resolution)."""
+    ks, es, ds, rs = phase_choices(space, phase)
+    nb, ns = space.num_blocks, space.num_stages
+    return (ArchConfig((max(ks),) * nb, (max(es),) * nb, (max(ds),) * ns, r or max(rs)),
+            ArchConfig((min(ks),) * nb, (min(es),) * nb, (min(ds),) * ns, r or min(rs)))
+
+
+def sample_subnets(space: SearchSpace, phase: PhaseConfig, r: int, rng: np.random.Generator) -> list[ArchConfig]:
+    """The subnets of one step: with `sandwich` the phase's largest and smallest first, then uniform draws."""
+    ks, es, ds, _ = phase_choices(space, phase)
+    archs = list(phase_extremes(space, phase, r)) if phase.sandwich else []
+    while len(archs) < phase.subnets_per_step:
+        archs.append(ArchConfig(tuple(int(v) for v in rng.choice(ks, space.num_blocks)),
+                                tuple(int(v) for v in rng.choice(es, space.num_blocks)),
+                                tuple(int(v) for v in rng.choice(ds, space.num_stages)), r))
+    return [space.validate(a) for a in archs]
+
+
+def make_optimizer(net: nn.Module, config: ExperimentConfig, phase: PhaseConfig) -> torch.optim.Optimizer:
+    """SGD (Nesterov) or AdamW; no weight decay on BN, biases and the kernel-transformation matrices (OFA)."""
+    decay, no_decay = [], []
+    for name, p in net.named_parameters():
+        (no_decay if p.ndim <= 1 or "kernel_transforms" in name else decay).append(p)
+    t = config.train
+    groups = [{"params": decay, "weight_decay": t.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    if t.optimizer == "adamw":
+        return torch.optim.AdamW(groups, lr=phase.lr)
+    return torch.optim.SGD(groups, lr=phase.lr, momentum=t.momentum, nesterov=t.nesterov and t.momentum > 0)
+
+
+def make_scheduler(optimizer: torch.optim.Optimizer, phase: PhaseConfig, total_steps: int):  # noqa: ANN201
+    """Linear warm-up over `warmup_steps`, then cosine from `lr` to `lr_min` at the phase's last step."""
+    floor = phase.lr_min / phase.lr if phase.lr > 0 else 0.0
+
+    def factor(step: int) -> float:
+        if step < phase.warmup_steps:
+            return (step + 1) / (phase.warmup_steps + 1)
+        span = max(1, total_steps - phase.warmup_steps)
+        progress = min(1.0, (step - phase.warmup_steps) / span)
+        return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def distillation_loss(student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
+    """Soft cross-entropy against the teacher's probabilities (temperature 1, as OFA)."""
+    return -(F.softmax(teacher, 1) * F.log_softmax(student, 1)).sum(1).mean()
+
+
+def steps_per_epoch(phase: PhaseConfig, n_train: int, batch_size: int) -> int:
+    full = n_train // batch_size
+    if full < 1:
+        from supernet.config import ConfigError
+
+        raise ConfigError(f"field 'train.batch_size' = {batch_size} is larger than the {n_train} training images")
+    return full if phase.steps_per_epoch is None else min(full, phase.steps_per_epoch)
+
+
+@dataclass
+class Progress:
+    """Where training stands: the phase index, the epoch within it, the step within the epoch, the global step."""
+
+    phase: int = 0
+    epoch: int = 0
+    step: int = 0
+    global_step: int = 0
+    metrics: list[dict[str, Any]] = field(default_factory=list)
+
+    def state(self) -> dict[str, Any]:
+        return {"phase": self.phase, "epoch": self.epoch, "step": self.step, "global_step": self.global_step}
+
+
+def _frozen_teacher(net: Supernet, space: SearchSpace, calib: Any, n_images: int) -> Supernet:
+    teacher = copy.deepcopy(net)
+    recalibrate_bn(teacher, space.largest(), calib, n_images)
+    teacher.set_active(space.largest())
+    for p in teacher.parameters():
+        p.requires_grad_(False)
+    return teacher.eval()
+
+
+def _metrics_csv(rows: list[dict[str, Any]]) -> str:
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=METRIC_COLUMNS, extrasaction="ignore")
+    w.writeheader()
+    w.writerows(rows)
+    return buf.getvalue()
+
+
+def _progress_bar(enabled: bool, total: int, desc: str):  # noqa: ANN202
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, file=sys.stderr, disable=not enabled, dynamic_ncols=True, leave=False)
+
+
+def _tensorboard(out_dir: Path, enabled: bool):  # noqa: ANN202
+    if not enabled:
+        return None
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        return None
+    return SummaryWriter(str(out_dir / "tensorboard"))
+
+
+def _load_checkpoint(path: Path, config_hash: str) -> dict[str, Any]:
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - a torn or foreign file is unusable whatever the reason
+        raise CheckpointError(f"cannot read checkpoint {path}: {exc}") from None
+    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
+        raise CheckpointError(f"{path} is not an ofa-nas training checkpoint (format {CHECKPOINT_FORMAT})")
+    if ckpt.get("config_hash") != config_hash:
+        raise CheckpointError(f"checkpoint {path} belongs to another config (hash {str(ckpt.get('config_hash'))[:12]}, "
+                              f"this experiment {config_hash[:12]}); train into a new --out folder, or resume with "
+                              f"the experiment.yaml saved in that folder")
+    return ckpt
+
+
+# ------------------------------------------------------------------------------------------------ the loop
+def train(config: ExperimentConfig, out_dir: str | Path, *, resume: bool = False, progress: bool = True,
+          stop_at_step: int | None = None, log: Callable[[str], None] | None = None) -> Path:
+    """Train `config`'s supernet into `out_dir` (run folder layout in docs/CONTRACTS.md) and return the folder.
+
+    `resume`: continue from `out_dir/checkpoint.pt` (refused if it belongs to another config).
+    `stop_at_step`: stop once this many steps are done, as an interruption would (the run stays resumable).
+    """
+    out = Path(out_dir)
+    log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
+    ctx = ddp.setup(config.train.device)
+    t = config.train
+    cuda = ctx.device.type == "cuda"
+    config_hash = config.config_hash()
+    ckpt_path = out / CHECKPOINT
+    ckpt = None
+    if resume and ckpt_path.is_file():
+        ckpt = _load_checkpoint(ckpt_path, config_hash)
+    elif not resume and ckpt_path.is_file():
+        raise CheckpointError(f"{out} already holds a training checkpoint; pass --resume to continue it, "
+                              f"or choose another --out folder")
+
+    splits = load_splits(config.data)
+    space = build_space(config, splits)
+    torch.manual_seed(config.seed)  # the same initial weights on every rank and in every run of this config
+    net = Supernet(space).to(ctx.device)
+    if cuda:
+        net = net.to(memory_format=torch.channels_last)
+    calib = make_loader(splits.train, 200, shuffle=True, seed=config.seed + 1)  # OFA: BN stats from train images
+    val = make_loader(splits.val if t.eval_images is None else
+                      splits.val.subset(torch.arange(min(t.eval_images, len(splits.val)))), 500, shuffle=False)
+    state = Progress()
+    teacher: Supernet | None = None
+    if ckpt is not None:
+        net.load_state_dict(ckpt["model"])
+        if ckpt["teacher"] is not None:
+            teacher = Supernet(space).to(ctx.device)
+            teacher.load_state_dict(ckpt["teacher"])
+            teacher.set_active(space.largest())
+            teacher.requires_grad_(False).eval()
+        state = Progress(**ckpt["progress"], metrics=list(ckpt["metrics"]))
+        torch.set_rng_state(ckpt["rng"]["torch"])
+        random.setstate((ckpt["rng"]["python"][0], tuple(ckpt["rng"]["python"][1]), ckpt["rng"]["python"][2]))
+        log(f"resumed {out} at phase {config.phases[min(state.phase, len(config.phases) - 1)].name}, "
+            f"step {state.global_step}")
+    if ctx.is_main:
+        out.mkdir(parents=True, exist_ok=True)
+        write_text(out / EXPERIMENT, config.to_yaml())
+        write_json(out / RUN_JSON, {"name": config.name, "space": space.to_dict(), "data": config.data.to_dict(),
+                                    "config_hash": config_hash, "finished": False, "checkpoint_hash": None})
+    tb = _tensorboard(out, ctx.is_main)
+    params = [p for p in net.parameters()]
+    optimizer = scheduler = None
+
+    def save_checkpoint() -> None:
+        ddp.average_buffers(net, ctx)
+        if ctx.is_main:
+            rs = random.getstate()
+            save_torch(ckpt_path, {
+                "format": CHECKPOINT_FORMAT, "config_hash": config_hash, "progress": state.state(),
+                "model": net.state_dict(), "teacher": teacher.state_dict() if teacher is not None else None,
+                "optimizer": optimizer.state_dict() if optimizer is not None else None,
+                "scheduler": scheduler.state_dict() if scheduler is not None else None,
+                "rng": {"torch": torch.get_rng_state(), "python": [rs[0], list(rs[1]), rs[2]]},
+                "metrics": state.metrics})
+            write_text(out / METRICS, _metrics_csv(state.metrics))
+        ddp.barrier(ctx)
+
+    def record(row: dict[str, Any]) -> None:
+        state.metrics.append(row)
+        if tb is not None and row["kind"] == "train":
+            tb.add_scalar("train/loss", row["loss"], row["global_step"])
+            tb.add_scalar("train/lr", row["lr"], row["global_step"])
+        elif tb is not None:
+            tb.add_scalar(f"{row['split']}/top1_{row['arch']}", row["top1"], row["global_step"])
+
+    started, cpu_started = time.perf_counter(), time.process_time()
+    while state.phase < len(config.phases):
+        phase = config.phases[state.phase]
+        n_steps = steps_per_epoch(phase, len(splits.train), t.batch_size)
+        fresh_phase = state.epoch == 0 and state.step == 0
+        if fresh_phase and phase.sort_channels:
+            net.sort_channels()
+        kd_weight = t.kd_weight if phase.kd_weight is None else phase.kd_weight
+        if kd_weight > 0 and teacher is None:
+            teacher = _frozen_teacher(net, space, calib, t.bn_calib_images)
+        optimizer = make_optimizer(net, config, phase)
+        scheduler = make_scheduler(optimizer, phase, phase.epochs * n_steps)
+        if ckpt is not None and ckpt["optimizer"] is not None and not fresh_phase:
+            optimizer.load_state_dict(ckpt["optimizer"])
+            scheduler.load_state_dict(ckpt["scheduler"])
+        ckpt = None
+        bar = _progress_bar(progress and ctx.is_main, phase.epochs * n_steps, phase.name)
+        bar.update(state.epoch * n_steps + state.step)
+        while state.epoch < phase.epochs:
+            loader = make_loader(splits.train, t.batch_size, shuffle=True, seed=config.seed,
+                                 epoch=state.phase * 100_003 + state.epoch, start_batch=state.step,
+                                 max_batches=n_steps, drop_last=True, rank=ctx.rank, world_size=ctx.world_size,
+                                 workers=t.workers, pin_memory=cuda)
+            tick, seen = time.perf_counter(), 0
+            for x, y in loader:
+                # One seed per step, shared by all ranks (same subnets, same resolution); dropout and
+                # augmentation differ per rank because each rank holds different images.
+                rng = np.random.default_rng([config.seed, state.global_step])
+                gen = torch.Generator().manual_seed(int(rng.integers(2**62)) + ctx.rank)
+                torch.manual_seed(int(rng.integers(2**62)) + ctx.rank)
+                x, y = x.to(ctx.device, non_blocking=True), y.to(ctx.device, non_blocking=True)
+                if config.data.augment:
+                    x = augment_batch(x, gen, pad=splits.pad, flip=splits.flip)
+                r = int(rng.choice(phase_choices(space, phase)[3]))
+                x = resize_to(x, r)
+                if cuda:
+                    x = x.contiguous(memory_format=torch.channels_last)
+                archs = sample_subnets(space, phase, r, rng)
+                with torch.autocast(ctx.device.type, dtype=torch.bfloat16, enabled=cuda):
+                    soft = None
+                    if kd_weight > 0:
+                        with torch.no_grad():
+                            soft = teacher(x).float()
+                    net.train()
+                    optimizer.zero_grad(set_to_none=True)
+                    loss_sum = 0.0
+                    for arch in archs:
+                        net.set_active(arch)
+                        logits = net(x).float()
+                        loss = F.cross_entropy(logits, y, label_smoothing=t.label_smoothing)
+                        if soft is not None:
+                            loss = loss + kd_weight * distillation_loss(logits, soft)
+                        (loss / len(archs)).backward()
+                        loss_sum += float(loss.detach())
+                net.set_active(space.largest())
+                ddp.average_gradients(params, ctx)
+                optimizer.step()
+                scheduler.step()
+                state.step += 1
+                state.global_step += 1
+                seen += len(y) * ctx.world_size * len(archs)
+                bar.update(1)
+                if state.global_step % t.log_every == 0 or state.step == n_steps:
+                    now = time.perf_counter()
+                    speed = seen / max(now - tick, 1e-9)
+                    tick, seen = now, 0
+                    bar.set_postfix(epoch=state.epoch, loss=f"{loss_sum / len(archs):.3f}",
+                                    img_s=f"{speed:.0f}")
+                    record({"kind": "train", "phase": phase.name, "epoch": state.epoch, "step": state.step,
+                            "global_step": state.global_step, "loss": round(loss_sum / len(archs), 5),
+                            "lr": round(scheduler.get_last_lr()[0], 7), "img_per_s": round(speed, 1),
+                            "elapsed_s": round(time.perf_counter() - started, 2)})
+                if state.global_step % t.checkpoint_every == 0:
+                    save_checkpoint()
+                if stop_at_step is not None and state.global_step >= stop_at_step:
+                    bar.close()
+                    ddp.teardown(ctx)
+                    return out
+            state.epoch += 1
+            state.step = 0
+        bar.close()
+        # Phase end: BN-recalibrated validation of the phase's extremes (largest last, so the stored running
+        # statistics are the largest net's), then a checkpoint that a resume starts the next phase from.
+        largest, smallest = phase_extremes(space, phase)
+        found = {}
+        for name, arch in (("smallest", smallest), ("largest", largest)):
+            recalibrate_bn(net, arch, calib, t.bn_calib_images)
+            found[name] = evaluate(net, arch, val)
+            record({"kind": "eval", "phase": phase.name, "global_step": state.global_step, "arch": name,
+                    "split": "val", "top1": round(found[name], 5),
+                    "elapsed_s": round(time.perf_counter() - started, 2)})
+        if ctx.is_main:
+            log(f"phase {phase.name} done at step {state.global_step} ({time.perf_counter() - started:.0f} s): "
+                f"val top-1 largest {found['largest']:.4f}, smallest {found['smallest']:.4f}")
+        state.phase += 1
+        state.epoch = state.step = 0
+        optimizer = scheduler = None
+        save_checkpoint()
+
+    summary: dict[str, Any] = {}
+    if t.final_eval:
+        test = make_loader(splits.test, 500, shuffle=False)
+        for name, arch in (("smallest", space.smallest()), ("largest", space.largest())):
+            recalibrate_bn(net, arch, calib, t.bn_calib_images)
+            summary[name] = {"arch": arch.to_dict(), "val_top1": evaluate(net, arch, val),
+                             "test_top1": evaluate(net, arch, test)}
+            record({"kind": "eval", "phase": "final", "global_step": state.global_step, "arch": name,
+                    "split": "test", "top1": round(summary[name]["test_top1"], 5)})
+    ddp.average_buffers(net, ctx)
+    if ctx.is_main:
+        save_torch(out / WEIGHTS, net.state_dict())
+        write_text(out / METRICS, _metrics_csv(state.metrics))
+        write_json(out / RUN_JSON, {"name": config.name, "space": space.to_dict(), "data": config.data.to_dict(),
+                                    "config_hash": config_hash, "finished": True,
+                                    "checkpoint_hash": sha256_file(out / WEIGHTS), "steps": state.global_step,
+                                    "train_seconds": round(time.perf_counter() - started, 1),
+                                    "cpu_seconds": round(time.process_time() - cpu_started, 1),
+                                    "world_size": ctx.world_size, "final": summary})
+        log(f"finished {out}: " + ", ".join(f"{k} test top-1 {v['test_top1']:.4f}" for k, v in summary.items()))
+    if tb is not None:
+        tb.close()
+    ddp.barrier(ctx)
+    ddp.teardown(ctx)
+    return out
+
+
+__all__ = ["train", "build_space", "sample_subnets", "phase_choices", "phase_extremes", "distillation_loss",
+           "make_optimizer", "make_scheduler"]
