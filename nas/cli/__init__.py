@@ -20,6 +20,7 @@ _GROUPS: list[tuple[str, str]] = [
 ]
 # modules exposing `register(app)` that add top-level commands (`nas train`, `nas search`, ...)
 _COMMANDS: list[str] = [
+    "nas.cli.train",
     "nas.cli.serve",
 ]
 
