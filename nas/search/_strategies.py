@@ -1,0 +1,206 @@
+"""Search strategies behind one small protocol, and their registry.
+
+A strategy gets a `Session` and drives it: it draws candidates (choice-index rows) and calls
+`session.evaluate(idx)` until `session.done`. Strategies hold no global state; randomness comes from
+`session.rng()`, seeded by the search's seed and the trials already done (so a resumed search goes on).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Protocol, runtime_checkable
+
+import numpy as np
+import optuna
+
+from nas.search._engine import Session
+from nas.search._pareto import selection_order
+from nas.search._problem import SearchError
+
+
+@runtime_checkable
+class Strategy(Protocol):
+    """Drives a search: draws candidates, evaluates them through the session, until `session.done`."""
+
+    name: str
+
+    def search(self, session: Session) -> None: ...
+
+
+_REGISTRY: dict[str, Callable[..., Strategy]] = {}
+
+
+def register_strategy(name: str, factory: Callable[..., Strategy]) -> None:
+    """Make a strategy available by name to `run(..., strategy=name)` (factory: keyword options -> Strategy)."""
+    _REGISTRY[name] = factory
+
+
+def available_strategies() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def get_strategy(strategy: str | Strategy, **options: Any) -> Strategy:
+    """A Strategy from a registered name (with options) or the object itself."""
+    if isinstance(strategy, str):
+        if strategy not in _REGISTRY:
+            raise SearchError(f"unknown strategy '{strategy}'; available: {', '.join(available_strategies())}")
+        try:
+            return _REGISTRY[strategy](**options)
+        except TypeError as exc:
+            raise SearchError(f"strategy '{strategy}': {exc}") from None
+    if not isinstance(strategy, Strategy):
+        raise SearchError(f"strategy must be a name ({', '.join(available_strategies())}) or an object with "
+                          f"search(session), got {type(strategy).__name__}")
+    return strategy
+
+
+def _batch(session: Session, wanted: int) -> int:
+    # Per-candidate objectives go one at a time so a stop request or a crash loses at most one trial.
+    return max(1, min(wanted if session.problem.batched else 1, session.remaining))
+
+
+class RandomSearch:
+    """Uniform random sampling of every parameter, in batches."""
+
+    name = "random"
+
+    def __init__(self, batch_size: int = 512):
+        self.batch_size = batch_size
+
+    def search(self, session: Session) -> None:
+        salt = 0
+        while not session.done:
+            session.evaluate(session.problem.sample(_batch(session, self.batch_size), session.rng(salt)))
+            salt += 1
+
+
+class Evolution:
+    """OFA's evolutionary search: a population of feasible candidates; each generation keeps the best
+    `parents_ratio` as parents and fills the rest with mutants (`mutation_ratio` of the children, each gene
+    resampled with `mutation_prob`) and uniform crossovers of two parents; infeasible children are re-drawn.
+    With several objectives, "best" is by non-dominated rank, then crowding distance (as NSGA-II)."""
+
+    name = "evolution"
+
+    def __init__(self, population: int = 100, parents_ratio: float = 0.25, mutation_ratio: float = 0.5,
+                 mutation_prob: float = 0.1):
+        if population < 2:
+            raise SearchError(f"evolution: population must be >= 2, got {population}")
+        for nm, v in (("parents_ratio", parents_ratio), ("mutation_ratio", mutation_ratio),
+                      ("mutation_prob", mutation_prob)):
+            if not 0 <= v <= 1:
+                raise SearchError(f"evolution: {nm} must be between 0 and 1, got {v}")
+        self.population, self.parents_ratio = population, parents_ratio
+        self.mutation_ratio, self.mutation_prob = mutation_ratio, mutation_prob
+
+    def _best(self, session: Session, idx: np.ndarray, values: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+        order = selection_order(values, session.problem.directions)[:n]
+        return idx[order], values[order]
+
+    def _fill(self, session: Session, n: int, make: Callable[[int, np.random.Generator], np.ndarray],
+              salt: int) -> tuple[np.ndarray, np.ndarray]:
+        """`n` feasible candidates from `make`, re-drawing the infeasible ones while the budget lasts."""
+        got_idx, got_val = [], []
+        need, tries = n, 0
+        while need > 0 and not session.done:
+            idx = make(_batch(session, need), session.rng(salt * 7919 + tries))
+            ev = session.evaluate(idx)
+            idx = session.problem.canonical(idx)[: len(ev)]
+            got_idx.append(idx[ev.feasible])
+            got_val.append(ev.values[ev.feasible])
+            need -= int(ev.feasible.sum())
+            tries += 1
+        p = session.problem
+        return (np.concatenate(got_idx)[:n] if got_idx else np.empty((0, len(p.names)), np.int64),
+                np.concatenate(got_val)[:n] if got_val else np.empty((0, p.n_obj)))
+
+    def search(self, session: Session) -> None:
+        p = session.problem
+        idx, values = session.feasible_population()[0], session.feasible_population()[1].values
+        if len(idx):  # resumed: start from the best trials already found
+            idx, values = self._best(session, idx, values, self.population)
+        gen = 0
+        if len(idx) < self.population:
+            new_idx, new_val = self._fill(session, self.population - len(idx), p.sample, salt=gen)
+            idx, values = np.concatenate([idx, new_idx]), np.concatenate([values, new_val])
+        n_parents = max(1, int(round(self.parents_ratio * self.population)))
+        while not session.done and len(idx):
+            gen += 1
+            parents, pvals = self._best(session, idx, values, n_parents)
+            n_children = self.population - len(parents)
+            n_mut = int(round(self.mutation_ratio * n_children))
+
+            def mutants(n: int, rng: np.random.Generator, parents=parents) -> np.ndarray:
+                base = parents[rng.integers(0, len(parents), n)]
+                fresh = p.sample(n, rng)
+                return np.where(rng.random(base.shape) < self.mutation_prob, fresh, base)
+
+            def crossovers(n: int, rng: np.random.Generator, parents=parents) -> np.ndarray:
+                a = parents[rng.integers(0, len(parents), n)]
+                b = parents[rng.integers(0, len(parents), n)]
+                return np.where(rng.random(a.shape) < 0.5, a, b)
+
+            m_idx, m_val = self._fill(session, n_mut, mutants, salt=2 * gen)
+            c_idx, c_val = self._fill(session, n_children - n_mut, crossovers, salt=2 * gen + 1)
+            idx = np.concatenate([parents, m_idx, c_idx])
+            values = np.concatenate([pvals, m_val, c_val])
+
+
+class OptunaSampler:
+    """An Optuna sampler driven by ask-and-tell over the space's categorical parameters; constraints reach the
+    sampler through `trial.set_constraint` (Optuna's convention: feasible when <= 0)."""
+
+    def __init__(self, name: str, make_sampler: Callable[[int], optuna.samplers.BaseSampler], batch_size: int):
+        self.name, self.make_sampler, self.batch_size = name, make_sampler, batch_size
+
+    def search(self, session: Session) -> None:
+        from nas.search._store import TrialStore
+
+        p = session.problem
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        study = optuna.create_study(directions=p.directions, sampler=self.make_sampler(session.seed + session.prior))
+        dists = TrialStore(p).distributions
+        uppers = [c.upper for c in p.constraints]
+        hist = session.history
+        if len(hist):  # resumed: the sampler learns from the trials already in storage
+            vals = p.values_of(hist.idx)
+            study.add_trials([optuna.trial.create_trial(
+                params={n: vals[n][i] for n in p.names}, distributions=dists,
+                values=[float(v) for v in hist.evaluation.values[i]],
+                constraints={c: float(min(v - u, 1e300)) for c, v, u in
+                             zip(p.constraint_names, hist.evaluation.constraints[i], uppers)})
+                for i in range(len(hist))])
+        while not session.done:
+            trials = [study.ask(dists) for _ in range(_batch(session, self.batch_size))]
+            idx = np.array([p.idx_from_params(t.params) for t in trials], dtype=np.int64)
+            ev = session.evaluate(idx)
+            for i, t in enumerate(trials):
+                if i >= len(ev) or not ev.ok[i]:
+                    study.tell(t, state=optuna.trial.TrialState.FAIL)
+                    continue
+                for name, v, u in zip(p.constraint_names, ev.constraints[i], uppers):
+                    t.set_constraint(name, min(v - u, 1e300))
+                study.tell(t, [float(v) for v in ev.values[i]])
+
+
+def _tpe(batch_size: int = 16, **options: Any) -> OptunaSampler:
+    # multivariate TPE is ~10x faster per trial than the independent one on many categorical parameters
+    return OptunaSampler("optuna-tpe", lambda seed: optuna.samplers.TPESampler(
+        seed=seed, multivariate=True, **options), batch_size)
+
+
+def _nsga2(population_size: int = 50, **options: Any) -> OptunaSampler:
+    return OptunaSampler("optuna-nsga2", lambda seed: optuna.samplers.NSGAIISampler(
+        seed=seed, population_size=population_size, **options), population_size)
+
+
+def _ray(**options: Any) -> Strategy:
+    from nas.search._ray import RayTune
+
+    return RayTune(**options)
+
+
+register_strategy("random", RandomSearch)
+register_strategy("evolution", Evolution)
+register_strategy("optuna-tpe", _tpe)
+register_strategy("optuna-nsga2", _nsga2)
+register_strategy("ray-tune", _ray)
