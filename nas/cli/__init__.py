@@ -17,10 +17,14 @@ app = typer.Typer(help="ofa-nas: train one elastic supernet, then find and ship 
 # (module, group name): modules exposing a Typer `app` mounted as `nas <group> ...`
 _GROUPS: list[tuple[str, str]] = [
     ("nas.cli.space", "space"),
+    ("nas.cli.devices", "devices"),
+    ("nas.cli.profile", "profile"),
+    ("nas.cli.latency", "latency"),
 ]
 # modules exposing `register(app)` that add top-level commands (`nas train`, `nas search`, ...)
 _COMMANDS: list[str] = [
     "nas.cli.train",
+    "nas.cli.predict",
     "nas.cli.serve",
 ]
 
