@@ -341,26 +341,26 @@ class SearchSpace:
         return self.num_blocks * (len(self.kernel_choices) + len(self.expand_choices)) + len(self.resolutions)
 
     def onehot(self, archs_or_codes: Sequence[ArchConfig] | np.ndarray) -> np.ndarray:
-        """OFA's accuracy-predictor encoding (N, B*(|ks|+|e|)+|r|): per active block a one-hot of kernel and of
-        expand (inactive blocks all zero), then the resolution one-hot (two-hot, interpolated, between choices)."""
+        """OFA's accuracy-predictor encoding (N, |r| + B*|ks| + B*|e|), laid out as its MobileNetArchEncoder:
+        the resolution one-hot, then a kernel one-hot per block slot, then an expand one-hot per block slot
+        (inactive slots all zero). A resolution between two choices is two-hot, interpolated."""
         codes = archs_or_codes if isinstance(archs_or_codes, np.ndarray) else self.encode(archs_or_codes)
         k, e, d, r = self.split_codes(codes)
         n, nb = k.shape
-        nk, ne = len(self.kernel_choices), len(self.expand_choices)
+        nk, ne, nr = len(self.kernel_choices), len(self.expand_choices), len(self.resolutions)
         active = self.active_mask(d).astype(np.float32)
-        out = np.zeros((n, nb * (nk + ne) + len(self.resolutions)), dtype=np.float32)
+        out = np.zeros((n, nr + nb * (nk + ne)), dtype=np.float32)
         rows = np.arange(n)[:, None]
-        base = np.arange(nb)[None, :] * (nk + ne)
-        out[rows, base + k] = active
-        out[rows, base + nk + e] = active
+        slot = np.arange(nb)[None, :]
+        out[rows, nr + slot * nk + k] = active
+        out[rows, nr + nb * nk + slot * ne + e] = active
         res = np.asarray(self.resolutions, dtype=np.float64)
-        pos = np.interp(r.astype(np.float64), res, np.arange(len(res)))
+        pos = np.interp(r.astype(np.float64), res, np.arange(nr))
         lo = np.floor(pos).astype(int)
-        hi = np.minimum(lo + 1, len(res) - 1)
+        hi = np.minimum(lo + 1, nr - 1)
         frac = (pos - lo).astype(np.float32)
-        off = nb * (nk + ne)
-        out[np.arange(n), off + lo] += 1 - frac
-        out[np.arange(n), off + hi] += frac
+        out[np.arange(n), lo] += 1 - frac
+        out[np.arange(n), hi] += frac
         return out
 
 

@@ -103,25 +103,33 @@ def test_active_mask():
     assert mask[0].tolist() == [1, 1, 0, 0, 1, 1, 1, 0, 1, 1, 1, 1, 1, 1, 0, 0]
 
 
+def _ofa_arch2feature(space, arch):
+    """OFA's MobileNetArchEncoder.arch2feature (ofa/nas/accuracy_predictor/arch_encoder.py), transcribed."""
+    nr, nb = len(space.resolutions), space.num_blocks
+    k_id = {(i, k): nr + i * 3 + j for i in range(nb) for j, k in enumerate(space.kernel_choices)}
+    e_id = {(i, x): nr + nb * 3 + i * 3 + j for i in range(nb) for j, x in enumerate(space.expand_choices)}
+    feature = np.zeros(nr + nb * 6)
+    for i in range(nb):
+        if i % space.max_depth < arch.d[i // space.max_depth]:
+            feature[k_id[i, arch.ks[i]]] = 1
+            feature[e_id[i, arch.e[i]]] = 1
+    feature[space.resolutions.index(arch.r)] = 1
+    return feature
+
+
 def test_onehot_is_ofa_encoding():
     archs = TINY.sample_many(40, 4)
     oh = TINY.onehot(archs)
-    assert oh.shape == (40, TINY.onehot_length) == (40, 16 * 6 + 3)
+    assert oh.shape == (40, TINY.onehot_length) == (40, 3 + 16 * 6)
     assert np.array_equal(oh, TINY.onehot(TINY.encode(archs)))
-    nb, nk, ne = TINY.num_blocks, 3, 3
-    blocks = oh[:, :nb * (nk + ne)].reshape(40, nb, nk + ne)
-    for a, row, full in zip(archs, blocks, oh):
-        active = set(a.active_blocks())
-        for i in range(nb):
-            if i in active:
-                assert row[i, :nk].tolist() == [float(k == a.ks[i]) for k in (3, 5, 7)]
-                assert row[i, nk:].tolist() == [float(e == a.e[i]) for e in (3, 4, 6)]
-            else:
-                assert not row[i].any()
-        assert full[-3:].tolist() == [float(r == a.r) for r in TINY.resolutions]
+    for a, row in zip(archs, oh):
+        assert np.array_equal(row, _ofa_arch2feature(TINY, a))
+    ofa = SearchSpace.preset("ofa-mbv3-w1.0")
+    a = ofa.sample(0)
+    assert ofa.onehot_length == 25 + 20 * 6
+    assert np.array_equal(ofa.onehot([a])[0], _ofa_arch2feature(ofa, a))
     # Off-grid resolutions: two-hot between the neighbours.
-    a = TINY.largest(r=30)
-    assert TINY.onehot([a])[0, -3:].tolist() == [0.0, 0.5, 0.5]
+    assert TINY.onehot([TINY.largest(r=30)])[0, :3].tolist() == [0.0, 0.5, 0.5]
 
 
 def test_mutate_and_crossover():
