@@ -67,6 +67,11 @@ def is_batch_objective(objective: Any) -> bool:
     return callable(getattr(objective, "evaluate_batch", None))
 
 
+def _key(value: Any) -> str:
+    # numpy scalars (from DataFrames) and Python values of one choice map to the same key
+    return repr(value.item() if isinstance(value, np.generic) else value)
+
+
 def _check_choice(name: str, value: Any) -> None:
     if value is not None and not isinstance(value, (bool, int, float, str)):
         raise SearchError(f"space parameter '{name}': choices must be numbers, strings, booleans or None, "
@@ -107,7 +112,7 @@ class Problem:
         else:
             raise SearchError(f"space must be a SearchSpace or a dict of name -> choices, got {type(space).__name__}")
         self.sizes = np.array([len(c) for c in self.choices], dtype=np.int64)
-        self._lookup = [{repr(v): i for i, v in enumerate(c)} for c in self.choices]
+        self._lookup = [{_key(v): i for i, v in enumerate(c)} for c in self.choices]
 
         self.objective = objective
         self.batched = is_batch_objective(objective)
@@ -171,7 +176,7 @@ class Problem:
     def idx_from_params(self, params: Mapping[str, Any]) -> np.ndarray:
         """One index row from a mapping of parameter values (as Optuna or Ray hand them back)."""
         try:
-            return np.array([self._lookup[p][repr(params[n])] for p, n in enumerate(self.names)], dtype=np.int64)
+            return np.array([self._lookup[p][_key(params[n])] for p, n in enumerate(self.names)], dtype=np.int64)
         except KeyError as exc:
             raise SearchError(f"a stored trial has a value or parameter not in this space: {exc}") from None
 
