@@ -26,6 +26,7 @@ _COMMANDS: list[str] = [
     "nas.cli.train",
     "nas.cli.predict",
     "nas.cli.serve",
+    "nas.cli.search",
 ]
 
 for _module, _name in _GROUPS:

@@ -1,0 +1,317 @@
+"""Experiments: a YAML spec (run, devices with their constraints, objectives, strategy, budget, seed) and
+`run_experiment`, which runs one search per device on the predictors and writes, per device, the trials table,
+the Pareto front, the best feasible arch and a Pareto plot.
+
+    spec = ExperimentSpec.from_yaml("experiments/search-tiny.yaml")
+    summary = run_experiment(spec, "runs/search-tiny")
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Callable, Literal
+
+import numpy as np
+import pandas as pd
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from supernet import SearchSpace
+from supernet.errors import NasError
+
+# Objectives and constraints a device search can use: the columns of `predictors.Predictors.predict`.
+METRICS = ("accuracy", "latency_ms", "sram_bytes", "flash_bytes", "macs", "params")
+CONSTRAINTS = ("latency_ms", "sram_bytes", "flash_bytes", "macs", "params")
+
+
+class SpecError(NasError):
+    """An experiment spec is malformed or asks for something impossible; says which field and what is allowed."""
+
+
+class DeviceSpec(BaseModel):
+    """One target device (a profile name from `nas devices`, or a profile YAML path) and its budget."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    constraints: dict[str, float] = Field(default_factory=dict)
+
+    @field_validator("constraints")
+    @classmethod
+    def _known(cls, value: dict[str, float]) -> dict[str, float]:
+        for key, bound in value.items():
+            if key not in CONSTRAINTS:
+                raise ValueError(f"unknown constraint '{key}'; allowed: {', '.join(CONSTRAINTS)}")
+            if not bound > 0 or math.isinf(bound):
+                raise ValueError(f"constraint '{key}' must be a positive finite upper bound, got {bound}")
+        return value
+
+
+class ExperimentSpec(BaseModel):
+    """A search experiment: which supernet, which devices under which budgets, what to optimise, how long."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    run: Path | None = None  # a training run folder: its space and its fitted accuracy predictor
+    space: str | None = None  # a space preset or YAML, when searching without a trained run
+    devices: list[DeviceSpec] = Field(min_length=1)
+    objectives: dict[str, Literal["minimize", "maximize"]] = Field(min_length=1)
+    strategy: str | None = None
+    strategy_options: dict[str, Any] = Field(default_factory=dict)
+    budget: int = Field(gt=0)
+    seed: int = 0
+
+    @field_validator("objectives")
+    @classmethod
+    def _metrics(cls, value: dict[str, str]) -> dict[str, str]:
+        for key in value:
+            if key not in METRICS:
+                raise ValueError(f"unknown objective '{key}'; allowed: {', '.join(METRICS)}")
+        return value
+
+    @classmethod
+    def from_dict(cls, data: Any, source: str = "spec") -> "ExperimentSpec":
+        if not isinstance(data, dict):
+            raise SpecError(f"{source}: an experiment spec must be a mapping, got {type(data).__name__}")
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            where = ".".join(str(p) for p in err["loc"]) or "spec"
+            msg = err["msg"].removeprefix("Value error, ")
+            raise SpecError(f"{source}: field '{where}': {msg}") from None
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> "ExperimentSpec":
+        p = Path(path)
+        if not p.is_file():
+            raise SpecError(f"experiment spec '{path}' does not exist")
+        try:
+            data = yaml.safe_load(p.read_text())
+        except yaml.YAMLError as exc:
+            raise SpecError(f"experiment spec '{path}' is not valid YAML: {exc}") from None
+        return cls.from_dict(data, source=str(path))
+
+
+def _space(spec: ExperimentSpec) -> SearchSpace:
+    if spec.run is not None:
+        meta = spec.run / "run.json"
+        if not meta.is_file():
+            raise SpecError(f"field 'run': '{spec.run}' is not a training run folder (no run.json)")
+        try:
+            return SearchSpace.from_dict(json.loads(meta.read_text())["space"])
+        except (json.JSONDecodeError, KeyError) as exc:
+            raise SpecError(f"field 'run': {meta} is malformed: {exc}") from None
+    if spec.space is None:
+        raise SpecError("give field 'run' (a trained run folder) or field 'space' (a space preset)")
+    try:
+        return SearchSpace.preset(spec.space)
+    except NasError as exc:
+        raise SpecError(f"field 'space': {exc}") from None
+
+
+def _predictors(spec: ExperimentSpec, space: SearchSpace, device: str) -> Any:
+    from predictors import Predictors
+
+    return Predictors.for_run(spec.run, device) if spec.run is not None else Predictors(space, device)
+
+
+def check_spec(spec: ExperimentSpec) -> dict[str, Any]:
+    """Everything that can be known wrong before searching: unknown devices, objectives the predictors cannot
+    give, constraints no subnet can meet. Returns the predictors per device name; raises SpecError."""
+    space = _space(spec)
+    if "accuracy" in spec.objectives and spec.run is None:
+        raise SpecError("field 'objectives': 'accuracy' needs field 'run' (a trained run with a fitted accuracy "
+                        "predictor); without one use latency_ms, sram_bytes, flash_bytes, macs or params")
+    from nas.search import available_strategies
+
+    if spec.strategy is not None and spec.strategy not in available_strategies():
+        raise SpecError(f"field 'strategy': unknown strategy '{spec.strategy}'; "
+                        f"allowed: {', '.join(available_strategies())}")
+    names = [d.name for d in spec.devices]
+    if len(set(names)) != len(names):
+        raise SpecError(f"field 'devices': each device may appear once, got {names}")
+    found: dict[str, Any] = {}
+    smallest = space.encode([space.smallest(r) for r in space.resolutions])
+    for i, dev in enumerate(spec.devices):
+        from hw_profiles import ProfileError, list_profiles, load_profile
+
+        try:
+            load_profile(dev.name)
+        except ProfileError as exc:
+            raise SpecError(f"field 'devices.{i}.name': unknown device '{dev.name}'; allowed: "
+                            f"{', '.join(list_profiles())} (or a profile YAML path) ({exc})") from None
+        try:
+            preds = _predictors(spec, space, dev.name)
+        except NasError as exc:
+            raise SpecError(f"field 'devices.{i}' ({dev.name}): {exc}") from None
+        floor = preds.predict(smallest).min()
+        for key, bound in dev.constraints.items():
+            if bound < floor[key]:
+                raise SpecError(f"field 'devices.{i}.constraints.{key}' = {bound:g} is impossible on "
+                                f"{dev.name}: the smallest subnet already needs {floor[key]:g}")
+        found[dev.name] = preds
+    return found
+
+
+class PredictorObjective:
+    """The search's batch objective on predictors: `evaluate_batch(codes)` -> their DataFrame for those archs."""
+
+    source = "predicted"
+
+    def __init__(self, predictors: Any, names: list[str]):
+        self.predictors, self.names = predictors, names
+
+    def evaluate_batch(self, codes: np.ndarray) -> pd.DataFrame:
+        return self.predictors.predict(codes)
+
+
+def _write(path: Path, write: Callable[[str], None]) -> Path:
+    """Write a file whole: `write(tmp)` to a temporary name beside it, then rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def _write_text(path: Path, text: str) -> Path:
+    return _write(path, lambda tmp: Path(tmp).write_text(text))
+
+
+def _plot(path: Path, trials: pd.DataFrame, pareto: pd.DataFrame, best: pd.Series | None,
+          objectives: dict[str, str], title: str) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(objectives)
+    y = names[0]
+    x = names[1] if len(names) > 1 else ("latency_ms" if names[0] != "latency_ms" else "macs")
+    fig, ax = plt.subplots(figsize=(6.4, 4.4), dpi=110)
+    feas = trials["feasible"].to_numpy(bool)
+    ax.scatter(trials.loc[~feas, x], trials.loc[~feas, y], s=6, c="#cccccc", label="infeasible")
+    ax.scatter(trials.loc[feas, x], trials.loc[feas, y], s=6, c="#4c72b0", alpha=0.6, label="feasible")
+    if len(pareto) and x in pareto:
+        front = pareto.sort_values(x)
+        ax.plot(front[x], front[y], "-o", c="#dd8452", ms=4, label="Pareto front")
+    if best is not None:
+        ax.scatter([best[x]], [best[y]], marker="*", s=260, c="#c44e52", edgecolors="k", zorder=5,
+                   label="chosen (best feasible)")
+    ax.set_xlabel(x)
+    ax.set_ylabel(y)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+
+    def save(tmp: str) -> None:
+        fig.savefig(tmp, format="png")
+
+    try:
+        return _write(path, save)
+    finally:
+        plt.close(fig)
+
+
+def _table(path: Path, df: pd.DataFrame) -> Path:
+    try:
+        import pyarrow  # noqa: F401
+
+        return _write(path.with_suffix(".parquet"), lambda tmp: df.to_parquet(tmp, index=False))
+    except ImportError:
+        return _write(path.with_suffix(".csv"), lambda tmp: df.to_csv(tmp, index=False))
+
+
+def run_experiment(spec: ExperimentSpec, out_dir: str | Path, *, storage: str | None = None,
+                   progress: Callable[[str, int, int, dict[str, float] | None], None] | None = None,
+                   should_stop: Callable[[], bool] | None = None, ray_address: str | None = None) -> dict[str, Any]:
+    """Run one search per device of `spec` into `out_dir`; return a summary (per device: files and best figures).
+
+    storage: Optuna storage URL (default: SQLite `out_dir/search.db`); started again on the same storage, an
+      experiment resumes each device's study where it stopped.
+    progress: `progress(device, done, budget, best_values)` after each recorded batch.
+    should_stop: polled between batches; True ends the experiment early (`summary["stopped"]`), trials kept.
+    ray_address: a Ray cluster for the `ray-tune` strategy.
+    """
+    from nas.search import Constraint, get_strategy, run
+
+    if not isinstance(spec, ExperimentSpec):
+        raise SpecError(f"expected an ExperimentSpec, got {type(spec).__name__}")
+    predictors = check_spec(spec)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    _write_text(out / "spec.yaml", yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False))
+    storage = storage or f"sqlite:///{(out / 'search.db').resolve()}"
+    options = dict(spec.strategy_options)
+    if spec.strategy == "ray-tune" and ray_address:
+        options["ray_address"] = ray_address
+    summary: dict[str, Any] = {"name": spec.name, "storage": storage, "stopped": False, "devices": {}}
+    for dev in spec.devices:
+        if should_stop is not None and should_stop():
+            summary["stopped"] = True
+            break
+        preds = predictors[dev.name]
+        names = list(spec.objectives)
+        strategy = get_strategy(spec.strategy, **options) if spec.strategy else None
+        res = run(preds.space, PredictorObjective(preds, names), directions=dict(spec.objectives),
+                  budget=spec.budget, seed=spec.seed, strategy=strategy,
+                  constraints=[Constraint(k, v) for k, v in dev.constraints.items()], storage=storage,
+                  study_name=f"{spec.name}:{dev.name}",
+                  progress=None if progress is None else (lambda d, t, b, _n=dev.name: progress(_n, d, t, b)),
+                  should_stop=should_stop)
+        summary["devices"][dev.name] = _write_device(out / _safe(dev.name), dev, spec, preds, res)
+        if res.stopped:
+            summary["stopped"] = True
+            break
+    _write_text(out / "summary.json", json.dumps(summary, indent=2, default=str))
+    return summary
+
+
+def _safe(name: str) -> str:
+    """A folder name for a device (a profile name, or a profile YAML path)."""
+    stem = Path(name).stem if name.endswith((".yaml", ".yml")) else name
+    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in stem) or "device"
+
+
+def _write_device(folder: Path, dev: DeviceSpec, spec: ExperimentSpec, preds: Any, res: Any) -> dict[str, Any]:
+    space: SearchSpace = preds.space
+    problem = res.extra["problem"]
+    trials = res.trials
+    # every predicted figure beside the searched ones, so the table answers "what else does this arch cost"
+    if len(trials):
+        idx = np.stack([problem.idx_from_params(r) for r in trials[res.params].to_dict("records")])
+        more = preds.predict(problem.idx_to_codes(idx)).reset_index(drop=True)
+        trials = pd.concat([trials, more[[c for c in more if c not in trials]]], axis=1)
+        arch_cols = pd.Series([a.to_json() for a in problem.candidates(idx)])
+        trials["arch"] = arch_cols
+    pareto = trials[trials["trial"].isin(res.pareto["trial"])].sort_values(list(spec.objectives)[0])
+    best_row = None
+    files: dict[str, Any] = {"trials": str(_table(folder / "trials", trials)),
+                             "pareto": str(_write(folder / "pareto.csv", lambda tmp: pareto.to_csv(tmp, index=False)))}
+    if res.best is not None:
+        best_row = trials[trials["arch"] == res.best.to_json()].iloc[0]
+        arch = {**res.best.to_dict(), "device": dev.name, "space": space.name, "constraints": dev.constraints,
+                "predicted": {k: _num(best_row[k]) for k in (*METRICS, "fits") if k in best_row}}
+        files["arch"] = str(_write_text(folder / "arch.json", json.dumps(arch, indent=2)))
+    else:
+        files["arch"] = None
+    files["plot"] = str(_plot(folder / "pareto.png", trials, pareto, best_row, spec.objectives,
+                              f"{spec.name} on {dev.name}"))
+    return {**files, "n_trials": int(len(trials)), "n_feasible": int(trials["feasible"].sum()) if len(trials) else 0,
+            "pareto_size": int(len(pareto)), "best": res.best_values, "strategy": res.strategy,
+            "study_name": res.study_name, "stopped": res.stopped, "resumed_from": res.resumed_from}
+
+
+def _num(v: Any) -> Any:
+    return v.item() if hasattr(v, "item") else v
