@@ -107,7 +107,9 @@ class Predictors:
         cols: dict[str, Any] = {"macs": count_macs(self.space, codes), "params": count_params(self.space, codes),
                                 "latency_ms": self.latency.predict(codes)}
         if self.mcu is not None:
-            cols.update(self.mcu.memory(codes))
+            mem = self.mcu.memory(codes)
+            for key in ("sram_bytes", "flash_bytes", "fits", "sram_margin_bytes", "flash_margin_bytes"):
+                cols[key] = mem[key]
         else:
             dtype = self.profile.latency.dtype if self.profile.latency.dtype in ("fp32", "int8") else "fp32"
             act = peak_activation_bytes(self.space, codes, dtype) * (_BYTES[self.profile.latency.dtype]

@@ -43,6 +43,10 @@ class LookupTableLatency(PredictorBase):
         self._sums = scalar_tables(space, self.op_ms)
 
     def op_ms(self, op: Op) -> float:
+        """The op's table latency at its subnet's resolution, else the same key measured at another one."""
+        own = self.tables.get(op.r)
+        if own is not None and op.key in own:
+            return own[op.key].mean
         if op.key in self._merged:
             return self._merged[op.key]
         if self.fallback is not None:

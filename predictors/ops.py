@@ -32,13 +32,14 @@ class Op:
     type: str
     key: str
     layers: tuple[Layer, ...]
+    r: int = 0  # resolution of the subnet it belongs to (0: unknown); OFA keeps one table per resolution
 
 
 def _shape(h: int, c: int) -> str:
     return f"{h}x{h}x{c}"
 
 
-def block_op(layers: list[Layer]) -> Op:
+def block_op(layers: list[Layer], r: int = 0) -> Op:
     """The `expanded_conv` op of a block from its layers (as `supernet.counting.block_layers` lists them)."""
     dw = next(layer for layer in layers if layer.kind == "depthwise")
     first, last = layers[0], layers[-1]
@@ -48,20 +49,21 @@ def block_op(layers: list[Layer]) -> Op:
         f"expand:{dw.cin}", f"kernel:{dw.kernel}", f"stride:{dw.stride}", f"idskip:{int(last.residual > 0)}",
         f"se:{int(se)}", f"hs:{int(dw.act == 'h_swish')}",
     ])
-    return Op("expanded_conv", key, tuple(layers))
+    return Op("expanded_conv", key, tuple(layers), r)
 
 
 def fixed_ops(pre: list[Layer], post: list[Layer]) -> list[Op]:
     """Stem, first block, final expand, pooling, feature mix and classifier ops at one resolution."""
     stem, first = pre[0], pre[1:]
     fe, pool, mix, lin = post
+    r = stem.hin
     return [
-        Op("Conv", f"Conv-input:{_shape(stem.hin, stem.cin)}-output:{_shape(stem.hout, stem.cout)}", (stem,)),
-        block_op(first),
-        Op("Conv_1", f"Conv_1-input:{_shape(fe.hin, fe.cin)}-output:{_shape(fe.hout, fe.cout)}", (fe,)),
-        Op("AvgPool2D", f"AvgPool2D-input:{_shape(pool.hin, pool.cin)}-output:{_shape(1, pool.cout)}", (pool,)),
-        Op("Conv_2", f"Conv_2-input:{_shape(1, mix.cin)}-output:{_shape(1, mix.cout)}", (mix,)),
-        Op("Logits", f"Logits-input:{_shape(1, lin.cin)}-output:{lin.cout}", (lin,)),
+        Op("Conv", f"Conv-input:{_shape(stem.hin, stem.cin)}-output:{_shape(stem.hout, stem.cout)}", (stem,), r),
+        block_op(first, r),
+        Op("Conv_1", f"Conv_1-input:{_shape(fe.hin, fe.cin)}-output:{_shape(fe.hout, fe.cout)}", (fe,), r),
+        Op("AvgPool2D", f"AvgPool2D-input:{_shape(pool.hin, pool.cin)}-output:{_shape(1, pool.cout)}", (pool,), r),
+        Op("Conv_2", f"Conv_2-input:{_shape(1, mix.cin)}-output:{_shape(1, mix.cout)}", (mix,), r),
+        Op("Logits", f"Logits-input:{_shape(1, lin.cin)}-output:{lin.cout}", (lin,), r),
     ]
 
 
@@ -70,7 +72,7 @@ def arch_ops(space: SearchSpace, ks: list[int], e: list[float], active: list[int
     pre, post = fixed_layers(space, r)
     _, _, sizes, _ = feature_sizes(space, r)
     fixed = fixed_ops(pre, post)
-    body = [block_op(block_layers(space, space.slots[i], ks[i], e[i], sizes[i])) for i in active]
+    body = [block_op(block_layers(space, space.slots[i], ks[i], e[i], sizes[i]), r) for i in active]
     return fixed[:2] + body + fixed[2:]
 
 
@@ -84,7 +86,7 @@ def space_ops(space: SearchSpace, resolutions: list[int] | None = None) -> dict[
         for slot in space.slots:
             for k in space.kernel_choices:
                 for e in space.expand_choices:
-                    op = block_op(block_layers(space, slot, k, e, sizes[slot.index]))
+                    op = block_op(block_layers(space, slot, k, e, sizes[slot.index]), int(r))
                     ops.setdefault(op.key, op)
         out[int(r)] = list(ops.values())
     return out
@@ -126,7 +128,7 @@ class OpTables:
             for slot in sp.slots:
                 for ki, k in enumerate(sp.kernel_choices):
                     for ei, e in enumerate(sp.expand_choices):
-                        t[slot.index, ki, ei] = self.cost(block_op(block_layers(sp, slot, k, e, sizes[slot.index])))
+                        t[slot.index, ki, ei] = self.cost(block_op(block_layers(sp, slot, k, e, sizes[slot.index]), r))
             pre, post = fixed_layers(sp, r)
             fixed = np.sum([np.atleast_1d(self.cost(op)) for op in fixed_ops(pre, post)], axis=0)
             self._tables[r] = (t, fixed.reshape(self.dim))

@@ -1,0 +1,48 @@
+"""Measuring code: op modules compute the right shapes; timings are positive; bad settings are refused."""
+
+import numpy as np
+import pytest
+import torch
+
+from hw_profiles import ProfileError
+from hw_profiles.measure import TimingConfig, measure_archs, measure_ops, op_module, sample_codes_at
+from predictors.ops import space_ops
+from supernet import SearchSpace
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return SearchSpace.preset("tiny-mbv3")
+
+
+def test_op_modules_match_op_shapes(tiny):
+    for op in space_ops(tiny, [24])[24]:
+        module, shape = op_module(op)
+        with torch.no_grad():
+            y = module.eval()(torch.randn(1, *shape))
+        last = op.layers[-1]
+        want = (1, last.cout) if op.type == "Logits" else (1, last.cout, last.hout, last.hout)
+        assert tuple(y.shape) == want, op.key
+
+
+@pytest.mark.parametrize("backend", ["torch", "onnxruntime"])
+def test_measure_ops_and_archs(tiny, backend):
+    cfg = TimingConfig(backend=backend, threads=1, warmup=1, repeats=2, rounds=1)
+    ops = space_ops(tiny, [24])[24][:3]
+    table = measure_ops(ops, cfg)
+    assert set(table) == {op.key for op in ops}
+    assert all(e.mean > 0 and e.count == 2 for e in table.values())
+    codes = sample_codes_at(tiny, 2, [24], 0)
+    assert np.all(codes[:, -1] == 24)
+    ms = measure_archs(tiny, codes, cfg)
+    assert ms.shape == (2,) and np.all(np.isfinite(ms)) and np.all(ms > 0)
+
+
+def test_bad_timing_settings():
+    with pytest.raises(ProfileError, match="backend must be one of"):
+        TimingConfig(backend="tpu")
+    with pytest.raises(ProfileError, match="threads, repeats"):
+        TimingConfig(threads=0)
+    if not torch.cuda.is_available():
+        with pytest.raises(ProfileError, match="needs a CUDA GPU"):
+            TimingConfig(backend="cuda")
