@@ -1,0 +1,124 @@
+"""`nas devices`, `nas predict`, `nas latency fit|import-ofa|export-ofa`, `nas profile cpu-host` end to end."""
+
+import json
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from hw_profiles import load_profile
+from predictors.ops import space_ops
+from supernet import SearchSpace
+
+
+def nas(monkeypatch, capsys, *args):
+    """Run the `nas` entry point in-process; returns (exit code, stdout JSON objects, stderr)."""
+    from nas.cli import main
+
+    monkeypatch.setattr(sys, "argv", ["nas", *map(str, args)])
+    code = 0
+    try:
+        main()
+    except SystemExit as exc:
+        code = exc.code or 0
+    out, err = capsys.readouterr()
+    return code, [json.loads(line) for line in out.splitlines() if line.startswith("{")], err
+
+
+@pytest.fixture()
+def archs(tmp_path):
+    space = SearchSpace.preset("tiny-mbv3")
+    path = tmp_path / "archs.jsonl"
+    path.write_text("\n".join(a.to_json() for a in space.sample_many(3, 0)) + "\n")
+    return path
+
+
+def test_devices_list_and_show(monkeypatch, capsys, tmp_path):
+    monkeypatch.setenv("NAS_PROFILES_DIR", str(tmp_path))
+    code, rows, _ = nas(monkeypatch, capsys, "devices")
+    assert code == 0 and {"cpu-host", "stm32f746", "nvidia-h100"} <= {r["name"] for r in rows}
+    code, (shown,), _ = nas(monkeypatch, capsys, "devices", "show", "stm32h743")
+    assert shown["specs"]["clock"] == {"value": 480.0, "unit": "MHz", "source": "spec-sheet"}
+    code, _, err = nas(monkeypatch, capsys, "devices", "show", "toaster")
+    assert code == 2 and "unknown device 'toaster'" in err and len(err.strip().splitlines()) == 1
+
+
+def test_predict_mcu_and_errors(monkeypatch, capsys, archs, tmp_path):
+    code, rows, _ = nas(monkeypatch, capsys, "predict", "--space", "tiny-mbv3", "--device", "stm32f746",
+                        "--archs", archs)
+    assert code == 0 and len(rows) == 3
+    assert {"latency_ms", "macs", "params", "sram_bytes", "flash_bytes", "fits"} <= set(rows[0])
+    code, rows, _ = nas(monkeypatch, capsys, "predict", "--space", "tiny-mbv3", "--profile",
+                        load_profile("nvidia-t4").path, "--archs", archs)
+    assert code == 0 and "sram_bytes" not in rows[0] and rows[0]["latency_source"] == "roofline"
+    code, _, err = nas(monkeypatch, capsys, "predict", "--space", "tiny-mbv3", "--archs", archs)
+    assert code == 2 and "exactly one of --device" in err
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"ks": [3], "e": [3], "d": [1], "r": 28}\n')
+    code, _, err = nas(monkeypatch, capsys, "predict", "--space", "tiny-mbv3", "--device", "stm32f746",
+                       "--archs", bad)
+    assert code == 2 and "field 'd'" in err
+
+
+def test_latency_fit_from_csv(monkeypatch, capsys, tmp_path, archs):
+    space = SearchSpace.preset("tiny-mbv3")
+    codes = space.sample_codes(60, 5)
+    from predictors import RooflineLatency
+
+    y = RooflineLatency.from_profile(space, "nvidia-t4", batch_size=128).predict(codes)
+    y = y * np.exp(np.random.default_rng(0).normal(0, 0.02, len(y)))
+    csv = tmp_path / "m.csv"
+    pd.DataFrame({"arch": [a.to_json() for a in space.decode(codes)], "latency_ms": y}).to_csv(csv, index=False)
+    out = tmp_path / "t4-fitted.yaml"
+    code, (res,), err = nas(monkeypatch, capsys, "latency", "fit", "--space", "tiny-mbv3", "--device", "nvidia-t4",
+                            "--measurements", csv, "--out", out)
+    assert code == 0, err
+    assert res["cross_validated"]["spearman"] > 0.9 and res["measurements"] == 60
+    prof = load_profile(out)
+    assert prof.state == "fitted" and prof.latency.learned.source == "fitted"
+    assert prof.latency.fidelity["tiny-mbv3"][0].n == 60
+    code, rows, _ = nas(monkeypatch, capsys, "predict", "--space", "tiny-mbv3", "--profile", out, "--archs", archs)
+    assert code == 0 and rows[0]["latency_source"] == "learned"
+    broken = tmp_path / "broken.csv"
+    broken.write_text("arch,latency\n{},1\n")
+    code, _, err = nas(monkeypatch, capsys, "latency", "fit", "--space", "tiny-mbv3", "--device", "nvidia-t4",
+                       "--measurements", broken, "--out", out)
+    assert code == 2 and "missing column(s) latency_ms" in err
+
+
+def test_import_export_ofa_round_trip(monkeypatch, capsys, tmp_path, archs):
+    space = SearchSpace.preset("tiny-mbv3")
+    lut = tmp_path / "lut"
+    lut.mkdir()
+    rng = np.random.default_rng(0)
+    for r, ops in space_ops(space, [24, 28]).items():
+        table = {op.key: {"mean": float(rng.uniform(0.01, 1)), "std": 0.01, "count": 50} for op in ops}
+        (lut / f"{r}_lookup_table.yaml").write_text(yaml.safe_dump(table))
+    out = tmp_path / "phone.yaml"
+    code, (res,), err = nas(monkeypatch, capsys, "latency", "import-ofa", "--lut", lut, "--space", "tiny-mbv3",
+                            "--device", "cpu-host", "--out", out)
+    assert code == 0, err
+    assert res["missing"] == {} and res["learned_fallback"]
+    back = tmp_path / "back"
+    code, (res,), _ = nas(monkeypatch, capsys, "latency", "export-ofa", "--device", out, "--out", back)
+    for r in (24, 28):
+        assert yaml.safe_load((back / f"{r}_lookup_table.yaml").read_text()) == \
+            yaml.safe_load((lut / f"{r}_lookup_table.yaml").read_text())
+    code, rows, _ = nas(monkeypatch, capsys, "predict", "--space", "tiny-mbv3", "--profile", out, "--archs", archs)
+    assert code == 0 and rows[0]["latency_source"] == "lookup-table"
+
+
+def test_profile_cpu_host_writes_measured_profile(monkeypatch, capsys, tmp_path):
+    monkeypatch.setenv("NAS_PROFILES_DIR", str(tmp_path))
+    code, (res,), err = nas(monkeypatch, capsys, "profile", "cpu-host", "--space", "tiny-mbv3", "--resolutions",
+                            "24", "--n-test", 4, "--n-fit", 3, "--repeats", 1, "--rounds", 1)
+    assert code == 0, err
+    assert res["profile"] == str(tmp_path / "cpu-host.yaml")
+    assert set(res["fidelity"]) == {"lookup-table", "learned", "roofline"}
+    host = load_profile("cpu-host")
+    assert host.state == "measured" and host.specs["peak_fp32"].source == "measured"
+    assert len(host.latency.lookup_table.tables[24]) == res["ops_measured"]
+    code, _, err = nas(monkeypatch, capsys, "profile", "cpu-host", "--space", "tiny-mbv3", "--backend", "tpu")
+    assert code == 2 and "--backend must be torch or onnxruntime" in err
