@@ -1,0 +1,375 @@
+"""`export_bundle`: one trained subnet, specialised for one device, written as a folder users deploy from.
+
+    bundle = export_bundle("runs/fashion-mnist", arch, "stm32f746", "exports/")
+
+The bundle holds `arch.json`, `weights.safetensors`, `model.pt` (TorchScript), `model.onnx`, where the device wants
+it `model.int8.onnx` and (MCUs) `model.h`, and `card.json` + `card.md` with predicted beside measured figures. It
+is built in a temporary folder next to its final place and renamed into place once every file is written and
+every check passed: a bundle exists whole or not at all.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import os
+import shlex
+import shutil
+import tempfile
+import uuid
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping
+
+import torch
+
+from hw_profiles import DeviceProfile, load_profile
+from nas.export.c_header import write_c_header
+from nas.export.card import render_markdown
+from nas.export.check import check_onnx
+from nas.export.errors import ExportError
+from nas.export.finetune import finetune
+from nas.export.formats import INPUT_NAME, ONNX_OPSET, write_onnx, write_safetensors, write_torchscript
+from nas.export.latency import measure_latency
+from nas.export.load import WEIGHTS_FILE
+from nas.export.quantize import quantize_int8
+from nas.export.runtime import ort_predict, ort_session
+from supernet import ArchConfig, SearchSpace
+from supernet.counting import count_macs, count_params
+from supernet.data import make_loader
+from supernet.errors import InvalidArchError, NasError
+from supernet.evaluate import predict_logits, recalibrate_bn, resize_to
+from supernet.run import TrainedRun, load_run
+
+FORMATS = ("safetensors", "torchscript", "onnx", "int8", "c-header")
+_NEEDS = {"int8": "onnx", "c-header": "int8"}
+DEFAULT_FORMATS = {"cpu": ("safetensors", "torchscript", "onnx"), "gpu": ("safetensors", "torchscript", "onnx"),
+                   "mcu": FORMATS}
+BN_IMAGES = 2000  # OFA recalibrates BN on 2,000 training images
+CALIBRATION_IMAGES = 512  # int8 activation ranges
+CHECK_IMAGES = 256  # ONNX vs PyTorch
+FINETUNE_LR = 0.01
+MEASURED_DEVICE = "cpu-host"  # the one profile that is this machine: its latency is measured, not only predicted
+
+Progress = Callable[[float, str], None]
+
+
+def resolve_formats(formats: Iterable[str] | str | None, kind: str) -> tuple[str, ...]:
+    """The formats to write: the device kind's defaults, or those asked for plus what they need (int8 needs onnx,
+    c-header needs int8), in a fixed order."""
+    if formats is None:
+        return DEFAULT_FORMATS[kind]
+    items = formats.split(",") if isinstance(formats, str) else list(formats)
+    chosen = set()
+    for item in items:
+        name = str(item).strip().lower()
+        if not name:
+            continue
+        if name not in FORMATS:
+            raise ExportError(f"field 'formats' has unknown format {name!r}; allowed: {', '.join(FORMATS)}")
+        while name:
+            chosen.add(name)
+            name = _NEEDS.get(name)
+    return tuple(f for f in FORMATS if f in chosen)
+
+
+def as_arch(arch: ArchConfig | Mapping[str, Any] | str | Path, space: SearchSpace) -> ArchConfig:
+    """`arch` (an ArchConfig, an OFA-style dict, or a path to its JSON) validated against the run's space."""
+    try:
+        if isinstance(arch, (str, Path)):
+            p = Path(arch)
+            if not p.is_file():
+                raise InvalidArchError(f"arch file '{arch}' does not exist")
+            arch = ArchConfig.from_json(p.read_text())
+        elif isinstance(arch, Mapping):
+            arch = ArchConfig.from_dict(arch)
+        return space.validate(arch)
+    except InvalidArchError as exc:
+        raise InvalidArchError(f"arch is not in the run's space '{space.name}': {exc}") from None
+
+
+def arch_id(arch: ArchConfig) -> str:
+    """A short stable id of an arch (first 10 hex digits of the sha256 of its compact JSON)."""
+    return hashlib.sha256(arch.to_json().encode()).hexdigest()[:10]
+
+
+def bundle_name(device: str, arch: ArchConfig, finetune_epochs: int = 0) -> str:
+    return f"{device}-{arch_id(arch)}" + (f"-ft{finetune_epochs}" if finetune_epochs else "")
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _images(dataset, n: int, r: int, seed: int, batch_size: int = 64) -> list[torch.Tensor]:  # noqa: ANN001
+    """The first `n` images of `dataset` in a seeded shuffle, resized to `r` px, in batches."""
+    out, seen = [], 0
+    for x, _ in make_loader(dataset, batch_size, shuffle=True, seed=seed):
+        if seen >= n:
+            break
+        x = x[: n - seen]
+        out.append(resize_to(x, r))
+        seen += len(x)
+    return out
+
+
+def _publish(tmp: Path, final: Path) -> None:
+    """Rename the finished folder `tmp` to `final`, replacing an older bundle of the same name."""
+    # mkdtemp and some writers create owner-only files; a bundle is meant to be shared like any output.
+    os.chmod(tmp, 0o755)
+    for p in tmp.iterdir():
+        os.chmod(p, 0o644)
+    while True:
+        try:
+            os.rename(tmp, final)
+            return
+        except OSError:
+            if not final.exists():
+                raise
+        aside = final.with_name(f".{final.name}.old-{uuid.uuid4().hex[:8]}")
+        try:
+            os.rename(final, aside)
+        except FileNotFoundError:  # another exporter moved it first
+            continue
+        shutil.rmtree(aside, ignore_errors=True)
+
+
+def _predictions(run: TrainedRun, profile: DeviceProfile, arch: ArchConfig) -> dict[str, Any]:
+    """Every predicted figure of `arch` on the device (accuracy only when the run has a fitted predictor)."""
+    from predictors import Predictors
+
+    note = None
+    try:
+        predictors = Predictors.for_run(run.run_dir, profile)
+    except (NasError, ImportError, FileNotFoundError) as exc:
+        predictors, note = Predictors(run.space, profile), f"no accuracy predictor for this run ({exc})"
+    row = predictors.predict([arch]).iloc[0].to_dict()
+    out = {k: (bool(v) if k == "fits" else float(v)) for k, v in row.items()}
+    out["latency_source"] = predictors.latency_source
+    out["latency_calibrated"] = bool(predictors.calibrated)
+    out.setdefault("accuracy", None)
+    if note:
+        out["accuracy_note"] = note
+    return out
+
+
+def _memory(profile: DeviceProfile, predicted: dict[str, Any], header: dict[str, Any] | None) -> dict[str, Any]:
+    """Predicted SRAM/Flash (MCUs: int8 peak activations + runtime, weights + runtime) against the device's memory,
+    the C header's measured size, and one verdict."""
+    mem: dict[str, Any] = {"sram_bytes": predicted.get("sram_bytes"), "flash_bytes": predicted.get("flash_bytes")}
+    if profile.kind == "mcu":
+        mem["sram_capacity_bytes"], mem["flash_capacity_bytes"] = profile.figure("sram"), profile.figure("flash")
+        mem["sram_fits"] = bool(predicted["sram_bytes"] <= mem["sram_capacity_bytes"])
+        mem["flash_fits"] = bool(predicted["flash_bytes"] <= mem["flash_capacity_bytes"])
+    elif profile.has("memory"):
+        mem["memory_capacity_bytes"] = profile.figure("memory")
+    problems = []
+    if mem.get("sram_fits") is False:
+        problems.append(f"predicted SRAM {predicted['sram_bytes']:,.0f} B exceeds {mem['sram_capacity_bytes']:,.0f} B")
+    if mem.get("flash_fits") is False:
+        problems.append(f"predicted Flash {predicted['flash_bytes']:,.0f} B exceeds "
+                        f"{mem['flash_capacity_bytes']:,.0f} B")
+    if header is not None:
+        runtime = profile.figure("flash_runtime") if profile.has("flash_runtime") else 0.0
+        need = header["const_bytes"] + runtime
+        header = {**header, "runtime_flash_bytes": runtime, "fits_flash": bool(need <= profile.figure("flash"))}
+        mem["c_header"] = header
+        if not header["fits_flash"]:
+            problems.append(f"model.h's arrays ({header['const_bytes']:,} B) plus the runtime ({runtime:,.0f} B) "
+                            f"exceed the {profile.figure('flash'):,.0f} B of Flash")
+    if profile.kind != "mcu" and not problems:
+        if "memory_capacity_bytes" not in mem:
+            mem["verdict"] = f"not checked: the {profile.name} profile states no memory capacity"
+        else:
+            mem["verdict"] = "fits the device's memory" if predicted.get("fits", True) else \
+                "DOES NOT FIT: predicted activations + weights exceed the device's memory"
+    else:
+        mem["verdict"] = ("DOES NOT FIT: " + "; ".join(problems)) if problems else \
+            f"fits {profile.name} (SRAM and Flash within capacity)"
+    mem["fits"] = not problems and bool(predicted.get("fits", True))
+    return mem
+
+
+def _command(run_dir: Path, final: Path, device: str, out_dir: Path, formats: tuple[str, ...], epochs: int) -> str:
+    argv = ["nas", "export", str(run_dir), "--arch", str(final / "arch.json"), "--device", device,
+            "--out", str(out_dir), "--formats", ",".join(formats)]
+    if epochs:
+        argv += ["--finetune", str(epochs)]
+    return shlex.join(argv)
+
+
+def export_bundle(run_dir: str | Path, arch: ArchConfig | Mapping[str, Any] | str | Path, device: str,
+                  out_dir: str | Path, *, formats: Iterable[str] | str | None = None, finetune_epochs: int = 0,
+                  progress: Progress | None = None) -> Path:
+    """Export `arch` of the trained run at `run_dir` for `device` into a new folder under `out_dir`; return it.
+
+    `formats`: among safetensors, torchscript, onnx, int8, c-header (default: the first three, all five on MCUs);
+    `finetune_epochs`: epochs of distillation from the supernet's largest net before export (0: none);
+    `progress(fraction, message)` is called as the steps go. Raises a NasError subclass (ExportError,
+    InvalidArchError, ProfileError, CheckpointError, DataError) on bad input or a failed check, leaving nothing.
+    """
+    report = progress or (lambda fraction, message: None)
+    profile = load_profile(device)
+    chosen = resolve_formats(formats, profile.kind)
+    if isinstance(finetune_epochs, bool) or not isinstance(finetune_epochs, int) or finetune_epochs < 0:
+        raise ExportError(f"field 'finetune_epochs' must be an integer >= 0, got {finetune_epochs!r}")
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ExportError(f"field 'out_dir': '{out_dir}' exists and is not a folder")
+    run = load_run(run_dir)
+    arch = as_arch(arch, run.space)
+    report(0.02, "reading data")
+    splits = run.splits()
+    if splits.in_channels != run.space.in_channels or splits.num_classes > run.space.num_classes:
+        raise ExportError(f"run '{run_dir}': data ({splits.in_channels} channels, {splits.num_classes} classes) does "
+                          f"not fit space '{run.space.name}'")
+
+    created_out = not out_dir.exists()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    final = out_dir / bundle_name(profile.name, arch, finetune_epochs)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=out_dir))
+    try:
+        card = _build(run, arch, profile, chosen, finetune_epochs, splits, tmp, report)
+        card["command"] = _command(run.run_dir, final.resolve(), str(device), out_dir.resolve(), chosen,
+                                   finetune_epochs)
+        card["bundle"] = final.name
+        (tmp / "card.json").write_text(json.dumps(card, indent=2) + "\n")
+        (tmp / "card.md").write_text(render_markdown(card))
+        _publish(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if created_out:
+            try:
+                out_dir.rmdir()
+            except OSError:
+                pass
+        raise
+    report(1.0, f"bundle written: {final}")
+    return final
+
+
+def _build(run: TrainedRun, arch: ArchConfig, profile: DeviceProfile, formats: tuple[str, ...], epochs: int,
+           splits, tmp: Path, report: Progress) -> dict[str, Any]:  # noqa: ANN001
+    """Write every file of the bundle into `tmp` and return the card (without its command)."""
+    seed = run.data.seed
+    bn_loader = make_loader(splits.train, 200, shuffle=True, seed=seed)
+    report(0.05, "extracting the subnet and recalibrating BN")
+    net = run.net.extract(arch).eval()
+    recalibrate_bn(net, arch, bn_loader, BN_IMAGES)
+    history: list[dict[str, float]] = []
+    if epochs:
+        largest = run.space.largest(arch.r)
+        teacher = run.net.extract(largest).eval()
+        recalibrate_bn(teacher, largest, bn_loader, BN_IMAGES)
+        history = finetune(net, teacher, splits.train, arch.r, epochs=epochs, lr=FINETUNE_LR,
+                           pad=splits.pad, flip=splits.flip, seed=seed,
+                           progress=lambda f, m: report(0.08 + 0.4 * f, m))
+        recalibrate_bn(net, arch, bn_loader, BN_IMAGES)
+    net.eval()
+    bn_images = min(BN_IMAGES, len(splits.train))
+
+    (tmp / "arch.json").write_text(json.dumps(arch.to_dict()) + "\n")
+    report(0.5, "writing weights and TorchScript")
+    meta = {"arch": arch.to_json(), "space": json.dumps(run.space.to_dict()), "checkpoint_hash": run.checkpoint_hash,
+            "device": profile.name}
+    if "safetensors" in formats:
+        write_safetensors(net, tmp / WEIGHTS_FILE, meta)
+    check_images = _images(splits.val, CHECK_IMAGES, arch.r, seed + 1, batch_size=CHECK_IMAGES)
+    if not check_images:
+        raise ExportError("the run's validation split is empty: nothing to check the exported models on")
+    if "torchscript" in formats:
+        write_torchscript(net, tmp / "model.pt")
+        _check_torchscript(tmp / "model.pt", net, check_images[0])
+
+    onnx_paths: dict[str, Path] = {}
+    agreement = None
+    if "onnx" in formats:
+        report(0.6, f"exporting ONNX (opset {ONNX_OPSET})")
+        write_onnx(net, check_images[0][:2], tmp / "model.onnx")
+        report(0.7, "checking ONNX against PyTorch on validation images")
+        agreement = check_onnx(tmp / "model.onnx", net, check_images[0]).to_dict()
+        onnx_paths["onnxruntime_fp32"] = tmp / "model.onnx"
+    header = None
+    if "int8" in formats:
+        report(0.75, "quantizing to int8 (calibrating on training images)")
+        calib = _images(splits.train, CALIBRATION_IMAGES, arch.r, seed + 2)
+        quantize_int8(tmp / "model.onnx", tmp / "model.int8.onnx", calib, INPUT_NAME)
+        onnx_paths["onnxruntime_int8"] = tmp / "model.int8.onnx"
+    if "c-header" in formats:
+        report(0.8, "writing the int8 weights as a C header")
+        info = write_c_header(tmp / "model.int8.onnx", tmp / "model.h", f"nas_{profile.name}_model",
+                              comment=f"int8 weights of {arch.to_json()} for {profile.name}\n"
+                                      f"supernet checkpoint sha256 {run.checkpoint_hash}")
+        header = {"tensors": info.tensors, "activations": info.activations, "weight_bytes": info.weight_bytes,
+                  "const_bytes": info.total_bytes}
+
+    report(0.85, "measuring accuracy (val, test)")
+    accuracy = _accuracy(net, arch, splits, onnx_paths)
+    latency, latency_note = None, None
+    if profile.name == MEASURED_DEVICE:
+        report(0.92, "measuring batch-1 latency on this machine")
+        latency = measure_latency(net, check_images[0][:1], onnx_paths, threads=profile.latency.threads)
+    else:
+        latency_note = f"this machine is not a {profile.name}; only {MEASURED_DEVICE} is measured here"
+    predicted = _predictions(run, profile, arch)
+    codes = run.space.encode([arch])
+    train_ds = splits.train
+    files = {p.name: {"bytes": p.stat().st_size, "sha256": _sha256(p)} for p in sorted(tmp.iterdir())}
+    return {
+        "format": "ofa-nas-bundle/1",
+        "name": f"{run.space.name} subnet for {profile.name}",
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "run_dir": str(Path(run.run_dir).resolve()),
+        "checkpoint_hash": run.checkpoint_hash,
+        "weights_sha256": files.get(WEIGHTS_FILE, {}).get("sha256"),
+        "space": run.space.to_dict(),
+        "device": {"name": profile.name, "kind": profile.kind, "description": profile.description,
+                   "state": profile.state},
+        "arch": arch.to_dict(), "arch_json": arch.to_json(), "arch_id": arch_id(arch),
+        "formats": list(formats), "onnx_opset": ONNX_OPSET if "onnx" in formats else None,
+        "input": {"name": INPUT_NAME, "layout": "NCHW", "shape": [1, run.space.in_channels, arch.r, arch.r],
+                  "resolution": arch.r, "mean": _floats(getattr(train_ds, "mean", None)),
+                  "std": _floats(getattr(train_ds, "std", None))},
+        "num_classes": run.space.num_classes,
+        "macs": int(count_macs(run.space, codes)[0]), "params": int(count_params(run.space, codes)[0]),
+        "bn_recalibration": {"images": bn_images, "split": "train"},
+        "finetune": {"epochs": epochs, "lr": FINETUNE_LR if epochs else None, "history": history,
+                     "teacher": "supernet's largest net" if epochs else None},
+        "predicted": predicted,
+        "measured": {"accuracy": accuracy, "latency": latency, "latency_note": latency_note},
+        "onnx_check": agreement,
+        "memory": _memory(profile, predicted, header),
+        "files": files,
+    }
+
+
+def _floats(t: Any) -> list[float] | None:
+    return None if t is None else [float(v) for v in torch.as_tensor(t).reshape(-1)]
+
+
+@torch.no_grad()
+def _check_torchscript(path: Path, net: torch.nn.Module, images: torch.Tensor) -> None:
+    scripted = torch.jit.load(str(path))
+    diff = float((scripted(images) - net(images)).abs().max())
+    if diff > 1e-5:
+        raise ExportError(f"TorchScript model disagrees with PyTorch: max abs logit difference {diff:.3g}")
+
+
+def _accuracy(net: torch.nn.Module, arch: ArchConfig, splits, onnx_paths: dict[str, Path]) -> dict[str, Any]:  # noqa: ANN001
+    """Top-1 on val and test: the PyTorch net, and each ONNX model through onnxruntime."""
+    out: dict[str, Any] = {}
+    for split in ("val", "test"):
+        loader = make_loader(getattr(splits, split), 500, shuffle=False)
+        logits, labels = predict_logits(net, arch, loader)
+        entry: dict[str, Any] = {"images": int(len(labels)),
+                                 "torch_fp32": float((logits.argmax(1) == labels).float().mean())}
+        for label, path in onnx_paths.items():
+            ort_logits, ort_labels = ort_predict(ort_session(path), loader, arch.r)
+            key = "onnx_fp32" if label.endswith("fp32") else "onnx_int8"
+            entry[key] = float((ort_logits.argmax(1) == ort_labels).mean())
+        out[split] = entry
+    return out

@@ -1,0 +1,105 @@
+"""The model card of a bundle: card.json (every figure, machine-readable) rendered as card.md for people."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def _pct(v: Any) -> str:
+    return "–" if v is None else f"{100 * float(v):.2f}%"
+
+
+def _ms(v: Any) -> str:
+    return "–" if v is None else f"{float(v):.3f} ms"
+
+
+def _bytes(v: Any) -> str:
+    if v is None:
+        return "–"
+    v = float(v)
+    return f"{v / 1024:.1f} KB ({int(v):,} B)" if v >= 1024 else f"{int(v)} B"
+
+
+def _row(*cells: Any) -> str:
+    return "| " + " | ".join(str(c) for c in cells) + " |"
+
+
+def render_markdown(card: dict[str, Any]) -> str:
+    """card.md: the card's figures as tables, predicted beside measured."""
+    dev, pred, meas = card["device"], card["predicted"], card["measured"]
+    inp = card["input"]
+    lines = [f"# {card['name']}", "",
+             f"Subnet of space `{card['space']['name']}` exported for **{dev['name']}** ({dev['kind']}: "
+             f"{dev['description']}).", "",
+             f"- Command: `{card['command']}`",
+             f"- Supernet checkpoint sha256: `{card['checkpoint_hash']}`",
+             f"- Exported weights sha256: `{card['weights_sha256']}`" if card.get("weights_sha256") else "",
+             f"- Arch (OFA keys): `{card['arch_json']}`",
+             f"- Input: {inp['layout']} float32 {inp['shape']} (batch dynamic), pixels scaled to [0, 1] then "
+             f"normalised with mean {inp['mean']} and std {inp['std']}; images resized bilinearly to "
+             f"{inp['resolution']} px",
+             f"- MACs: {card['macs']:,} · params: {card['params']:,}",
+             f"- BN statistics recalibrated on {card['bn_recalibration']['images']} training images"
+             + (f"; fine-tuned {card['finetune']['epochs']} epochs with distillation from the supernet's largest "
+                f"net" if card["finetune"]["epochs"] else ""),
+             f"- Created {card['created']}", ""]
+    lines = [ln for ln in lines if ln != ""] + [""]
+
+    lines += ["## Accuracy (top-1)", "",
+              _row("split", "predicted", "PyTorch fp32", "onnxruntime fp32", "onnxruntime int8", "images"),
+              _row(*["---"] * 6)]
+    acc = meas["accuracy"]
+    for split in ("val", "test"):
+        a = acc.get(split, {})
+        lines.append(_row(split, _pct(pred.get("accuracy")) if split == "val" else "–", _pct(a.get("torch_fp32")),
+                          _pct(a.get("onnx_fp32")), _pct(a.get("onnx_int8")), a.get("images", "–")))
+    if pred.get("accuracy") is None:
+        lines += ["", f"Predicted accuracy: {pred.get('accuracy_note', 'no accuracy predictor')}."]
+    else:
+        lines += ["", "The accuracy predictor is fitted on validation accuracy: it ranks subnets, its absolute "
+                      "values may be off."]
+    lines.append("")
+
+    lines += ["## Latency (batch 1)", "", _row("", "latency", "how"), _row("---", "---", "---"),
+              _row("predicted", _ms(pred.get("latency_ms")), f"{pred.get('latency_source')} model of the profile"
+                   + ("" if pred.get("latency_calibrated", True) else " (uncalibrated spec-like defaults)"))]
+    lat = meas.get("latency")
+    if lat:
+        for label, entry in lat.items():
+            lines.append(_row(f"measured, {label}", _ms(entry["median_ms"]),
+                              f"median of {entry['repeats']} runs, {entry['threads']} thread(s), this machine"))
+    else:
+        lines += ["", f"Not measured: {meas.get('latency_note', 'this machine is not the device')}."]
+    lines.append("")
+
+    mem = card.get("memory")
+    if mem:
+        lines += ["## Memory", "", _row("", "need", "capacity", "fits"), _row("---", "---", "---", "---"),
+                  _row("SRAM (predicted, int8 peak + runtime)" if dev["kind"] == "mcu" else "activations (predicted)",
+                       _bytes(mem.get("sram_bytes")), _bytes(mem.get("sram_capacity_bytes")),
+                       mem.get("sram_fits", "–")),
+                  _row("Flash (predicted, weights + runtime)" if dev["kind"] == "mcu" else "weights (predicted)",
+                       _bytes(mem.get("flash_bytes")), _bytes(mem.get("flash_capacity_bytes")),
+                       mem.get("flash_fits", "–"))]
+        header = mem.get("c_header")
+        if header:
+            lines.append(_row("Flash (measured: model.h arrays + runtime)",
+                              _bytes(header["const_bytes"] + header["runtime_flash_bytes"]),
+                              _bytes(mem.get("flash_capacity_bytes")), header["fits_flash"]))
+        lines += ["", f"**Verdict: {mem['verdict']}**", ""]
+
+    if card.get("onnx_check"):
+        c = card["onnx_check"]
+        lines += ["## ONNX check", "",
+                  f"onnxruntime vs PyTorch on {c['images']} validation images: max abs logit difference "
+                  f"{c['max_abs_diff']:.3g} (allowed {c['tolerance']:g}), top-1 agreement "
+                  f"{100 * c['top1_agreement']:.2f}%.", ""]
+    if card["finetune"]["epochs"]:
+        lines += ["## Fine-tuning", "", _row("epoch", "loss", "train top-1"), _row("---", "---", "---")]
+        lines += [_row(h["epoch"], f"{h['loss']:.4f}", _pct(h["train_top1"])) for h in card["finetune"]["history"]]
+        lines.append("")
+    lines += ["## Files", "", _row("file", "bytes", "sha256"), _row("---", "---", "---")]
+    lines += [_row(f"`{name}`", f"{f['bytes']:,}", f"`{f['sha256'][:16]}…`") for name, f in card["files"].items()]
+    lines += ["", "Load in Python: `torch.jit.load('model.pt')`, `onnxruntime.InferenceSession('model.onnx')`, or "
+                  "`nas.export.load_bundle_net(BUNDLE_DIR)` for the PyTorch module with `weights.safetensors`.", ""]
+    return "\n".join(lines)
