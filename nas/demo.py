@@ -1,0 +1,386 @@
+"""The main job end to end (`nas demo`): train once, fit predictors, profile this CPU, search per device, export
+the best subnet per device, measure what can be measured here, and write the report.
+
+Every stage reuses what an earlier run finished (trained run, predictor, profile, search trials, bundles) unless
+`fresh`; an interrupted demo picks up where it stopped (training resumes from its checkpoint, the search from its
+Optuna storage, accuracy measuring from its partial table).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from supernet.errors import NasError
+
+_RELATIVE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*%\s*$")
+
+
+class DemoSpecError(NasError):
+    """A demo spec is malformed: the message names the field and what is allowed."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class AccuracyStage(_Strict):
+    samples: int = Field(250, ge=10)
+    model: str = "auto"
+    seed: int = 0
+
+
+class ProfileStage(_Strict):
+    device: str = "cpu-host"
+    threads: int = Field(1, ge=1)
+    backend: str = "torch"
+    n_test: int = Field(100, ge=2)
+    n_fit: int = Field(20, ge=3)
+
+
+class DemoDevice(_Strict):
+    name: str
+    constraints: dict[str, float | str] = Field(default_factory=dict)
+
+    @field_validator("constraints")
+    @classmethod
+    def _values(cls, value: dict[str, float | str]) -> dict[str, float | str]:
+        for key, v in value.items():
+            if isinstance(v, str) and not _RELATIVE.match(v):
+                raise ValueError(f"constraint '{key}' must be a number or a share of the largest subnet like "
+                                 f"'50%', got {v!r}")
+        return value
+
+
+class SearchStage(_Strict):
+    strategy: str | None = "evolution"
+    strategy_options: dict[str, Any] = Field(default_factory=dict)
+    budget: int = Field(3000, ge=1)
+    seed: int = 0
+    objectives: dict[str, str] = Field(default_factory=lambda: {"accuracy": "maximize", "latency_ms": "minimize"})
+    devices: list[DemoDevice] = Field(min_length=1)
+
+
+class ExportStage(_Strict):
+    finetune_epochs: int = Field(0, ge=0)
+    formats: list[str] | None = None
+
+
+class DemoSpec(_Strict):
+    """experiments/demo.yaml: the training recipe and the settings of each later stage."""
+
+    name: str = "demo"
+    train: str
+    run_dir: str
+    out: str = "runs/demo"
+    accuracy: AccuracyStage = Field(default_factory=AccuracyStage)
+    profile: ProfileStage = Field(default_factory=ProfileStage)
+    search: SearchStage
+    export: ExportStage = Field(default_factory=ExportStage)
+    source: str | None = Field(default=None, exclude=True)
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> "DemoSpec":
+        path = Path(path)
+        try:
+            data = yaml.safe_load(path.read_text())
+        except OSError as exc:
+            raise DemoSpecError(f"cannot read demo spec {path}: {exc.strerror}") from None
+        except yaml.YAMLError as exc:
+            raise DemoSpecError(f"demo spec {path} is not valid YAML: {exc}") from None
+        try:
+            spec = cls.model_validate(data)
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            where = ".".join(str(p) for p in err["loc"]) or "spec"
+            raise DemoSpecError(f"{path}: field '{where}': {err['msg']}") from None
+        spec.source = str(path)
+        train = Path(spec.train)
+        if not train.is_absolute():
+            train = path.parent / train
+        if not train.is_file():
+            raise DemoSpecError(f"{path}: field 'train': recipe {train} does not exist")
+        spec.train = str(train)
+        return spec
+
+
+class Stages:
+    """Times each stage and logs one line per start and end on stderr."""
+
+    def __init__(self, log: Callable[[str], None]):
+        self.log, self.rows = log, []
+
+    def run(self, name: str, fn: Callable[[], tuple[str, Any]]) -> Any:
+        self.log(f"[demo] {name} ...")
+        t0 = time.perf_counter()
+        status, value = fn()
+        seconds = time.perf_counter() - t0
+        self.rows.append({"stage": name, "status": status, "seconds": round(seconds, 1)})
+        self.log(f"[demo] {name}: {status} in {seconds:.1f} s")
+        return value
+
+
+def _log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+# ------------------------------------------------------------------------------------------------ stages
+def _train(spec: DemoSpec, fresh: bool) -> tuple[str, Path]:
+    from supernet.config import ExperimentConfig
+    from supernet.run import read_run_json
+    from supernet.train import train
+
+    run_dir = Path(spec.run_dir)
+    config = ExperimentConfig.from_yaml(spec.train)
+    if fresh and run_dir.exists():
+        shutil.rmtree(run_dir)
+    if (run_dir / "run.json").is_file():
+        info = read_run_json(run_dir)
+        if info.get("finished") and info.get("config_hash", config.config_hash()) == config.config_hash():
+            return "reused", run_dir
+    resume = (run_dir / "checkpoint.pt").is_file()
+    train(config, run_dir, resume=resume, progress=True)
+    return ("resumed" if resume else "trained"), run_dir
+
+
+def _accuracy(spec: DemoSpec, run_dir: Path, fresh: bool) -> tuple[str, dict[str, Any]]:
+    from predictors.accuracy import fit_run_predictor, load_accuracy_predictor
+    from supernet.errors import CheckpointError
+
+    if not fresh:
+        try:
+            predictor = load_accuracy_predictor(run_dir)
+            return "reused", predictor.fidelity_report()
+        except CheckpointError:
+            pass
+    predictor = fit_run_predictor(run_dir, samples=spec.accuracy.samples, model=spec.accuracy.model,
+                                  seed=spec.accuracy.seed, progress=True)
+    return "fitted", predictor.fidelity_report()
+
+
+def _profile(spec: DemoSpec, space_name: str, space: Any, fresh: bool) -> tuple[str, dict[str, Any]]:
+    from hw_profiles import load_profile, save_profile, user_profiles_dir
+    from hw_profiles.measure import TimingConfig
+    from predictors.profiling import calibrate_profile
+
+    p = spec.profile
+    path = user_profiles_dir() / f"{p.device}.yaml"
+    if path.is_file() and not fresh:
+        prof = load_profile(path)
+        if space_name in prof.latency.fidelity:
+            fid = {f.predictor: {k: getattr(f, k) for k in ("n", "spearman", "kendall", "rmse", "mape",
+                                                            "within_10pct")}
+                   for f in prof.latency.fidelity[space_name]}
+            return "reused", {"profile": str(path), "fidelity": fid}
+    base = load_profile(path) if path.is_file() and not fresh else load_profile(p.device)
+    cfg = TimingConfig(threads=p.threads, backend=p.backend)
+    prof, report = calibrate_profile(space, base, cfg, n_fit=p.n_fit, n_test=p.n_test, seed=0,
+                                     progress=_bar_progress())
+    save_profile(prof, path)
+    return "measured", {"profile": str(path), "fidelity": report.fidelity, "seconds": report.seconds}
+
+
+def _bar_progress() -> Callable[[str, int, int], None]:
+    from tqdm import tqdm
+
+    bars: dict[str, Any] = {}
+
+    def update(stage: str, done: int, total: int) -> None:
+        bar = bars.get(stage) or bars.setdefault(stage, tqdm(total=total, desc=f"profiling {stage}", leave=False))
+        bar.update(done - bar.n)
+        if done >= total:
+            bar.close()
+
+    return update
+
+
+def resolve_constraints(run_dir: Path, devices: list[DemoDevice], space: Any) -> list[dict[str, Any]]:
+    """Turn relative budgets ('50%') into absolute ones: that share of the largest subnet's predicted figure on
+    each device (at the space's largest resolution)."""
+    from predictors import Predictors
+
+    out = []
+    for dev in devices:
+        cons: dict[str, float] = {}
+        largest = None
+        for key, value in dev.constraints.items():
+            m = _RELATIVE.match(value) if isinstance(value, str) else None
+            if m is None:
+                cons[key] = float(value)
+                continue
+            if largest is None:
+                largest = Predictors(space, dev.name).predict([space.largest()]).iloc[0]
+            if key not in largest:
+                raise DemoSpecError(f"devices[{dev.name}].constraints.{key}: no such predicted figure for a "
+                                    f"relative budget; allowed: {', '.join(map(str, largest.index))}")
+            cons[key] = float(largest[key]) * float(m.group(1)) / 100.0
+        out.append({"name": dev.name, "constraints": cons})
+    return out
+
+
+def _search(spec: DemoSpec, run_dir: Path, out: Path, space: Any, fresh: bool) -> tuple[str, dict[str, Any]]:
+    from nas.experiment import ExperimentSpec, run_experiment
+
+    folder = out / "search"
+    if fresh and folder.exists():
+        shutil.rmtree(folder)
+    s = spec.search
+    exp = ExperimentSpec.from_dict({
+        "name": spec.name, "run": str(run_dir), "devices": resolve_constraints(run_dir, s.devices, space),
+        "objectives": s.objectives, "strategy": s.strategy, "strategy_options": s.strategy_options,
+        "budget": s.budget, "seed": s.seed}, source=spec.source or "demo spec")
+    resumed = (folder / "search.db").is_file()
+    from tqdm import tqdm
+
+    bars: dict[str, Any] = {}
+
+    def progress(device: str, done: int, total: int, best: Any) -> None:
+        bar = bars.get(device) or bars.setdefault(device, tqdm(total=total, desc=f"search {device}", leave=False))
+        bar.update(done - bar.n)
+
+    try:
+        summary = run_experiment(exp, folder, progress=progress)
+    finally:
+        for bar in bars.values():
+            bar.close()
+    return ("resumed" if resumed else "searched"), {"summary": summary, "spec": exp}
+
+
+def _export(spec: DemoSpec, run_dir: Path, out: Path, summary: dict[str, Any], fresh: bool
+            ) -> tuple[str, dict[str, dict[str, Any]]]:
+    from nas.export import export_bundle
+    from nas.export.bundle import bundle_name
+    from supernet import ArchConfig
+
+    folder = out / "exports"
+    if fresh and folder.exists():
+        shutil.rmtree(folder)
+    cards, statuses = {}, []
+    for device, info in summary["devices"].items():
+        if not info.get("arch"):
+            _log(f"[demo] {device}: no feasible subnet within its budget; nothing to export")
+            continue
+        arch = ArchConfig.from_dict({k: v for k, v in json.loads(Path(info["arch"]).read_text()).items()
+                                     if k in ("ks", "e", "d", "r")})
+        existing = folder / bundle_name(device, arch, spec.export.finetune_epochs)
+        if (existing / "card.json").is_file():
+            bundle, statuses = existing, statuses + ["reused"]
+        else:
+            bundle = export_bundle(run_dir, arch, device, folder, formats=spec.export.formats,
+                                   finetune_epochs=spec.export.finetune_epochs,
+                                   progress=lambda f, m, _d=device: _log(f"[demo] export {_d}: {m}"))
+            statuses.append("exported")
+        cards[device] = {"bundle": str(bundle), "card": json.loads((bundle / "card.json").read_text())}
+    status = "reused" if statuses and all(s == "reused" for s in statuses) else "exported"
+    return status, cards
+
+
+# ------------------------------------------------------------------------------------------------ report
+def _pct(v: Any) -> float | None:
+    return None if v is None else round(100 * float(v), 2)
+
+
+def build_report(spec: DemoSpec, out: Path, run_dir: Path, train_info: dict[str, Any], acc_fidelity: dict[str, Any],
+                 profile_info: dict[str, Any], search: dict[str, Any], cards: dict[str, dict[str, Any]],
+                 stages: list[dict[str, Any]]) -> tuple[Path, Path]:
+    from nas.report import Report
+
+    rep = Report(f"ofa-nas demo: one training run, {len(cards)} specialized nets")
+    rep.text(f"Supernet trained once ({Path(spec.train).name}) in {run_dir}; then, per device, a search on the "
+             "predictors and an export of the best feasible subnet. Every figure below was computed in this run.")
+    rep.heading("Supernet")
+    rep.table([{k: v for k, v in train_info.items()}])
+    rep.heading("Per device")
+    summary = search["summary"]
+    exp = search["spec"]
+    for dev in exp.devices:
+        rep.heading(dev.name, 3)
+        info = summary["devices"].get(dev.name, {})
+        if info.get("plot"):
+            rep.image(Path(info["plot"]).resolve(), f"Pareto front on {dev.name}")
+        cons = ", ".join(f"{k} ≤ {v:,.4g}" for k, v in dev.constraints.items())
+        card = cards.get(dev.name, {}).get("card")
+        if card is None:
+            rep.text(f"Constraints: {cons}. No feasible subnet found within the budget of {exp.budget} evaluations.")
+            continue
+        pred, meas = card["predicted"], card["measured"]
+        acc = meas["accuracy"]
+        lat = meas.get("latency") or {}
+        row = {"constraints": cons, "arch": card["arch_json"], "MACs": card["macs"], "params": card["params"],
+               "predicted acc (%)": _pct(pred.get("accuracy")),
+               "measured val acc (%)": _pct(acc.get("val", {}).get("torch_fp32")),
+               "measured test acc (%)": _pct(acc.get("test", {}).get("torch_fp32")),
+               "predicted latency (ms)": pred.get("latency_ms")}
+        for label, entry in lat.items():
+            row[f"measured latency {label} (ms)"] = entry.get("median_ms")
+        if "onnx_int8" in acc.get("test", {}):
+            row["int8 test acc (%)"] = _pct(acc["test"]["onnx_int8"])
+        mem = card.get("memory") or {}
+        if card["device"]["kind"] == "mcu":
+            row.update({"SRAM (B)": mem.get("sram_bytes"), "Flash (B)": mem.get("flash_bytes"),
+                        "fits": mem.get("fits", mem.get("sram_fits"))})
+        rep.table([row])
+        rep.text(f"Search: {info.get('n_trials')} trials ({info.get('n_feasible')} feasible), strategy "
+                 f"{info.get('strategy')}; bundle: {cards[dev.name]['bundle']}.")
+    rep.heading("Predictor fidelity")
+    rows = [{"predictor": "accuracy", **{k: v for k, v in acc_fidelity.items() if not isinstance(v, dict)}}]
+    for kind, fid in (profile_info.get("fidelity") or {}).items():
+        rows.append({"predictor": f"latency {spec.profile.device} ({kind})", **fid})
+    rep.table(rows)
+    rep.heading("Time per stage")
+    rep.table(stages)
+    total = sum(r["seconds"] for r in stages)
+    rep.text(f"Total: {total:.0f} s ({total / 60:.1f} min).")
+    return rep.write(out)
+
+
+def _train_summary(run_dir: Path) -> dict[str, Any]:
+    from supernet.run import read_run_json
+
+    info = read_run_json(run_dir)
+    out = {"run": str(run_dir), "space": info.get("space", {}).get("name"),
+           "checkpoint_hash": str(info.get("checkpoint_hash", ""))[:12]}
+    for name, figures in (info.get("final") or {}).items():
+        for split in ("val", "test"):
+            if figures.get(f"{split}_top1") is not None:
+                out[f"{name} {split} acc (%)"] = _pct(figures[f"{split}_top1"])
+    out["steps"] = info.get("steps")
+    if info.get("train_seconds") is not None:
+        out["train seconds"] = round(float(info["train_seconds"]), 1)
+    return out
+
+
+def run_demo(spec_path: str | Path = "experiments/demo.yaml", *, fresh: bool = False, out: str | None = None,
+             log: Callable[[str], None] = _log) -> dict[str, Any]:
+    """Run the whole demo; return where the report is and the headline figures."""
+    spec = DemoSpec.from_yaml(spec_path)
+    out_dir = Path(out or spec.out)
+    if fresh and out_dir.exists():
+        shutil.rmtree(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stages = Stages(log)
+    run_dir = stages.run("train supernet", lambda: _train(spec, fresh))
+    from supernet.run import load_run
+
+    trained = load_run(run_dir)
+    space = trained.space
+    acc_fid = stages.run("fit accuracy predictor", lambda: _accuracy(spec, run_dir, fresh))
+    prof = stages.run(f"profile {spec.profile.device}", lambda: _profile(spec, space.name, space, fresh))
+    search = stages.run("search per device", lambda: _search(spec, run_dir, out_dir, space, fresh))
+    cards = stages.run("export and measure", lambda: _export(spec, run_dir, out_dir, search["summary"], fresh))
+    t0 = time.perf_counter()
+    md, page = build_report(spec, out_dir, run_dir, _train_summary(run_dir), acc_fid, prof, search, cards,
+                            stages.rows)
+    log(f"[demo] report written in {time.perf_counter() - t0:.1f} s")
+    headline = {dev: {"arch": c["card"]["arch_json"], "macs": c["card"]["macs"],
+                      "test_accuracy": c["card"]["measured"]["accuracy"].get("test", {}).get("torch_fp32")}
+                for dev, c in cards.items()}
+    return {"report": str(md), "report_html": str(page), "devices": headline, "stages": stages.rows}
