@@ -27,6 +27,7 @@ _COMMANDS: list[str] = [
     "nas.cli.predict",
     "nas.cli.serve",
     "nas.cli.search",
+    "nas.cli.demo",
 ]
 
 for _module, _name in _GROUPS:
