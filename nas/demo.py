@@ -44,6 +44,9 @@ class ProfileStage(_Strict):
     backend: str = "torch"
     n_test: int = Field(100, ge=2)
     n_fit: int = Field(20, ge=3)
+    repeats: int = Field(8, ge=1)
+    rounds: int = Field(3, ge=1)
+    resolutions: list[int] | None = None
 
 
 class DemoDevice(_Strict):
@@ -181,8 +184,9 @@ def _profile(spec: DemoSpec, space_name: str, space: Any, fresh: bool) -> tuple[
                    for f in prof.latency.fidelity[space_name]}
             return "reused", {"profile": str(path), "fidelity": fid}
     base = load_profile(path) if path.is_file() and not fresh else load_profile(p.device)
-    cfg = TimingConfig(threads=p.threads, backend=p.backend)
-    prof, report = calibrate_profile(space, base, cfg, n_fit=p.n_fit, n_test=p.n_test, seed=0,
+    cfg = TimingConfig(threads=p.threads, backend=p.backend, repeats=p.repeats, rounds=p.rounds)
+    prof, report = calibrate_profile(space, base, cfg, resolutions=p.resolutions, n_fit=p.n_fit, n_test=p.n_test,
+                                     seed=0,
                                      progress=_bar_progress())
     save_profile(prof, path)
     return "measured", {"profile": str(path), "fidelity": report.fidelity, "seconds": report.seconds}
