@@ -27,6 +27,7 @@ _COMMANDS: list[str] = [
     "nas.cli.predict",
     "nas.cli.serve",
     "nas.cli.search",
+    "nas.cli.export",
     "nas.cli.demo",
 ]
 

@@ -1,0 +1,71 @@
+"""`nas export RUN_DIR --arch FILE | --from SEARCH_DIR --device NAME --out DIR`: write one bundle per (arch, device)
+and print one JSON line per bundle (its folder and headline figures); progress goes to stderr."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+
+from nas.cli._common import emit, fail, read_archs
+
+
+def register(app: typer.Typer) -> None:
+    app.command("export")(export)
+
+
+def _summary(bundle: Path) -> dict[str, Any]:
+    card = json.loads((bundle / "card.json").read_text())
+    return {"bundle": str(bundle), "device": card["device"]["name"], "arch": card["arch"], "macs": card["macs"],
+            "params": card["params"], "accuracy": card["measured"]["accuracy"],
+            "predicted": {k: card["predicted"].get(k) for k in ("accuracy", "latency_ms", "sram_bytes",
+                                                                 "flash_bytes", "fits")},
+            "latency": {k: v["median_ms"] for k, v in (card["measured"]["latency"] or {}).items()},
+            "memory_verdict": card["memory"]["verdict"], "files": sorted(card["files"])}
+
+
+def export(run_dir: str = typer.Argument(..., help="trained run folder (nas train)"),
+           arch: Optional[str] = typer.Option(None, "--arch", help="arch JSON file (one object, a list or JSON lines)"),
+           from_: Optional[str] = typer.Option(None, "--from", help="search output folder (nas search): take the "
+                                                                    "best feasible arch of each device"),
+           device: list[str] = typer.Option(..., "--device", help="device profile name or YAML (repeatable)"),
+           out: str = typer.Option(..., "--out", help="folder to write the bundles into"),
+           finetune: int = typer.Option(0, "--finetune", min=0, help="epochs of distillation fine-tuning"),
+           formats: Optional[list[str]] = typer.Option(None, "--formats", help="comma list among safetensors, "
+                                                       "torchscript, onnx, int8, c-header (default: by device)"),
+           quiet: bool = typer.Option(False, "--quiet", help="no progress on stderr")) -> None:
+    """Export subnets of a trained run for devices: weights, TorchScript, ONNX, int8, C header, model card."""
+    from nas.export import export_bundle, resolve_formats
+    from nas.export.search_result import best_arch_from_search
+    from supernet import SearchSpace
+    from supernet.run import read_run_json
+
+    if (arch is None) == (from_ is None):
+        fail("give exactly one of --arch FILE.json and --from SEARCH_DIR")
+    chosen = [f for item in formats for f in item.split(",") if f.strip()] if formats else None
+    if chosen is not None:
+        resolve_formats(chosen, "cpu")  # unknown names fail here, before any work
+    info = read_run_json(run_dir)
+    try:
+        space = SearchSpace.from_dict(info["space"])
+    except KeyError:
+        fail(f"run '{run_dir}' has no space in run.json")
+    jobs: list[tuple[Any, str]] = []
+    for dev in device:
+        if arch is not None:
+            jobs += [(a, dev) for a in read_archs(space, arch)]
+        else:
+            best = best_arch_from_search(from_, dev)
+            if best.pop("space", space.name) != space.name:
+                fail(f"the search in '{from_}' was over another space than run '{run_dir}' ({space.name})")
+            jobs.append((best, dev))
+
+    def progress(fraction: float, message: str) -> None:
+        if not quiet:
+            typer.echo(f"[{fraction:5.0%}] {message}", err=True)
+
+    for a, dev in jobs:
+        bundle = export_bundle(run_dir, a, dev, out, formats=chosen, finetune_epochs=finetune, progress=progress)
+        emit(_summary(bundle))
