@@ -18,6 +18,7 @@ _ENV = {
     "workers": "NAS_WORKERS",
     "max_upload_bytes": "NAS_MAX_UPLOAD_BYTES",
     "resume_on_start": "NAS_RESUME_ON_START",
+    "devices_dir": "NAS_PROFILES_DIR",
 }
 
 
@@ -32,6 +33,8 @@ class Settings(BaseModel):
     workers: int = Field(default=2, ge=1, le=64, description="jobs run at once; the rest wait queued")
     max_upload_bytes: int = Field(default=4 * 1024 * 1024, ge=1024, description="largest accepted upload")
     resume_on_start: bool = Field(default=True, description="re-queue jobs a killed server left running")
+    devices_dir: Path | None = Field(default=None, description="device profiles added here (default "
+                                                               "<runs_dir>/profiles)")
     poll_interval_s: float = Field(default=0.2, gt=0, description="how often the job runner looks at the store")
 
     @classmethod
@@ -61,4 +64,4 @@ class Settings(BaseModel):
     @property
     def profiles_dir(self) -> Path:
         """Device profiles uploaded or fitted through the service (where `hw_profiles` finds measured ones too)."""
-        return self.runs_dir.resolve() / "profiles"
+        return (self.devices_dir or self.runs_dir / "profiles").resolve()

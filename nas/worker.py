@@ -9,6 +9,7 @@ job `interrupted` so the next server resumes it.
 from __future__ import annotations
 
 import ctypes
+import json
 import logging
 import os
 import signal
@@ -106,75 +107,44 @@ def run_search(store: Store, settings: Settings, job: Job, ctx: JobContext) -> N
 
     with store.session() as s:
         exp = s.get(Experiment, job.target_id)
-        spec_data, out_dir, exp_id = dict(exp.spec), Path(exp.out_dir), exp.id
-    spec = ExperimentSpec.model_validate(spec_data)
+        spec_data, out_dir, exp_id, study = dict(exp.spec), Path(exp.out_dir), exp.id, exp.study_name
+    # the spec's name names the Optuna studies: made unique per experiment so two experiments never share trials
+    spec = ExperimentSpec.model_validate({**spec_data, "name": study})
+    done: dict[str, int] = {}
     last = [0.0]
 
-    def progress(*args: Any, **kwargs: Any) -> None:
-        done, budget, best = _progress_args(args, kwargs)
+    def progress(device: str, n_done: int, budget: int, best: dict | None) -> None:
+        done[device] = int(n_done)
         now = time.monotonic()
-        if now - last[0] < 0.25 and (budget is None or done < budget):
-            return  # a fast search reports thousands of times; the store needs a few
+        if now - last[0] < 0.25 and n_done < budget:
+            return  # a fast search reports many times a second; the store needs a few
         last[0] = now
         with store.session() as s:
             e = s.get(Experiment, exp_id)
-            if done is not None:
-                e.trials_done = int(done)
+            e.trials_done = sum(done.values())
             if best:
-                e.best = {**(e.best or {}), **_to_jsonable(best)}
+                e.best = {**(e.best or {}), device: {**(e.best or {}).get(device, {}), "values": _to_jsonable(best)}}
             j = s.get(Job, job.id)
-            if done is not None and e.budget:
-                j.progress = min(1.0, float(done) / e.budget)
-            j.message = f"{done} of {e.budget} trials" if done is not None else j.message
+            j.progress = min(1.0, e.trials_done / e.budget) if e.budget else 0.0
+            j.message = f"{e.trials_done} of {e.budget} trials ({device})"
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    result = run_experiment(spec, out_dir, storage=settings.database_url, progress=progress,
-                            should_stop=ctx.should_stop)
+    summary = run_experiment(spec, out_dir, storage=settings.database_url, progress=progress,
+                             should_stop=ctx.should_stop)
+    devices = summary.get("devices", {})
+    best: dict[str, Any] = {}
+    for device, info in devices.items():
+        entry: dict[str, Any] = {"values": _to_jsonable(info.get("best"))}
+        if info.get("arch"):
+            data = json.loads(Path(info["arch"]).read_text())
+            entry["arch"] = {k: data[k] for k in ("ks", "e", "d", "r")}
+            entry["predicted"] = data.get("predicted")
+        best[device] = entry
     with store.session() as s:
         e = s.get(Experiment, exp_id)
-        e.result = _to_jsonable(result) or {}
-        best = _best_from_result(result)
-        if best:
-            e.best = best
-        done = _trials_from_result(result)
-        if done is not None:
-            e.trials_done = done
-
-
-def _progress_args(args: tuple, kwargs: dict) -> tuple[int | None, int | None, dict | None]:
-    """(trials done, budget, best so far) from a progress call: `(done, budget, best)` or a dict, per device."""
-    if args and isinstance(args[0], dict) and not kwargs:
-        d = args[0]
-        return d.get("done", d.get("trials_done")), d.get("budget"), d.get("best")
-    ints = [a for a in args if isinstance(a, int) and not isinstance(a, bool)]
-    dicts = [a for a in args if isinstance(a, dict)]
-    done = kwargs.get("done", ints[0] if ints else None)
-    budget = kwargs.get("budget", ints[1] if len(ints) > 1 else None)
-    best = kwargs.get("best", dicts[0] if dicts else None)
-    device = kwargs.get("device", next((a for a in args if isinstance(a, str)), None))
-    if device is not None and best is not None:
-        best = {device: best}
-    return done, budget, best
-
-
-def _best_from_result(result: Any) -> dict:
-    out = {}
-    if isinstance(result, dict):
-        for device, r in result.items():
-            if isinstance(r, dict) and "best" in r:
-                out[str(device)] = _to_jsonable(r["best"])
-    return out
-
-
-def _trials_from_result(result: Any) -> int | None:
-    if not isinstance(result, dict):
-        return None
-    total = 0
-    for r in result.values():
-        trials = r.get("trials") if isinstance(r, dict) else None
-        if trials is not None and hasattr(trials, "__len__"):
-            total += len(trials)
-    return total or None
+        e.result = _to_jsonable(summary)
+        e.best = {**(e.best or {}), **best}
+        e.trials_done = max(e.trials_done, sum(int(i.get("n_trials", 0)) for i in devices.values()))
 
 
 def run_export(store: Store, settings: Settings, job: Job, ctx: JobContext) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from contextlib import asynccontextmanager
 from typing import Any, AsyncIterator
 
@@ -66,6 +67,8 @@ def create_app(settings: Settings | None = None, *, start_jobs: bool = True) -> 
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # hw_profiles finds profiles added here by name, in this process and in the workers (nas.jobs.worker_env)
+        os.environ["NAS_PROFILES_DIR"] = str(settings.profiles_dir)
         store = Store(settings.database_url).create()
         runner = JobRunner(store, settings)
         app.state.store, app.state.runner = store, runner

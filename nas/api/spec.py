@@ -7,6 +7,8 @@ would choose where files go (output folders, storage URLs) is the server's to se
 
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -48,27 +50,32 @@ def spec_budget(spec: dict[str, Any]) -> int:
 
 def prepare_spec(data: dict[str, Any], exp_id: str, out_dir: Path, *, store: Store,
                  settings: Settings) -> tuple[dict[str, Any], str | None]:
-    """(the validated spec as plain JSON, the run id it names): names resolved, server-owned keys refused."""
+    """(the validated spec as plain JSON, the run id it names): names resolved, server-owned keys refused, and
+    everything `nas.experiment.check_spec` can find wrong before searching (impossible budgets, an accuracy
+    objective without a run, unknown strategies) answered now as a 422."""
     try:
-        from nas.experiment import ExperimentSpec
+        from nas.experiment import ExperimentSpec, SpecError, check_spec
     except ImportError as exc:
         raise ApiError(503, f"searches are not available in this install: {exc}") from None
     for key in SERVER_KEYS:
         if key in data:
             raise FieldError(("body", key), f"'{key}' is set by the server for experiments it runs; leave it out")
     spec = dict(data)
-    if "space" in spec:
+    if spec.get("space") is not None:
         if not isinstance(spec["space"], str):
             raise FieldError(("body", "space"), "space must be a space name")
         load_space(spec["space"], ("body", "space"))
     devices = spec.get("devices")
     if isinstance(devices, list):
+        spec["devices"] = []
         for i, entry in enumerate(devices):
+            entry = {"name": entry} if isinstance(entry, str) else entry
             name = _device_name(entry)
-            loc = ("body", "devices", i) if isinstance(entry, str) else ("body", "devices", i, "name")
+            loc = ("body", "devices", i, "name")
             if name is None:
-                raise FieldError(loc, "each device must be a device name (or an object with its name)")
+                raise FieldError(loc, "each device must be a device name, or an object with its name and constraints")
             load_device(store, name, loc)
+            spec["devices"].append(entry)
     run_id = None
     if spec.get("run") is not None:
         if not isinstance(spec["run"], str):
@@ -79,24 +86,44 @@ def prepare_spec(data: dict[str, Any], exp_id: str, out_dir: Path, *, store: Sto
         parsed = ExperimentSpec.model_validate(spec)
     except ValidationError as exc:
         raise ApiError(422, validation_detail(exc)) from None
-    return parsed.model_dump(mode="json"), run_id
+    try:
+        check_spec(parsed)
+    except SpecError as exc:
+        raise FieldError(("body", *_loc_of(str(exc))), str(exc), type_="spec_error") from None
+    out = parsed.model_dump(mode="json")
+    if run_id is not None:
+        out["run"] = spec["run"]
+    return out, run_id
+
+
+def _loc_of(message: str) -> list[str | int]:
+    """`field 'devices.0.constraints.latency_ms'` in a SpecError → ["devices", 0, "constraints", "latency_ms"]."""
+    m = re.search(r"field '([^']+)'", message)
+    if not m:
+        return []
+    return [int(part) if part.isdigit() else part for part in m.group(1).split(".")]
+
+
+def pareto_rows(csv_path: Path) -> list[dict[str, Any]]:
+    import pandas as pd
+
+    df = pd.read_csv(csv_path)
+    return json.loads(df.to_json(orient="records"))
 
 
 def pareto_from_study(store: Store, exp: Experiment, device: str) -> list[dict[str, Any]] | None:
     """The Pareto front found so far for `device`, read from the experiment's Optuna study while it runs."""
     import optuna
 
-    storage = store.optuna_storage()
+    objectives = list((exp.spec or {}).get("objectives") or {})
     try:
-        names = [s.study_name for s in optuna.study.get_all_study_summaries(storage, include_best_trial=False)]
-    except Exception:  # noqa: BLE001 - no Optuna tables yet
+        study = optuna.load_study(study_name=f"{exp.study_name}:{device}", storage=store.optuna_storage())
+        best = study.best_trials
+    except (KeyError, ValueError, RuntimeError):
         return None
-    wanted = [n for n in names if n.startswith(exp.study_name) and n.endswith(device)]
-    if not wanted:
-        return None
-    study = optuna.load_study(study_name=wanted[0], storage=storage)
     rows = []
-    for t in study.best_trials:
-        rows.append({"number": t.number, "values": list(t.values or []), "params": t.params,
-                     "user_attrs": {k: v for k, v in t.user_attrs.items() if isinstance(v, (int, float, str, bool))}})
+    for t in best:
+        values = dict(zip(objectives, t.values or [])) if len(objectives) == len(t.values or []) else \
+            {"values": list(t.values or [])}
+        rows.append({"trial": t.number, **values, **t.params})
     return rows

@@ -217,3 +217,35 @@ def shared_server(tmp_path_factory):
     server = start_server(tmp_path_factory.mktemp("api") / "runs", token="secret")
     yield server
     server.stop()
+
+
+def make_run(run_dir: Path, seed: int = 0) -> Path:
+    """A finished run folder of the tiny recipe (digits, tiny-mbv3) with untrained weights: everything the service
+    reads from a run (run.json, experiment.yaml, supernet.pt with its hash) without minutes of training."""
+    import json
+
+    import torch
+
+    from supernet import Supernet
+    from supernet._io import sha256_file
+    from supernet.config import ExperimentConfig
+    from supernet.data import load_splits
+    from supernet.train import build_space
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    recipe = ROOT / "experiments" / "tiny.yaml"
+    config = ExperimentConfig.from_yaml(recipe)
+    space = build_space(config, load_splits(config.data))
+    torch.manual_seed(seed)
+    torch.save(Supernet(space).state_dict(), run_dir / "supernet.pt")
+    shutil.copy(recipe, run_dir / "experiment.yaml")
+    (run_dir / "run.json").write_text(json.dumps({
+        "name": run_dir.name, "space": space.to_dict(), "data": config.data.to_dict() if hasattr(config.data, "to_dict")
+        else __import__("dataclasses").asdict(config.data), "config_hash": config.config_hash(), "finished": True,
+        "checkpoint_hash": sha256_file(run_dir / "supernet.pt")}))
+    return run_dir
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory) -> Path:
+    return make_run(tmp_path_factory.mktemp("runs") / "tiny")

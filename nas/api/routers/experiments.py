@@ -10,6 +10,7 @@ locations are the server's own, so no path a client sends reaches the file syste
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -19,7 +20,7 @@ from sqlalchemy import select
 
 from nas.api.deps import get_runner, get_settings, get_store
 from nas.api.errors import ApiError, Conflict, FieldError, NotFound, validation_detail
-from nas.api.resolve import device_names, load_device, load_space, resolve_run_dir
+from nas.api.resolve import inside
 from nas.api.schemas import Accepted, ExperimentOut, ParetoOut
 from nas.api.spec import prepare_spec, spec_budget, spec_devices
 from nas.jobs import JobRunner, JobStateError, cancel_job, resume_job
@@ -73,8 +74,8 @@ async def create_experiment(request: Request, response: Response, store: Store =
     spec, run_id = prepare_spec(data, exp_id, out_dir, store=store, settings=settings)
     with store.session() as s:
         job = store.add_job(s, "search", exp_id)
-        s.add(Experiment(id=exp_id, name=str(spec.get("name") or exp_id), spec=spec, out_dir=str(out_dir),
-                         study_name=f"nas-{exp_id}", run_id=run_id, job_id=job.id, budget=spec_budget(spec)))
+        s.add(Experiment(id=exp_id, name=spec["name"], spec=spec, out_dir=str(out_dir),
+                         study_name=f"{spec['name']}-{exp_id}", run_id=run_id, job_id=job.id, budget=spec_budget(spec)))
         status = job.status
     runner.wake()
     response.headers["Location"] = f"/experiments/{exp_id}"
@@ -95,17 +96,19 @@ def get_experiment(exp_id: str, store: Store = Depends(get_store)) -> Experiment
 
 @router.get("/{exp_id}/pareto", response_model=ParetoOut)
 def get_pareto(exp_id: str, device: str = Query(..., description="one of the experiment's devices"),
-               store: Store = Depends(get_store)) -> ParetoOut:
+               store: Store = Depends(get_store), settings: Settings = Depends(get_settings)) -> ParetoOut:
     exp, job = _get(store, exp_id)
     devices = spec_devices(exp.spec)
     if device not in devices:
         raise FieldError(("query", "device"), f"experiment '{exp_id}' did not search device '{device}'",
                          allowed=devices)
-    per_device = (exp.result or {}).get(device) if isinstance(exp.result, dict) else None
-    rows = per_device.get("pareto") if isinstance(per_device, dict) else None
-    if rows is None:
-        from nas.api.spec import pareto_from_study
+    from nas.api.spec import pareto_from_study, pareto_rows
 
+    info = ((exp.result or {}).get("devices") or {}).get(device) or {}
+    path = Path(info["pareto"]) if info.get("pareto") else None
+    if path is not None and inside(path, settings.experiments_dir) and path.is_file():
+        rows = pareto_rows(path)
+    else:
         rows = pareto_from_study(store, exp, device)
     if rows is None:
         raise Conflict(f"experiment '{exp_id}' is {job.status} and has no Pareto front for '{device}' yet")

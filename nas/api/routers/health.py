@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
 from importlib.metadata import PackageNotFoundError, version
 
 from fastapi import APIRouter, Depends
@@ -15,6 +16,7 @@ from nas.settings import Settings
 router = APIRouter(tags=["health"])
 
 
+@lru_cache(maxsize=1)
 def _version() -> str:
     try:
         return version("ofa-nas")

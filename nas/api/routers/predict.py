@@ -27,7 +27,8 @@ def predict(body: PredictRequest, request: Request, store: Store = Depends(get_s
             settings: Settings = Depends(get_settings)) -> PredictResponse:
     from predictors import Predictors
 
-    space = load_space(body.space)
+    cache = request.app.state.predictors
+    space = cache.get(("space", body.space), lambda: load_space(body.space))
     archs = []
     for i, a in enumerate(body.archs):
         try:
@@ -38,16 +39,16 @@ def predict(body: PredictRequest, request: Request, store: Store = Depends(get_s
     run_dir = None
     if body.run is not None:
         run_dir = resolve_run_dir(store, settings, body.run, ("body", "run"))
-    cache = request.app.state.predictors
     rows: list[Prediction] = []
     sources: dict[str, str] = {}
     for j, device in enumerate(body.devices):
-        profile = load_device(store, device, ("body", "devices", j))
+        def build(device: str = device, j: int = j) -> Predictors:
+            profile = load_device(store, device, ("body", "devices", j))
+            return Predictors.for_run(run_dir, profile) if run_dir is not None else Predictors(space, profile)
+
         try:
-            if run_dir is not None:
-                p = cache.get((space.name, device, body.run), lambda: Predictors.for_run(run_dir, profile))
-            else:
-                p = cache.get((space.name, device, None), lambda: Predictors(space, profile))
+            # keyed by name: an upload that replaces a device drops its entries (routers/devices.py)
+            p = cache.get((space.name, device, body.run), build)
             if p.space.name != space.name:
                 raise FieldError(("body", "space"), f"run '{body.run}' was trained on space '{p.space.name}'",
                                  allowed=[p.space.name])

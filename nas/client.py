@@ -1,0 +1,172 @@
+"""A small HTTP client of the REST API, for scripts, notebooks and `nas predict|search|export --server URL`.
+
+    from nas.client import Client
+    c = Client("http://127.0.0.1:8000", token="...")       # token defaults to $NAS_API_TOKEN
+    rows = c.predict("tiny-mbv3", ["stm32f746"], [arch.to_dict()])
+    exp = c.wait_experiment(c.create_experiment(spec))
+    c.download_export(c.wait_export(c.create_export(device="stm32f746", experiment=exp["id"]))["id"], "out.zip")
+
+Errors come back as `ApiClientError` (a `NasError`, so the CLI prints one line and exits 2), with the HTTP status
+and the server's detail; a 422 names the field's path.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+import httpx
+
+from supernet.errors import NasError
+
+FINAL = ("succeeded", "failed", "cancelled", "interrupted")
+
+
+class ApiClientError(NasError):
+    """The server answered with an error (or could not be reached)."""
+
+    def __init__(self, message: str, status: int | None = None, detail: Any = None) -> None:
+        super().__init__(message)
+        self.status, self.detail = status, detail
+
+
+def _message(status: int, detail: Any) -> str:
+    if isinstance(detail, list):
+        parts = []
+        for item in detail:
+            loc = ".".join(str(x) for x in item.get("loc", []) if x not in ("body",))
+            allowed = (item.get("ctx") or {}).get("allowed")
+            parts.append(f"{loc or 'body'}: {item.get('msg')}" + (f" (allowed: {allowed})" if allowed else ""))
+        return f"server said {status}: " + "; ".join(parts)
+    return f"server said {status}: {detail}"
+
+
+class Client:
+    """Calls one server; every method returns the JSON the server sent (dicts and lists)."""
+
+    def __init__(self, url: str, token: str | None = None, timeout: float = 120.0) -> None:
+        token = token if token is not None else os.environ.get("NAS_API_TOKEN")
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self.url = url.rstrip("/")
+        self._http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> "Client":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        try:
+            r = self._http.request(method, path, **kwargs)
+        except httpx.HTTPError as exc:
+            raise ApiClientError(f"cannot reach {self.url}: {exc}") from None
+        if r.status_code >= 400:
+            try:
+                detail = r.json().get("detail")
+            except ValueError:
+                detail = r.text[:500]
+            raise ApiClientError(_message(r.status_code, detail), r.status_code, detail)
+        return r
+
+    # ------------------------------------------------------------------ read
+    def health(self) -> dict:
+        return self._call("GET", "/healthz").json()
+
+    def spaces(self) -> list[dict]:
+        return self._call("GET", "/spaces").json()
+
+    def devices(self) -> list[dict]:
+        return self._call("GET", "/devices").json()
+
+    def device(self, name: str) -> dict:
+        return self._call("GET", f"/devices/{name}").json()
+
+    def runs(self) -> list[dict]:
+        return self._call("GET", "/runs").json()
+
+    def predict(self, space: str, devices: Sequence[str], archs: Sequence[dict], run: str | None = None) -> dict:
+        """Per arch × device: latency_ms, macs, params, sram_bytes, flash_bytes, fits (+ accuracy with a run)."""
+        body: dict[str, Any] = {"space": space, "devices": list(devices), "archs": list(archs)}
+        if run is not None:
+            body["run"] = run
+        return self._call("POST", "/predict", json=body).json()
+
+    # ------------------------------------------------------------------ experiments
+    def create_experiment(self, spec: dict) -> str:
+        """Start a search experiment from a spec (as `nas search` reads it); returns its id."""
+        return self._call("POST", "/experiments", json=spec).json()["id"]
+
+    def experiments(self) -> list[dict]:
+        return self._call("GET", "/experiments").json()
+
+    def experiment(self, exp_id: str) -> dict:
+        return self._call("GET", f"/experiments/{exp_id}").json()
+
+    def pareto(self, exp_id: str, device: str) -> dict:
+        return self._call("GET", f"/experiments/{exp_id}/pareto", params={"device": device}).json()
+
+    def cancel(self, exp_id: str) -> dict:
+        return self._call("POST", f"/experiments/{exp_id}/cancel").json()
+
+    def resume(self, exp_id: str) -> dict:
+        return self._call("POST", f"/experiments/{exp_id}/resume").json()
+
+    def wait_experiment(self, exp_id: str, poll_s: float = 0.5, timeout_s: float | None = None,
+                        on_update: Any = None) -> dict:
+        return self._wait(lambda: self.experiment(exp_id), poll_s, timeout_s, on_update)
+
+    # ------------------------------------------------------------------ exports
+    def create_export(self, device: str, *, run: str | None = None, arch: dict | None = None,
+                      experiment: str | None = None, formats: Sequence[str] | None = None,
+                      finetune_epochs: int = 0) -> str:
+        body: dict[str, Any] = {"device": device, "finetune_epochs": finetune_epochs}
+        for key, value in (("run", run), ("arch", arch), ("experiment", experiment),
+                           ("formats", list(formats) if formats else None)):
+            if value is not None:
+                body[key] = value
+        return self._call("POST", "/exports", json=body).json()["id"]
+
+    def export(self, export_id: str) -> dict:
+        return self._call("GET", f"/exports/{export_id}").json()
+
+    def wait_export(self, export_id: str, poll_s: float = 0.5, timeout_s: float | None = None,
+                    on_update: Any = None) -> dict:
+        return self._wait(lambda: self.export(export_id), poll_s, timeout_s, on_update)
+
+    def download_export(self, export_id: str, dest: str | Path) -> Path:
+        """Save the export's zip to `dest` (written whole: a temp name, then renamed)."""
+        dest = Path(dest)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dest.with_name(f".{dest.name}.part")
+        with self._http.stream("GET", f"/exports/{export_id}/download") as r:
+            if r.status_code >= 400:
+                r.read()
+                raise ApiClientError(_message(r.status_code, r.json().get("detail")), r.status_code)
+            with open(tmp, "wb") as f:
+                for chunk in r.iter_bytes():
+                    f.write(chunk)
+        os.replace(tmp, dest)
+        return dest
+
+    # ------------------------------------------------------------------
+    @staticmethod
+    def _wait(get: Any, poll_s: float, timeout_s: float | None, on_update: Any) -> dict:
+        start = time.monotonic()
+        while True:
+            state = get()
+            if on_update is not None:
+                on_update(state)
+            if state["status"] in FINAL:
+                return state
+            if timeout_s is not None and time.monotonic() - start > timeout_s:
+                raise ApiClientError(f"still {state['status']} after {timeout_s:.0f} s")
+            time.sleep(poll_s)
+
+
+__all__ = ["Client", "ApiClientError"]
