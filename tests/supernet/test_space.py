@@ -16,7 +16,7 @@ OFA_ACTS = ["relu", "relu", "relu", "h_swish", "h_swish", "h_swish"]
 OFA_SE = [False, False, True, False, True, True]
 
 
-@pytest.mark.parametrize("name, width_mult, r_min", [("ofa-mbv3-w1.0", 1.0, 128), ("ofa-mbv3-w1.2", 1.2, 160)])
+@pytest.mark.parametrize("name, width_mult, r_min", [("ofa-mbv3-w1.0", 1.0, 128), ("ofa-mbv3-w1.2", 1.2, 128)])
 def test_ofa_presets_are_ofa_mobilenetv3(name, width_mult, r_min):
     sp = SearchSpace.preset(name)
     widths = [make_divisible(w * width_mult, 8) for w in OFA_BASE_STAGE_WIDTH]
