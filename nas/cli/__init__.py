@@ -1,39 +1,65 @@
 """The `nas` command line. Machine-readable output is JSON on stdout; progress and logs go to stderr.
 
-Each command group lives in its own module; add yours to `_GROUPS` / `_COMMANDS` below.
+Each command (group) lives in its own module, imported only when that command runs, so `nas space show` does not
+pay for torch, scikit-learn or Ray. Add yours to `_GROUPS` (a module with a Typer `app`, mounted as
+`nas <group> ...`) or `_COMMANDS` (a module with `register(app)` adding top-level commands).
 """
 
 from __future__ import annotations
 
 import importlib
+import importlib.util
 
+import click
 import typer
+from typer.main import get_command
 
 from nas.cli._common import main_guard
 
-app = typer.Typer(help="ofa-nas: train one elastic supernet, then find and ship the best subnet per device.",
-                  no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
+# group name -> module exposing a Typer `app`
+_GROUPS: dict[str, str] = {
+    "space": "nas.cli.space",
+    "devices": "nas.cli.devices",
+    "profile": "nas.cli.profile",
+    "latency": "nas.cli.latency",
+    "accuracy": "nas.cli.accuracy",
+}
+# command name -> module exposing `register(app)`
+_COMMANDS: dict[str, str] = {
+    "train": "nas.cli.train",
+    "eval": "nas.cli.train",
+    "predict": "nas.cli.predict",
+    "search": "nas.cli.search",
+    "export": "nas.cli.export",
+    "serve": "nas.cli.serve",
+    "demo": "nas.cli.demo",
+}
+_ORDER = ["space", "train", "eval", "profile", "devices", "latency", "accuracy", "predict", "search", "export",
+          "serve", "demo"]
 
-# (module, group name): modules exposing a Typer `app` mounted as `nas <group> ...`
-_GROUPS: list[tuple[str, str]] = [
-    ("nas.cli.space", "space"),
-    ("nas.cli.devices", "devices"),
-    ("nas.cli.profile", "profile"),
-    ("nas.cli.latency", "latency"),
-]
-# modules exposing `register(app)` that add top-level commands (`nas train`, `nas search`, ...)
-_COMMANDS: list[str] = [
-    "nas.cli.train",
-    "nas.cli.predict",
-    "nas.cli.serve",
-    "nas.cli.search",
-    "nas.cli.export",
-    "nas.cli.demo",
-]
 
-for _module, _name in _GROUPS:
-    app.add_typer(importlib.import_module(_module).app, name=_name)
-for _module in _COMMANDS:
-    importlib.import_module(_module).register(app)
+class LazyGroup(click.Group):
+    """A click group whose subcommands are imported on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return [name for name in _ORDER if importlib.util.find_spec(_GROUPS.get(name) or _COMMANDS[name])]
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in self.list_commands(ctx):
+            return None
+        if name in _GROUPS:
+            cmd = get_command(importlib.import_module(_GROUPS[name]).app)
+            cmd.name = name
+            return cmd
+        if name in _COMMANDS:
+            holder = typer.Typer()
+            importlib.import_module(_COMMANDS[name]).register(holder)
+            cmd = get_command(holder)
+            return cmd.get_command(ctx, name) if isinstance(cmd, click.Group) else cmd
+        return None
+
+
+app = LazyGroup(name="nas", no_args_is_help=True,
+                help="ofa-nas: train one elastic supernet, then find and ship the best subnet per device.")
 
 main = main_guard(app)
