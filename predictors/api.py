@@ -22,13 +22,14 @@ import pandas as pd
 
 from hw_profiles import DeviceProfile, load_profile
 from supernet import ArchConfig, SearchSpace
-from supernet.counting import count_macs, count_params, peak_activation_bytes
+from supernet.counting import layer_macs, layer_params, peak_bytes
 from supernet.errors import CheckpointError
 
 from predictors.base import PredictorBase, PredictorError, as_codes
 from predictors.learned import LearnedLatency
 from predictors.lookup import LookupTableLatency
 from predictors.mcu import McuCostModel
+from predictors.ops import Op, OpTables
 from predictors.roofline import RooflineLatency
 
 _BYTES = {"fp32": 4, "fp16": 2, "int8": 1}
@@ -62,8 +63,14 @@ class Predictors:
         self.profile = load_profile(device)
         self.device = self.profile.name
         self.latency = latency_predictor(self.space, self.profile)
-        self.mcu = McuCostModel.from_profile(self.space, self.profile) if self.profile.kind == "mcu" else None
+        self.mcu = None
+        if self.profile.kind == "mcu":
+            self.mcu = self.latency if isinstance(self.latency, McuCostModel) else \
+                McuCostModel.from_profile(self.space, self.profile)
         self.accuracy = accuracy
+        # MACs, params (sums) and peak activation bytes at batch 1 (max), as supernet.counting counts them
+        bpe = 1 if self.profile.latency.dtype == "int8" else 4
+        self._counts = OpTables(self.space, lambda op: _counts(op, bpe), 3, reduce=("sum", "sum", "max"))
 
     @property
     def latency_source(self) -> str:
@@ -104,16 +111,18 @@ class Predictors:
         """One row per arch: macs, params, latency_ms, sram_bytes, flash_bytes, fits (+ margins on MCUs,
         + accuracy, accuracy_std with an accuracy predictor)."""
         codes = self.codes(archs)
-        cols: dict[str, Any] = {"macs": count_macs(self.space, codes), "params": count_params(self.space, codes),
-                                "latency_ms": self.latency.predict(codes)}
+        counts = self._counts(codes)
+        cols: dict[str, Any] = {"macs": counts[:, 0], "params": counts[:, 1]}
         if self.mcu is not None:
-            mem = self.mcu.memory(codes)
+            ev = self.mcu.evaluate(codes)
+            cols["latency_ms"] = ev[:, 0] if self.latency is self.mcu else self.latency.predict(codes)
+            mem = self.mcu.memory(codes, ev)
             for key in ("sram_bytes", "flash_bytes", "fits", "sram_margin_bytes", "flash_margin_bytes"):
                 cols[key] = mem[key]
         else:
-            dtype = self.profile.latency.dtype if self.profile.latency.dtype in ("fp32", "int8") else "fp32"
-            act = peak_activation_bytes(self.space, codes, dtype) * (_BYTES[self.profile.latency.dtype]
-                                                                    / _BYTES[dtype])
+            cols["latency_ms"] = self.latency.predict(codes)
+            dtype = self.profile.latency.dtype
+            act = counts[:, 2] * (_BYTES[dtype] / (1 if dtype == "int8" else 4))
             sram = act * self.profile.latency.batch_size
             flash = cols["params"] * _BYTES[self.profile.latency.dtype]
             cols["sram_bytes"], cols["flash_bytes"] = sram, flash
@@ -127,6 +136,12 @@ class Predictors:
         df = pd.DataFrame(cols)
         df["fits"] = df["fits"].astype(bool)
         return df
+
+
+def _counts(op: Op, bytes_per_elem: int) -> np.ndarray:
+    layers = list(op.layers)
+    return np.array([sum(map(layer_macs, layers)), sum(map(layer_params, layers)),
+                     peak_bytes(layers, bytes_per_elem)])
 
 
 def _accuracy(predictor: Any, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -15,9 +15,10 @@ import numpy as np
 
 from hw_profiles import DeviceProfile, load_profile
 from supernet import SearchSpace
-from supernet.counting import BlockTables, Layer, peak_bytes
+from supernet.counting import Layer, peak_bytes
 
 from predictors.base import PredictorBase, PredictorError, register_predictor
+from predictors.ops import Op, OpTables
 
 _OP_TYPE = {"conv": "conv", "expand": "pointwise", "project": "pointwise", "se": "pointwise", "mix": "pointwise",
             "depthwise": "depthwise", "linear": "linear"}
@@ -53,11 +54,8 @@ class McuCostModel(PredictorBase):
         self.clock_mhz, self.sram_bytes, self.flash_bytes = clock_mhz, sram_bytes, flash_bytes
         self.cycles = {k: float(cycles[k]) for k in CYCLE_FIGURES}
         self.sram_runtime_bytes, self.flash_runtime_bytes = sram_runtime_bytes, flash_runtime_bytes
-        self._latency = BlockTables(space, self._layers_ms, lambda pre, post: self._layers_ms(pre + post))
-        self._sram = BlockTables(space, sram_peak_bytes,
-                                 lambda pre, post: max(sram_peak_bytes(pre), sram_peak_bytes(post)), reduce="max")
-        self._flash = BlockTables(space, lambda ls: sum(map(layer_flash_bytes, ls)),
-                                  lambda pre, post: sum(map(layer_flash_bytes, pre + post)))
+        # latency (sum over ops), peak SRAM (max over ops), Flash (sum): one gather per batch of archs
+        self._tables = OpTables(space, self._op_costs, 3, reduce=("sum", "max", "sum"))
 
     @classmethod
     def from_profile(cls, space: SearchSpace, profile: DeviceProfile | str) -> "McuCostModel":
@@ -80,24 +78,34 @@ class McuCostModel(PredictorBase):
             work = layer.macs * c[f"cycles_per_mac_{_OP_TYPE[layer.kind]}"]
         return work + c["layer_overhead"]
 
-    def _layers_ms(self, layers: list[Layer]) -> float:
-        return sum(map(self.layer_cycles, layers)) / (self.clock_mhz * 1e3)
+    def _op_costs(self, op: Op) -> np.ndarray:
+        layers = list(op.layers)
+        return np.array([sum(map(self.layer_cycles, layers)) / (self.clock_mhz * 1e3), sram_peak_bytes(layers),
+                         float(sum(map(layer_flash_bytes, layers)))])
+
+    def evaluate(self, codes: np.ndarray) -> np.ndarray:
+        """(N, 3): latency ms, peak SRAM bytes, Flash bytes (runtime included), in one pass."""
+        out = self._tables(codes)
+        out[:, 1] += self.sram_runtime_bytes
+        out[:, 2] += self.flash_runtime_bytes
+        return out
 
     def predict(self, codes: np.ndarray) -> np.ndarray:
         """Latency in ms at the device clock."""
-        return self._latency(codes)
+        return self._tables(codes)[:, 0]
 
     def sram(self, codes: np.ndarray) -> np.ndarray:
         """Peak SRAM in bytes: int8 activations (in-place depthwise, kept residuals) + runtime buffers."""
-        return self._sram(codes) + self.sram_runtime_bytes
+        return self.evaluate(codes)[:, 1]
 
     def flash(self, codes: np.ndarray) -> np.ndarray:
         """Flash in bytes: int8 weights + int32 biases + runtime."""
-        return self._flash(codes) + self.flash_runtime_bytes
+        return self.evaluate(codes)[:, 2]
 
-    def memory(self, codes: np.ndarray) -> dict[str, np.ndarray]:
+    def memory(self, codes: np.ndarray, evaluated: np.ndarray | None = None) -> dict[str, np.ndarray]:
         """sram_bytes, flash_bytes, their margins (capacity minus need; negative when over) and the fits verdict."""
-        sram, flash = self.sram(codes), self.flash(codes)
+        ev = self.evaluate(codes) if evaluated is None else evaluated
+        sram, flash = ev[:, 1], ev[:, 2]
         sm, fm = self.sram_bytes - sram, self.flash_bytes - flash
         return {"sram_bytes": sram, "flash_bytes": flash, "sram_margin_bytes": sm, "flash_margin_bytes": fm,
                 "fits": (sm >= 0) & (fm >= 0)}

@@ -12,7 +12,7 @@ batch of archs costs a gather and a sum, like `supernet.counting.BlockTables`.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -112,12 +112,22 @@ def op_features(op: Op) -> np.ndarray:
 class OpTables:
     """Per-resolution tables of a per-op cost: (B, |ks|, |e|, D) for the elastic blocks plus (D,) for the fixed ops.
 
-    `cost(op)` returns a float or a vector of length `dim`. Calling the tables on codes sums active ops (N, D).
+    `cost(op)` returns a float or a vector of length `dim`; `reduce` says per column how ops combine: "sum"
+    (latency, MACs, Flash) or "max" (peak memory). Calling the tables on codes gives (N, D): one gather of every
+    (resolution, slot, kernel, expand) index at once, then a masked sum or max over active slots.
     """
 
-    def __init__(self, space: SearchSpace, cost: Callable[[Op], float | np.ndarray], dim: int = 1):
+    _CHUNK = 32768
+
+    def __init__(self, space: SearchSpace, cost: Callable[[Op], float | np.ndarray], dim: int = 1,
+                 reduce: Sequence[str] | None = None):
         self.space, self.cost, self.dim = space, cost, dim
+        self.reduce = tuple(reduce or ("sum",) * dim)
+        if len(self.reduce) != dim or set(self.reduce) - {"sum", "max"}:
+            raise ValueError(f"reduce must list 'sum' or 'max' for each of the {dim} columns")
+        self._sum = np.array([x == "sum" for x in self.reduce])
         self._tables: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self._stacked: dict[tuple[int, ...], tuple[np.ndarray, np.ndarray]] = {}
 
     def table(self, r: int) -> tuple[np.ndarray, np.ndarray]:
         r = int(r)
@@ -130,22 +140,41 @@ class OpTables:
                     for ei, e in enumerate(sp.expand_choices):
                         t[slot.index, ki, ei] = self.cost(block_op(block_layers(sp, slot, k, e, sizes[slot.index]), r))
             pre, post = fixed_layers(sp, r)
-            fixed = np.sum([np.atleast_1d(self.cost(op)) for op in fixed_ops(pre, post)], axis=0)
+            costs = np.stack([np.atleast_1d(self.cost(op)).astype(float) for op in fixed_ops(pre, post)])
+            fixed = np.where(self._sum, costs.sum(0), costs.max(0))
             self._tables[r] = (t, fixed.reshape(self.dim))
         return self._tables[r]
 
+    def _stack(self, res: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+        if res not in self._stacked:
+            if len(self._stacked) > 64:
+                self._stacked.clear()
+            tabs = [self.table(x) for x in res]
+            self._stacked[res] = (np.stack([t for t, _ in tabs]).reshape(-1, self.dim), np.stack([f for _, f in tabs]))
+        return self._stacked[res]
+
     def __call__(self, codes: np.ndarray) -> np.ndarray:
-        """(N, D) summed cost of each arch's ops."""
+        """(N, D) cost of each arch's ops, reduced per column."""
         sp = self.space
         k, e, d, r = sp.split_codes(codes)
         active = sp.active_mask(d)
+        res = tuple(int(x) for x in np.unique(r))
+        flat, fixed = self._stack(res)
+        ri = np.searchsorted(np.asarray(res), r)
+        nk, ne, nb = len(sp.kernel_choices), len(sp.expand_choices), sp.num_blocks
         out = np.empty((len(r), self.dim))
-        blocks = np.arange(sp.num_blocks)[None, :]
-        for res in np.unique(r):
-            rows = np.nonzero(r == res)[0]
-            t, fixed = self.table(int(res))
-            vals = t[blocks, k[rows], e[rows]]  # (n, B, D)
-            out[rows] = fixed[None, :] + np.einsum("nbd,nb->nd", vals, active[rows].astype(float))
+        blocks = np.arange(nb)[None, :]
+        for lo in range(0, len(r), self._CHUNK):
+            sl = slice(lo, lo + self._CHUNK)
+            idx = ((ri[sl, None] * nb + blocks) * nk + k[sl]) * ne + e[sl]
+            vals = flat[idx]  # (n, B, D)
+            act = active[sl]
+            if self._sum.all():
+                out[sl] = fixed[ri[sl]] + np.einsum("nbd,nb->nd", vals, act.astype(float))
+                continue
+            summed = fixed[ri[sl]] + np.einsum("nbd,nb->nd", vals, act.astype(float))
+            maxed = np.maximum(fixed[ri[sl]], np.where(act[:, :, None], vals, -np.inf).max(1))
+            out[sl] = np.where(self._sum[None, :], summed, maxed)
         return out
 
 

@@ -37,6 +37,8 @@ class ProfileReport:
     seconds: dict[str, float] = field(default_factory=dict)
     fidelity: dict[str, dict[str, float]] = field(default_factory=dict)
     calibration: dict[str, float] = field(default_factory=dict)
+    held_out_codes: np.ndarray | None = field(default=None, repr=False)
+    held_out_ms: np.ndarray | None = field(default=None, repr=False)
 
 
 def calibrate_profile(space: SearchSpace, base: DeviceProfile, cfg: TimingConfig, *,
@@ -89,7 +91,8 @@ def calibrate_profile(space: SearchSpace, base: DeviceProfile, cfg: TimingConfig
     prof = base.model_copy(update={"specs": specs})
     roof = RooflineLatency.from_profile(space, prof, batch_size=cfg.batch_size)
 
-    report = ProfileReport(space.name, res, len(unique), n_fit, n_test, seconds=seconds, calibration=calib)
+    report = ProfileReport(space.name, res, len(unique), n_fit, n_test, seconds=seconds, calibration=calib,
+                           held_out_codes=test_c, held_out_ms=test_y)
     entries = []
     for name, pred in (("lookup-table", lut), ("learned", learned), ("roofline", roof)):
         fid = fidelity(pred.predict(test_c), test_y)
