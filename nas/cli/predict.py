@@ -32,6 +32,9 @@ def predict(space: str = typer.Option(..., "--space", help="space name or YAML")
                 raise PredictorError(f"--space '{space}' is not the space of run '{run}' ('{p.space.name}')")
     else:
         p = Predictors(space, dev)
+    if not p.calibrated:
+        typer.echo(f"warning: device '{p.device}' is unmeasured; latency is a spec-like roofline estimate "
+                   "(run `nas profile cpu-host --space SPACE` to measure it)", err=True)
     items = read_archs(p.space, archs)
     df = p.predict(items)
     cols = ["latency_ms", "macs", "params"]
