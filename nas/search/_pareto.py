@@ -21,6 +21,8 @@ def nondominated_mask(values: np.ndarray, directions: Sequence[str]) -> np.ndarr
         return np.zeros(0, bool)
     if v.shape[1] == 1:
         return v[:, 0] == v[:, 0].min()
+    if v.shape[1] == 2:
+        return _nondominated_2d(v)
     order = np.lexsort(v.T[::-1])  # by first objective, then the next ones
     keep = np.zeros(n, bool)
     front: list[np.ndarray] = []
@@ -32,6 +34,22 @@ def nondominated_mask(values: np.ndarray, directions: Sequence[str]) -> np.ndarr
                 continue
         keep[i] = True
         front.append(x)
+    return keep
+
+
+def _nondominated_2d(v: np.ndarray) -> np.ndarray:
+    # Sorted by (x, y), a point is dominated iff an earlier point has a smaller y, or the same y at a smaller x.
+    n = len(v)
+    order = np.lexsort((v[:, 1], v[:, 0]))
+    x, y = v[order, 0], v[order, 1]
+    run_min = np.minimum.accumulate(y)
+    prev_min = np.concatenate([[np.inf], run_min[:-1]])
+    is_new = np.concatenate([[True], y[1:] < run_min[:-1]])
+    first_at = np.maximum.accumulate(np.where(is_new, np.arange(n), 0))  # where the running min was reached
+    prev_first = np.concatenate([[0], first_at[:-1]])
+    dominated = (prev_min < y) | ((prev_min == y) & (x[prev_first] < x))
+    keep = np.empty(n, bool)
+    keep[order] = ~dominated
     return keep
 
 

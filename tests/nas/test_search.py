@@ -208,3 +208,13 @@ def test_hypervolume_2d():
     pts = np.array([[1.0, 3.0], [2.0, 2.0], [3.0, 1.0], [3.0, 3.0]])
     assert hypervolume_2d(pts, [4, 4], ["minimize", "minimize"]) == pytest.approx(6.0)
     assert hypervolume_2d(-pts[:, ::-1] * [1, -1], [-4, 4], ["maximize", "minimize"]) == pytest.approx(6.0)
+
+
+def test_pareto_mask_matches_the_definition_on_ties_and_duplicates():
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        for m in (2, 3):
+            v = rng.integers(0, 5, (int(rng.integers(1, 40)), m)).astype(float)
+            brute = [not any((v[j] <= v[i]).all() and (v[j] < v[i]).any() for j in range(len(v)))
+                     for i in range(len(v))]
+            np.testing.assert_array_equal(nondominated_mask(v, ["minimize"] * m), brute)
