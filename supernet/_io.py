@@ -16,6 +16,7 @@ def _replace_from_temp(path: Path, write) -> None:  # noqa: ANN001
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o644)  # mkstemp's 0600 would make run folders private to their writer
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()

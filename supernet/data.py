@@ -315,20 +315,26 @@ def make_loader(dataset: Dataset, batch_size: int, *, shuffle: bool, seed: int =
                       collate_fn=_identity if batched else None, persistent_workers=False)
 
 
-def augment_batch(x: torch.Tensor, generator: torch.Generator, *, pad: int, flip: bool) -> torch.Tensor:
-    """Random crop after zero padding by `pad` px and (if `flip`) random horizontal flips, per image."""
+def augment_batch(x: torch.Tensor, generator: torch.Generator, *, pad: int, flip: bool, offset: int = 0,
+                  total: int | None = None) -> torch.Tensor:
+    """Random crop after zero padding by `pad` px and (if `flip`) random horizontal flips, per image.
+
+    The draws are made for a global batch of `total` images (default: this batch) and images `offset`... of it are
+    augmented here, so K data-parallel processes sharing one generator seed augment as one process would.
+    """
     n, _, h, w = x.shape
+    total = n if total is None else total
     if pad > 0:
         padded = F.pad(x, (pad, pad, pad, pad))
-        dy = torch.randint(0, 2 * pad + 1, (n,), generator=generator)
-        dx = torch.randint(0, 2 * pad + 1, (n,), generator=generator)
+        dy = torch.randint(0, 2 * pad + 1, (total,), generator=generator)[offset:offset + n]
+        dx = torch.randint(0, 2 * pad + 1, (total,), generator=generator)[offset:offset + n]
         rows = (dy[:, None] + torch.arange(h)[None, :]).to(x.device)  # (n, h)
         cols = (dx[:, None] + torch.arange(w)[None, :]).to(x.device)  # (n, w)
         idx_n = torch.arange(n, device=x.device)[:, None, None, None]
         idx_c = torch.arange(x.shape[1], device=x.device)[None, :, None, None]
         x = padded[idx_n, idx_c, rows[:, None, :, None], cols[:, None, None, :]]
     if flip:
-        mask = (torch.rand(n, generator=generator) < 0.5).to(x.device)
+        mask = (torch.rand(total, generator=generator)[offset:offset + n] < 0.5).to(x.device)
         x = torch.where(mask[:, None, None, None], x.flip(-1), x)
     return x
 

@@ -275,14 +275,15 @@ def train(config: ExperimentConfig, out_dir: str | Path, *, resume: bool = False
                                  workers=t.workers, pin_memory=cuda)
             tick, seen = time.perf_counter(), 0
             for x, y in loader:
-                # One seed per step, shared by all ranks (same subnets, same resolution); dropout and
-                # augmentation differ per rank because each rank holds different images.
+                # One seed per step, shared by all ranks: the same subnets, resolution and augmentation draws
+                # (each rank uses its slice of the global batch's); dropout masks are drawn per rank.
                 rng = np.random.default_rng([config.seed, state.global_step])
-                gen = torch.Generator().manual_seed(int(rng.integers(2**62)) + ctx.rank)
+                gen = torch.Generator().manual_seed(int(rng.integers(2**62)))
                 torch.manual_seed(int(rng.integers(2**62)) + ctx.rank)
                 x, y = x.to(ctx.device, non_blocking=True), y.to(ctx.device, non_blocking=True)
                 if config.data.augment:
-                    x = augment_batch(x, gen, pad=splits.pad, flip=splits.flip)
+                    x = augment_batch(x, gen, pad=splits.pad, flip=splits.flip, offset=ctx.rank * len(y),
+                                      total=t.batch_size)
                 r = int(rng.choice(phase_choices(space, phase)[3]))
                 x = resize_to(x, r)
                 if cuda:

@@ -1,0 +1,73 @@
+"""Elastic overhead: training throughput of the supernet (arch activated) vs the extracted static net of the
+same arch, same batch, measured side by side (interleaved rounds, median), as a ratio (target <= 1.3x).
+
+    python benchmarks/bench_training.py [--space tiny-mbv3] [--batch 128] [--steps 5] [--rounds 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+
+from benchmarks._report import table, write_section  # noqa: E402
+from supernet import SearchSpace, Supernet  # noqa: E402
+
+
+def _train_seconds(net: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, steps: int) -> float:
+    opt = torch.optim.SGD(net.parameters(), lr=1e-3, momentum=0.9)
+    net.train()
+    start = time.perf_counter()
+    for _ in range(steps):
+        opt.zero_grad(set_to_none=True)
+        F.cross_entropy(net(x), y).backward()
+        opt.step()
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--space", default="tiny-mbv3")
+    ap.add_argument("--batch", type=int, default=128)
+    ap.add_argument("--steps", type=int, default=5, help="timed training steps per measurement")
+    ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds; the median is reported")
+    ap.add_argument("--no-write", action="store_true", help="print only, leave BENCHMARKS.md alone")
+    args = ap.parse_args()
+
+    torch.manual_seed(0)
+    space = SearchSpace.preset(args.space)
+    archs = {"largest": space.largest(28), "smallest": space.smallest(28), "random (seed 0)": space.sample(0)}
+    rows = []
+    for name, arch in archs.items():
+        supernet = Supernet(space)
+        supernet.set_active(arch)
+        static = supernet.extract(arch)
+        x = torch.randn(args.batch, space.in_channels, arch.r, arch.r)
+        y = torch.randint(0, space.num_classes, (args.batch,))
+        for net in (supernet, static):  # warm-up: first calls pay for kernel selection
+            _train_seconds(net, x, y, 2)
+        elastic, plain = [], []
+        for _ in range(args.rounds):
+            elastic.append(_train_seconds(supernet, x, y, args.steps))
+            plain.append(_train_seconds(static, x, y, args.steps))
+        e, p = statistics.median(elastic), statistics.median(plain)
+        rows.append({"arch": name, "r": arch.r, "supernet img/s": args.batch * args.steps / e,
+                     "static img/s": args.batch * args.steps / p, "overhead (supernet/static time)": e / p})
+        print(rows[-1], file=sys.stderr)
+    body = (f"Training steps (forward, backward, SGD step) at batch {args.batch}, {args.steps} steps x "
+            f"{args.rounds} interleaved rounds, median; space `{args.space}`. Target: overhead <= 1.3x.\n\n"
+            + table(rows))
+    print(body)
+    if not args.no_write:
+        write_section("training-overhead", "Training: elastic overhead (supernet vs extracted static net)", body)
+
+
+if __name__ == "__main__":
+    main()

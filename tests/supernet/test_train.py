@@ -1,0 +1,164 @@
+"""Training on the tiny recipe (digits, a few steps per phase): run folder, exact resume, SIGKILL, refusals, CLI."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+
+from supernet import SearchSpace
+from supernet.config import ConfigError, ExperimentConfig
+from supernet.errors import CheckpointError
+from supernet.run import load_run
+from supernet.train import phase_extremes, sample_subnets, train
+
+ROOT = Path(__file__).resolve().parents[2]
+TINY = ROOT / "experiments" / "tiny.yaml"
+
+
+def _weights(run_dir):
+    return torch.load(Path(run_dir) / "supernet.pt", weights_only=True)
+
+
+def _assert_same_weights(a, b):
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return ExperimentConfig.from_yaml(TINY)
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tiny, tmp_path_factory):
+    """One uninterrupted tiny run, shared by the tests below."""
+    return train(tiny, tmp_path_factory.mktemp("runs") / "tiny", progress=False, log=lambda m: None)
+
+
+def test_run_folder_holds_the_contract_files(tiny_run, tiny):
+    for name in ("experiment.yaml", "checkpoint.pt", "supernet.pt", "run.json", "metrics.csv"):
+        assert (tiny_run / name).is_file(), name
+    info = json.loads((tiny_run / "run.json").read_text())
+    assert info["finished"] and info["steps"] == 11 and set(info["final"]) == {"largest", "smallest"}
+    run = load_run(tiny_run)
+    assert run.space.name == "tiny-mbv3" and run.config == tiny and run.data == tiny.data
+    assert not run.net.training and len(run.checkpoint_hash) == 64
+    lines = (tiny_run / "metrics.csv").read_text().splitlines()
+    assert lines[0].startswith("kind,phase,epoch,step,global_step,loss")
+    assert sum(line.startswith("train,") for line in lines) == 11
+    assert sum(line.startswith("eval,") for line in lines) == 2 * len(tiny.phases) + 2
+
+
+def test_training_changes_the_weights_it_should(tiny_run, tiny):
+    from supernet import Supernet
+
+    torch.manual_seed(tiny.seed)
+    init = Supernet(load_run(tiny_run).space).state_dict()
+    trained = _weights(tiny_run)
+    assert not torch.equal(init["stem.0.weight"], trained["stem.0.weight"])
+    # kernel transforms are trained once elastic kernel is unlocked
+    assert not torch.equal(trained["blocks.0.kernel_transforms.7to5"], torch.eye(25))
+
+
+def test_resumed_run_ends_with_identical_weights(tiny_run, tiny, tmp_path):
+    out = tmp_path / "resumed"
+    train(tiny, out, progress=False, stop_at_step=5, log=lambda m: None)  # last checkpoint: step 4, mid-phase
+    assert not (out / "supernet.pt").exists()
+    ckpt = torch.load(out / "checkpoint.pt", weights_only=True)
+    assert ckpt["progress"] == {"phase": 1, "epoch": 0, "step": 1, "global_step": 4}
+    assert ckpt["optimizer"] is not None and ckpt["teacher"] is not None
+    with pytest.raises(CheckpointError, match="not have|no finished"):
+        load_run(out)
+    train(tiny, out, resume=True, progress=False, log=lambda m: None)
+    _assert_same_weights(_weights(out), _weights(tiny_run))
+    assert (out / "metrics.csv").read_text() .count("\ntrain,") == 11  # no duplicated rows after resuming
+
+
+def test_checkpoint_of_another_config_is_refused(tiny_run, tiny, tmp_path):
+    changed = replace(tiny, phases=(replace(tiny.phases[0], lr=0.5),) + tiny.phases[1:])
+    with pytest.raises(CheckpointError, match="another config"):
+        train(changed, tiny_run, resume=True, progress=False)
+    with pytest.raises(CheckpointError, match="--resume"):
+        train(tiny, tiny_run, progress=False)
+
+
+def test_sigkilled_training_resumes_and_finishes(tiny_run, tmp_path):
+    out = tmp_path / "killed"
+    cmd = [sys.executable, "-m", "nas", "train", str(TINY), "--out", str(out), "--no-progress"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        while not (out / "checkpoint.pt").exists() and proc.poll() is None:
+            time.sleep(0.05)
+        assert proc.poll() is None, "training ended before it could be killed"
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait()
+    assert proc.returncode == -signal.SIGKILL and not (out / "supernet.pt").exists()
+    done = subprocess.run(cmd + ["--resume"], cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.splitlines()[-1])["finished"] is True
+    _assert_same_weights(_weights(out), _weights(tiny_run))
+
+
+def test_cli_eval_prints_json_lines(tiny_run, tmp_path):
+    arch = SearchSpace.preset("tiny-mbv3").sample(1)
+    (tmp_path / "a.json").write_text(arch.to_json())
+    base = [sys.executable, "-m", "nas", "eval", str(tiny_run), "--bn-images", "64"]
+    out = subprocess.run(base + ["--arch", "random:2", "--split", "test"], cwd=ROOT, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    rows = [json.loads(line) for line in out.stdout.splitlines()]
+    assert len(rows) == 2 and all(0 <= r["top1"] <= 1 and r["split"] == "test" for r in rows)
+    one = subprocess.run(base + ["--arch", str(tmp_path / "a.json")], cwd=ROOT, capture_output=True, text=True)
+    assert json.loads(one.stdout)["arch"] == arch.to_dict()
+    bad = subprocess.run(base + ["--arch", "random:x"], cwd=ROOT, capture_output=True, text=True)
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "random:N" in bad.stderr
+    unfinished = subprocess.run([sys.executable, "-m", "nas", "eval", str(tmp_path), "--arch", "largest"],
+                                cwd=ROOT, capture_output=True, text=True)
+    assert unfinished.returncode == 2 and "run.json" in unfinished.stderr
+
+
+def test_sandwich_sampling_and_phase_extremes(tiny):
+    space = SearchSpace.preset("tiny-mbv3")
+    phase = tiny.phases[-1]
+    import numpy as np
+
+    archs = sample_subnets(space, phase, 28, np.random.default_rng(0))
+    largest, smallest = phase_extremes(space, phase, 28)
+    assert len(archs) == 3 and archs[:2] == [largest, smallest] and largest == space.largest(28)
+    kernel_only = sample_subnets(space, tiny.phases[1], 24, np.random.default_rng(0))[0]
+    assert set(kernel_only.e) == {6} and set(kernel_only.d) == {4} and kernel_only.r == 24
+
+
+@pytest.mark.parametrize("patch,match", [
+    ({"phases": []}, "phases"),
+    ({"phases": [{"name": "a", "lr": -1}]}, r"phases\[0\]\.lr"),
+    ({"phases": [{"name": "a", "sandwich": True}]}, r"phases\[0\]\.subnets_per_step"),
+    ({"phases": [{"name": "a", "kernel": "big"}]}, r"phases\[0\]\.kernel"),
+    ({"train": {"optimizer": "lion"}}, "train.optimizer"),
+    ({"train": {"batch": 3}}, "unknown key.*batch"),
+    ({"data": {"name": "mnist"}}, "data.name"),
+])
+def test_bad_experiment_names_the_field(patch, match):
+    base = {"name": "x", "space": "tiny-mbv3", "phases": [{"name": "a"}]}
+    with pytest.raises(ConfigError, match=match):
+        ExperimentConfig.from_dict({**base, **patch})
+
+
+def test_config_hash_ignores_where_the_data_lives(tiny):
+    assert tiny.with_data_dir("/elsewhere").config_hash() == tiny.config_hash()
+    assert replace(tiny, seed=1).config_hash() != tiny.config_hash()
+    assert ExperimentConfig.from_dict(__import__("yaml").safe_load(tiny.to_yaml())) == tiny
+
+
+def test_shipped_recipes_load():
+    for name in ("tiny", "fashion-mnist", "fashion-mnist-full"):
+        cfg = ExperimentConfig.from_yaml(ROOT / "experiments" / f"{name}.yaml")
+        assert cfg.name == name and len(cfg.phases) >= 6
