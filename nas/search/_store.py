@@ -99,7 +99,9 @@ class TrialStore:
         cons = np.zeros((len(trials), p.n_con))
         for i, t in enumerate(trials):
             cons[i] = [t.user_attrs.get(CON_PREFIX + c, math.inf) for c in p.constraint_names]
-        feasible = np.array([bool(t.user_attrs.get(FEASIBLE_ATTR, True)) for t in trials], dtype=bool)
+        # judged again against this search's bounds: a resumed experiment may have changed them
+        feasible = (cons <= np.array([c.upper for c in p.constraints])[None, :]).all(1) if p.n_con else \
+            np.ones(len(trials), bool)
         ev = Evaluation(values, cons, feasible, np.ones(len(trials), bool))
         return History(idx, ev, [t.user_attrs.get(SOURCE_ATTR, p.source) for t in trials])
 

@@ -115,7 +115,8 @@ class Evolution:
 
     def search(self, session: Session) -> None:
         p = session.problem
-        idx, values = session.feasible_population()[0], session.feasible_population()[1].values
+        idx, ev = session.feasible_population()
+        values = ev.values
         if len(idx):  # resumed: start from the best trials already found
             idx, values = self._best(session, idx, values, self.population)
         gen = 0
@@ -156,7 +157,6 @@ class OptunaSampler:
         from nas.search._store import TrialStore
 
         p = session.problem
-        optuna.logging.set_verbosity(optuna.logging.WARNING)
         study = optuna.create_study(directions=p.directions, sampler=self.make_sampler(session.seed + session.prior))
         dists = TrialStore(p).distributions
         uppers = [c.upper for c in p.constraints]

@@ -218,3 +218,33 @@ def test_pareto_mask_matches_the_definition_on_ties_and_duplicates():
             brute = [not any((v[j] <= v[i]).all() and (v[j] < v[i]).any() for j in range(len(v)))
                      for i in range(len(v))]
             np.testing.assert_array_equal(nondominated_mask(v, ["minimize"] * m), brute)
+
+
+def test_a_batch_objective_on_a_dict_space_gets_a_dataframe_of_choices():
+    space = {"a": [1, 2, 3, 4], "b": [0.5, 1.0], "kind": ["x", "y"]}
+    seen = []
+
+    class Batch:
+        names = ["loss"]
+
+        def evaluate_batch(self, df: pd.DataFrame) -> np.ndarray:
+            seen.append(df)
+            return (df["a"] * df["b"] + (df["kind"] == "y")).to_numpy()
+
+    res = run(space, Batch(), directions="minimize", budget=64, seed=0, strategy="evolution",
+              constraints=[Constraint("a_max", 3, fn=lambda df: df["a"].to_numpy())])
+    assert all(list(df.columns) == list(space) for df in seen) and sum(map(len, seen)) == 64
+    t = res.trials
+    np.testing.assert_allclose(t["loss"], t["a"] * t["b"] + (t["kind"] == "y"))
+    np.testing.assert_array_equal(t["feasible"], t["a"] <= 3)
+    assert res.best == {"a": 1, "b": 0.5, "kind": "x"}
+
+
+def test_resuming_with_a_tighter_constraint_judges_old_trials_again(tmp_path):
+    db = tmp_path / "s.db"
+    run(SPACE, ProxyObjective(), directions=DIRS, budget=100, seed=0, strategy="random",
+        constraints={"macs": 20e6}, storage=db, study_name="s")
+    res = run(SPACE, ProxyObjective(), directions=DIRS, budget=150, seed=0, strategy="random",
+              constraints={"macs": MACS_LIMIT}, storage=db, study_name="s")
+    np.testing.assert_array_equal(res.trials["feasible"], res.trials["macs"] <= MACS_LIMIT)
+    assert res.best_values["macs"] <= MACS_LIMIT
