@@ -93,17 +93,21 @@ class TrialStore:
         p = self.problem
         if self.study is None:
             return History(np.empty((0, len(p.names)), np.int64), Evaluation.concat([], p.n_obj, p.n_con))
+        idx, values, cons, source = self._read_trials()
+        # judged again against this search's bounds: a resumed experiment may have changed them
+        uppers = np.array([c.upper for c in p.constraints], dtype=np.float64)
+        feasible = (cons <= uppers[None, :]).all(1) if p.n_con else np.ones(len(idx), bool)
+        return History(idx, Evaluation(values, cons, feasible, np.ones(len(idx), bool)), source)
+
+    def _read_trials(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
+        p = self.problem
         trials = self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
         idx = np.array([p.idx_from_params(t.params) for t in trials], dtype=np.int64).reshape(-1, len(p.names))
         values = np.array([t.values for t in trials], dtype=np.float64).reshape(-1, p.n_obj)
         cons = np.zeros((len(trials), p.n_con))
         for i, t in enumerate(trials):
             cons[i] = [t.user_attrs.get(CON_PREFIX + c, math.inf) for c in p.constraint_names]
-        # judged again against this search's bounds: a resumed experiment may have changed them
-        feasible = (cons <= np.array([c.upper for c in p.constraints])[None, :]).all(1) if p.n_con else \
-            np.ones(len(trials), bool)
-        ev = Evaluation(values, cons, feasible, np.ones(len(trials), bool))
-        return History(idx, ev, [t.user_attrs.get(SOURCE_ATTR, p.source) for t in trials])
+        return idx, values, cons, [t.user_attrs.get(SOURCE_ATTR, p.source) for t in trials]
 
     # ---------------------------------------------------------------- writing
     def _attrs(self, cons: np.ndarray, feasible: bool, source: str) -> tuple[dict, dict[str, float]]:
