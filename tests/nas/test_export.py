@@ -1,0 +1,368 @@
+"""nas.export: bundles exported from the tiny recipe for cpu-host and stm32f746, every file checked against an
+independent computation; failures and bad input leave nothing behind."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+import torch
+from onnx import numpy_helper
+
+from hw_profiles import load_profile
+from nas.export import ExportError, export_bundle, load_bundle_net
+from nas.export.bundle import _publish
+from nas.export.check import check_onnx
+from nas.export.finetune import finetune
+from nas.export.runtime import ort_predict, ort_session
+from predictors import Predictors
+from supernet import ArchConfig
+from supernet.counting import count_macs, count_params
+from supernet.data import make_loader
+from supernet.errors import CheckpointError, InvalidArchError, NasError
+from supernet.evaluate import evaluate, recalibrate_bn, resize_to
+from supernet.run import load_run
+
+ROOT = Path(__file__).resolve().parents[2]
+# Two archs of the tiny space at different resolutions (r=28 for the CPU, r=24 for the MCU).
+CPU_ARCH = {"ks": [7, 3, 5, 3, 5, 3, 7, 3, 3, 5, 3, 3, 5, 7, 3, 3], "e": [6, 4, 3, 3, 4, 6, 4, 3, 3, 4, 6, 3, 4, 3, 6, 3],
+            "d": [3, 2, 4, 2], "r": 28}
+MCU_ARCH = {"ks": [3] * 16, "e": [4, 3, 3, 3, 6, 3, 3, 3, 4, 4, 3, 3, 3, 3, 3, 3], "d": [2, 2, 3, 2], "r": 24}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """One intra-op thread: on the shared 2-core test machines two threads contend and run several times slower."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> Path:
+    """experiments/tiny.yaml trained once for this module (the service tests' `tiny_run` is untrained). The final
+    report of subnet accuracies is skipped: it does not change the weights (nor the config hash)."""
+    from dataclasses import replace
+
+    from supernet.config import ExperimentConfig
+    from supernet.train import train
+
+    config = ExperimentConfig.from_yaml(ROOT / "experiments" / "tiny.yaml")
+    config = replace(config, train=replace(config.train, final_eval=False))
+    out = tmp_path_factory.mktemp("export-run") / "tiny"
+    train(config, out, progress=False, log=lambda _m: None)
+    return out
+
+
+@pytest.fixture(scope="module")
+def run(trained):
+    return load_run(trained)
+
+
+@pytest.fixture(scope="module")
+def cpu_bundle(trained, tmp_path_factory) -> Path:
+    calls = []
+    out = tmp_path_factory.mktemp("exports")
+    bundle = export_bundle(trained, ArchConfig.from_dict(CPU_ARCH), "cpu-host", out,
+                           formats=["safetensors", "torchscript", "int8"], progress=lambda f, m: calls.append((f, m)))
+    assert calls and calls[-1][0] == 1.0 and all(0 <= f <= 1 for f, _ in calls)
+    return bundle
+
+
+@pytest.fixture(scope="module")
+def mcu_bundle(trained, tmp_path_factory) -> Path:
+    return export_bundle(trained, MCU_ARCH, "stm32f746", tmp_path_factory.mktemp("exports"), finetune_epochs=1)
+
+
+def card(bundle: Path) -> dict:
+    return json.loads((bundle / "card.json").read_text())
+
+
+def loader(run, split: str):
+    return make_loader(getattr(run.splits(), split), 97, shuffle=False)
+
+
+def val_images(run, r: int, n: int = 128) -> torch.Tensor:
+    x, _ = next(iter(make_loader(run.splits().val, n, shuffle=False)))
+    return resize_to(x, r)
+
+
+# ---------------------------------------------------------------------------------------------------- files
+def test_cpu_bundle_has_every_file_and_a_manifest_that_matches(cpu_bundle):
+    names = {p.name for p in cpu_bundle.iterdir()}
+    assert names == {"arch.json", "weights.safetensors", "model.pt", "model.onnx", "model.int8.onnx", "card.json",
+                     "card.md"}
+    assert json.loads((cpu_bundle / "arch.json").read_text()) == CPU_ARCH
+    c = card(cpu_bundle)
+    for name, entry in c["files"].items():
+        data = (cpu_bundle / name).read_bytes()
+        assert entry == {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+    assert set(c["files"]) == names - {"card.json", "card.md"}
+    assert not [p for p in cpu_bundle.parent.iterdir() if p.name.startswith(".")]  # no temp folder left
+
+
+def test_mcu_bundle_defaults_to_int8_and_a_c_header(mcu_bundle):
+    names = {p.name for p in mcu_bundle.iterdir()}
+    assert names == {"arch.json", "weights.safetensors", "model.pt", "model.onnx", "model.int8.onnx", "model.h",
+                     "card.json", "card.md"}
+    assert card(mcu_bundle)["formats"] == ["safetensors", "torchscript", "onnx", "int8", "c-header"]
+
+
+def test_exported_weights_are_the_subnet_with_recalibrated_bn(cpu_bundle, run):
+    arch = ArchConfig.from_dict(CPU_ARCH)
+    raw = run.net.extract(arch)
+    expected = run.net.extract(arch)
+    recalibrate_bn(expected, arch, make_loader(run.splits().train, 200, shuffle=True, seed=run.data.seed), 2000)
+    got = load_bundle_net(cpu_bundle).state_dict()
+    for k, v in expected.state_dict().items():
+        torch.testing.assert_close(got[k], v, msg=k)
+    moved = [k for k in got if k.endswith("running_mean") and not torch.equal(got[k], raw.state_dict()[k])]
+    assert moved, "BN statistics were not recalibrated"
+
+
+def test_torchscript_model_computes_the_same_logits(cpu_bundle, run):
+    x = val_images(run, 28, 16)
+    scripted = torch.jit.load(str(cpu_bundle / "model.pt"))
+    with torch.no_grad():
+        torch.testing.assert_close(scripted(x), load_bundle_net(cpu_bundle)(x), atol=1e-5, rtol=1e-5)
+        assert scripted(x[:3]).shape == (3, 10)  # any batch size
+
+
+@pytest.mark.parametrize("which", ["cpu", "mcu"])
+def test_onnx_agrees_with_pytorch_on_validation_images(which, cpu_bundle, mcu_bundle, run):
+    bundle, r = (cpu_bundle, 28) if which == "cpu" else (mcu_bundle, 24)
+    model = onnx.load(str(bundle / "model.onnx"))
+    onnx.checker.check_model(model)
+    assert max(o.version for o in model.opset_import if o.domain in ("", "ai.onnx")) == card(bundle)["onnx_opset"]
+    x = val_images(run, r, 200)
+    with torch.no_grad():
+        expected = load_bundle_net(bundle)(x).numpy()
+    got = ort_session(bundle / "model.onnx").run(None, {"image": x.numpy()})[0]
+    assert np.abs(got - expected).max() <= 1e-4
+    assert (got.argmax(1) == expected.argmax(1)).all()
+    check = card(bundle)["onnx_check"]
+    assert check["ok"] and check["max_abs_diff"] <= 1e-4 and check["images"] > 0
+
+
+def test_a_disagreeing_onnx_model_is_an_export_error(cpu_bundle, run):
+    net = load_bundle_net(cpu_bundle)
+    with torch.no_grad():
+        net.head.classifier.bias.add_(1e-2)
+    with pytest.raises(ExportError, match="disagrees with PyTorch"):
+        check_onnx(cpu_bundle / "model.onnx", net, val_images(run, 28, 32))
+
+
+# ---------------------------------------------------------------------------------------------------- figures
+def test_card_accuracy_is_measured_not_copied(cpu_bundle, run):
+    c = card(cpu_bundle)
+    arch = ArchConfig.from_dict(CPU_ARCH)
+    net = load_bundle_net(cpu_bundle)
+    for split in ("val", "test"):
+        acc = c["measured"]["accuracy"][split]
+        assert acc["images"] == len(getattr(run.splits(), split))
+        assert acc["torch_fp32"] == pytest.approx(evaluate(net, arch, loader(run, split)), abs=1e-9)
+        for key, path in (("onnx_fp32", "model.onnx"), ("onnx_int8", "model.int8.onnx")):
+            logits, labels = ort_predict(ort_session(cpu_bundle / path), loader(run, split), 28)
+            assert acc[key] == pytest.approx(float((logits.argmax(1) == labels).mean()), abs=1e-9)
+        assert acc["onnx_fp32"] == pytest.approx(acc["torch_fp32"], abs=2 / acc["images"])
+
+
+def test_int8_model_is_quantized_and_close_to_fp32(cpu_bundle, run):
+    model = onnx.load(str(cpu_bundle / "model.int8.onnx"))
+    ops = {n.op_type for n in model.graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear"} <= ops
+    int8 = [t for t in model.graph.initializer if t.data_type == onnx.TensorProto.INT8 and len(t.dims) == 4]
+    assert len(int8) >= 10  # every conv weight
+    x = val_images(run, 28, 200)
+    fp32 = ort_session(cpu_bundle / "model.onnx").run(None, {"image": x.numpy()})[0]
+    q = ort_session(cpu_bundle / "model.int8.onnx").run(None, {"image": x.numpy()})[0]
+    # quantization changes the logits a little, not a lot
+    assert 0 < np.abs(q - fp32).max() < 0.5 * np.abs(fp32).max()
+    assert (q.argmax(1) == fp32.argmax(1)).mean() >= 0.7
+
+
+def test_card_figures_are_computed(cpu_bundle, run, trained):
+    c = card(cpu_bundle)
+    arch = ArchConfig.from_dict(CPU_ARCH)
+    assert c["macs"] == int(count_macs(run.space, [arch])[0])
+    assert c["params"] == int(count_params(run.space, [arch])[0])
+    net = load_bundle_net(cpu_bundle)
+    assert c["params"] == sum(p.numel() for p in net.parameters())
+    assert c["macs"] == onnx_macs(cpu_bundle / "model.onnx")
+    assert c["checkpoint_hash"] == hashlib.sha256((trained / "supernet.pt").read_bytes()).hexdigest()
+    assert c["weights_sha256"] == hashlib.sha256((cpu_bundle / "weights.safetensors").read_bytes()).hexdigest()
+    expected = Predictors(run.space, "cpu-host").predict([arch]).iloc[0]
+    for key in ("macs", "params", "latency_ms", "sram_bytes", "flash_bytes"):
+        assert c["predicted"][key] == pytest.approx(float(expected[key]))
+    lat = c["measured"]["latency"]
+    assert set(lat) == {"torch", "onnxruntime_fp32", "onnxruntime_int8"}
+    assert all(v["median_ms"] > 0 and v["repeats"] > 0 and v["threads"] >= 1 for v in lat.values())
+    argv = c["command"].split()
+    assert argv[:3] == ["nas", "export", str(trained.resolve())]
+    assert argv[argv.index("--device") + 1] == "cpu-host"
+    assert argv[argv.index("--arch") + 1] == str((cpu_bundle / "arch.json").resolve())
+    md = (cpu_bundle / "card.md").read_text()
+    assert f"{c['macs']:,}" in md and c["checkpoint_hash"] in md and "onnxruntime_int8" in md
+
+
+def onnx_macs(path: Path) -> int:
+    """Multiply-accumulates of the Conv and Gemm/MatMul nodes of an ONNX model at batch 1 (shape inference)."""
+    model = onnx.shape_inference.infer_shapes(onnx.load(str(path)))
+    shapes = {v.name: [d.dim_value or 1 for d in v.type.tensor_type.shape.dim]
+              for v in list(model.graph.value_info) + list(model.graph.output) + list(model.graph.input)}
+    inits = {t.name: list(t.dims) for t in model.graph.initializer}
+    total = 0
+    for node in model.graph.node:
+        if node.op_type == "Conv":
+            w = inits[node.input[1]]
+            out = shapes[node.output[0]]
+            total += int(np.prod(out[1:])) * int(np.prod(w[1:]))
+        elif node.op_type in ("Gemm", "MatMul"):
+            w = inits[node.input[1]]
+            total += int(np.prod(w))
+    return total
+
+
+def test_mcu_card_has_memory_verdict_and_no_host_latency(mcu_bundle, run):
+    c = card(mcu_bundle)
+    arch = ArchConfig.from_dict(MCU_ARCH)
+    expected = Predictors(run.space, "stm32f746").predict([arch]).iloc[0]
+    prof = load_profile("stm32f746")
+    mem = c["memory"]
+    assert mem["sram_bytes"] == pytest.approx(float(expected["sram_bytes"]))
+    assert mem["flash_bytes"] == pytest.approx(float(expected["flash_bytes"]))
+    assert mem["sram_capacity_bytes"] == prof.figure("sram") and mem["flash_capacity_bytes"] == prof.figure("flash")
+    assert mem["sram_fits"] == (expected["sram_bytes"] <= prof.figure("sram"))
+    header = mem["c_header"]
+    assert header["fits_flash"] == (header["const_bytes"] + prof.figure("flash_runtime") <= prof.figure("flash"))
+    assert mem["fits"] == (bool(expected["fits"]) and header["fits_flash"])
+    assert mem["verdict"].startswith("fits") == mem["fits"]
+    assert c["measured"]["latency"] is None and "stm32f746" in c["measured"]["latency_note"]
+    assert c["predicted"]["latency_source"] == "mcu"
+    assert 0 <= c["measured"]["accuracy"]["val"]["onnx_int8"] <= 1
+    assert "Verdict" in (mcu_bundle / "card.md").read_text()
+
+
+_ARRAY = re.compile(r"static const (\w+) (\w+)\[(\d+)\] = \{([^}]*)\};")
+
+
+def test_c_header_holds_the_int8_weights_with_shapes_and_scales(mcu_bundle, tmp_path):
+    text = (mcu_bundle / "model.h").read_text()
+    arrays = {name: (ctype, np.array([float(v.rstrip("f")) for v in body.replace("\n", " ").split(",")
+                                      if v.strip()]))
+              for ctype, name, n, body in _ARRAY.findall(text)}
+    model = onnx.load(str(mcu_bundle / "model.int8.onnx"))
+    inits = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+    weights = {k: v for k, v in inits.items() if k.endswith("_quantized")}
+    assert weights
+    total = 0
+    for name, q in weights.items():
+        ident = re.sub(r"\W+", "_", name[:-len("_quantized")]).strip("_").lower()
+        ctype, data = arrays[f"{ident}_data"]
+        assert ctype == {np.int8: "int8_t", np.int32: "int32_t"}[q.dtype.type]
+        np.testing.assert_array_equal(data, q.reshape(-1))
+        np.testing.assert_array_equal(arrays[f"{ident}_shape"][1], q.shape)
+        scale = inits[name[:-len("_quantized")] + "_scale"].reshape(-1)
+        np.testing.assert_allclose(arrays[f"{ident}_scale"][1], scale, rtol=1e-6)
+        total += q.nbytes
+    header = card(mcu_bundle)["memory"]["c_header"]
+    assert header["weight_bytes"] == total and header["tensors"] == len(weights)
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if cc:  # the header is valid C99
+        src = tmp_path / "main.c"
+        src.write_text('#include "model.h"\nint main(void) { return (int)NAS_STM32F746_MODEL_NUM_TENSORS > 0 ? 0 : 1; }\n')
+        subprocess.run([cc, "-std=c99", "-Wall", "-Werror", "-Wno-unused-const-variable", "-I", str(mcu_bundle),
+                        str(src), "-o", str(tmp_path / "a.out")], check=True)
+        subprocess.run([str(tmp_path / "a.out")], check=True)
+
+
+def test_finetuned_bundle_records_its_training_and_changed_the_weights(mcu_bundle, run):
+    c = card(mcu_bundle)
+    ft = c["finetune"]
+    assert ft["epochs"] == 1 and len(ft["history"]) == 1 and np.isfinite(ft["history"][0]["loss"])
+    arch = ArchConfig.from_dict(MCU_ARCH)
+    untouched = run.net.extract(arch).state_dict()
+    got = load_bundle_net(mcu_bundle).state_dict()
+    assert not torch.equal(got["blocks.0.expand.0.weight"], untouched["blocks.0.expand.0.weight"])
+    assert mcu_bundle.name.endswith("-ft1")
+    acc = c["measured"]["accuracy"]["val"]
+    assert acc["torch_fp32"] == pytest.approx(evaluate(load_bundle_net(mcu_bundle), arch, loader(run, "val")))
+
+
+def test_finetune_distils_towards_the_teacher(run):
+    arch, largest = run.space.smallest(24), run.space.largest(24)
+    student, teacher = run.net.extract(arch), run.net.extract(largest).eval()
+    before = {k: v.clone() for k, v in student.state_dict().items()}
+    history = finetune(student, teacher, run.splits().train, 24, epochs=2, batch_size=64, max_batches=3, lr=0.05)
+    assert [h["epoch"] for h in history] == [1, 2]
+    assert all(np.isfinite(h["loss"]) and 0 <= h["train_top1"] <= 1 for h in history)
+    assert any(not torch.equal(before[k], v) for k, v in student.state_dict().items())
+    assert not student.training
+
+
+# ---------------------------------------------------------------------------------------------------- failures
+def test_a_failure_midway_leaves_nothing(trained, tmp_path, monkeypatch):
+    import nas.export.bundle as bundle_mod
+
+    def broken(*args, **kwargs):
+        raise ExportError("simulated failure after the weights were written")
+
+    monkeypatch.setattr(bundle_mod, "write_onnx", broken)
+    out = tmp_path / "exports"
+    with pytest.raises(ExportError, match="simulated"):
+        export_bundle(trained, CPU_ARCH, "cpu-host", out, formats=["safetensors", "onnx"])
+    assert not out.exists()
+    out.mkdir()
+    (out / "keep.txt").write_text("x")
+    with pytest.raises(ExportError):
+        export_bundle(trained, CPU_ARCH, "cpu-host", out, formats=["safetensors", "onnx"])
+    assert [p.name for p in out.iterdir()] == ["keep.txt"]
+
+
+def test_publish_replaces_an_older_bundle_whole(tmp_path):
+    final = tmp_path / "b"
+    for version in ("old", "new"):
+        tmp = tmp_path / f".b.{version}.tmp"
+        tmp.mkdir()
+        (tmp / "card.json").write_text(version)
+        _publish(tmp, final)
+    assert (final / "card.json").read_text() == "new"
+    assert [p.name for p in tmp_path.iterdir()] == ["b"]
+
+
+@pytest.mark.parametrize("kwargs, error, words", [
+    ({"device": "toaster"}, NasError, ["toaster", "cpu-host", "stm32f746"]),
+    ({"arch": {**CPU_ARCH, "ks": [4] * 16}}, InvalidArchError, ["ks[0]", "allowed", "[3, 5, 7]", "tiny-mbv3"]),
+    ({"arch": {**CPU_ARCH, "d": [2, 2, 2]}}, InvalidArchError, ["'d'", "tiny-mbv3"]),
+    ({"formats": ["onnx", "tflite"]}, ExportError, ["formats", "tflite", "safetensors", "c-header"]),
+    ({"finetune_epochs": -1}, ExportError, ["finetune_epochs"]),
+])
+def test_bad_input_is_a_typed_error_and_writes_nothing(kwargs, error, words, trained, tmp_path):
+    args = {"arch": CPU_ARCH, "device": "cpu-host", **kwargs}
+    out = tmp_path / "exports"
+    with pytest.raises(error) as info:
+        export_bundle(trained, args["arch"], args["device"], out, formats=kwargs.get("formats"),
+                      finetune_epochs=kwargs.get("finetune_epochs", 0))
+    assert isinstance(info.value, NasError)
+    for word in words:
+        assert word in str(info.value)
+    assert not out.exists()
+
+
+def test_a_run_without_finished_weights_is_refused(trained, tmp_path):
+    broken = tmp_path / "run"
+    shutil.copytree(trained, broken)
+    (broken / "supernet.pt").unlink()
+    with pytest.raises(CheckpointError, match="supernet.pt"):
+        export_bundle(broken, CPU_ARCH, "cpu-host", tmp_path / "out")
+    with pytest.raises(CheckpointError, match="run.json"):
+        export_bundle(tmp_path / "nowhere", CPU_ARCH, "cpu-host", tmp_path / "out")
+    assert not (tmp_path / "out").exists()
