@@ -1,0 +1,46 @@
+"""`nas accuracy fit|show`: measure subnets of a trained run, fit its accuracy predictor, inspect it."""
+
+from __future__ import annotations
+
+import typer
+
+from nas.cli._common import emit
+
+app = typer.Typer(help="Accuracy predictor of a trained run: measure subnets (resumable), fit, show fidelity.",
+                  no_args_is_help=True)
+
+
+@app.command("fit")
+def fit(run_dir: str = typer.Argument(..., help="training run folder (runs/<name>)"),
+        samples: int = typer.Option(500, "--samples", min=10, help="subnets to measure (kept across restarts)"),
+        model: str = typer.Option("auto", "--model", help="auto | mlp | gbr | rf | gp | ensemble"),
+        seed: int = typer.Option(0, "--seed", help="seeds the subnet plan, the split and the models"),
+        holdout: float = typer.Option(0.2, "--holdout", help="share of measured subnets held out for fidelity"),
+        folds: int = typer.Option(3, "--folds", min=2, help="cross-validation folds for --model auto"),
+        bn_images: int = typer.Option(2000, "--bn-images", min=1, help="training images for BN recalibration"),
+        val_images: int = typer.Option(5000, "--val-images", min=1, help="validation images per measurement"),
+        device: str = typer.Option("cpu", "--device", help="torch device for measuring (cpu, cuda)")) -> None:
+    """Measure SAMPLES subnets (BN-recalibrated top-1 on the validation split), choose and fit a model, print
+    its held-out fidelity as JSON. Progress goes to stderr; a killed job resumes where it stopped."""
+    from predictors.accuracy import MODEL_CHOICES, fit_run_predictor
+    from predictors.accuracy.store import predictor_dir
+
+    if model not in MODEL_CHOICES:
+        from predictors.accuracy import AccuracyPredictorError
+
+        raise AccuracyPredictorError(f"--model {model!r} is not allowed; allowed: {', '.join(MODEL_CHOICES)}")
+    p = fit_run_predictor(run_dir, samples=samples, model=model, seed=seed, holdout=holdout, folds=folds,
+                          bn_images=bn_images, val_images=val_images, device=device, progress=True)
+    emit({"run": run_dir, "predictor": str(predictor_dir(run_dir)), "checkpoint_hash": p.checkpoint_hash,
+          **p.fidelity_report(), "selection": p.info.get("selection", []),
+          "measure_seconds": p.info.get("measure_seconds"), "fit_seconds": p.info.get("fit_seconds")})
+
+
+@app.command("show")
+def show(run_dir: str = typer.Argument(..., help="training run folder")) -> None:
+    """Print the stored predictor's kind, checkpoint hash and held-out fidelity as JSON."""
+    from predictors.accuracy import load_accuracy_predictor
+
+    p = load_accuracy_predictor(run_dir)
+    emit({"run": run_dir, "checkpoint_hash": p.checkpoint_hash, **p.fidelity_report(),
+          "params": p.model.params(), "selection": p.info.get("selection", [])})

@@ -1,0 +1,152 @@
+"""Choosing and fitting an accuracy model: cross-validated rank correlation picks the kind (or an ensemble, where
+it helps), a held-out share of the measured subnets gives the fidelity that is recorded with the predictor."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from scipy import stats
+
+from predictors.accuracy._features import AccuracyPredictorError
+from predictors.accuracy.dataset import measure_subnets, measured_path, run_measurer, table_codes
+from predictors.accuracy.models import ACCURACY_MODELS, make_accuracy_model
+from predictors.accuracy.store import AccuracyPredictor, save_accuracy_predictor
+from predictors.metrics import fidelity
+from supernet.space import SearchSpace
+
+BASE_KINDS = ("mlp", "gbr", "rf", "gp")
+MODEL_CHOICES = ("auto", *BASE_KINDS, "ensemble")
+ENSEMBLE_MARGIN = 0.005  # an ensemble is chosen only when it beats the best single kind's Kendall τ by this
+
+
+def _params(kind: str, params: dict[str, dict[str, Any]] | None, seed: int) -> dict[str, Any]:
+    if kind == "ensemble":
+        return {"seed": seed, "member_params": dict(params or {})}
+    return {"seed": seed, **(params or {}).get(kind, {})}
+
+
+def cross_validate(space: SearchSpace, codes: np.ndarray, y: np.ndarray, kinds: tuple[str, ...] = BASE_KINDS, *,
+                   folds: int = 3, seed: int = 0, params: dict[str, dict[str, Any]] | None = None,
+                   ) -> dict[str, np.ndarray]:
+    """Out-of-fold predictions per kind (`folds`-fold, shuffled by `seed`)."""
+    if folds < 2 or len(y) < 2 * folds:
+        raise AccuracyPredictorError(f"field 'folds' = {folds} needs 2 or more folds of 2+ subnets each "
+                                     f"(have {len(y)} subnets)")
+    fold_of = np.random.default_rng(seed).permutation(len(y)) % folds
+    oof = {}
+    for kind in kinds:
+        pred = np.empty(len(y))
+        for f in range(folds):
+            test = fold_of == f
+            model = make_accuracy_model(kind, space, **_params(kind, params, seed))
+            pred[test] = model.fit(codes[~test], y[~test]).predict(codes[test])
+        oof[kind] = pred
+    return oof
+
+
+def select_model(space: SearchSpace, codes: np.ndarray, y: np.ndarray, *, folds: int = 3, seed: int = 0,
+                 kinds: tuple[str, ...] = BASE_KINDS, params: dict[str, dict[str, Any]] | None = None,
+                 ) -> tuple[str, list[str], list[dict[str, Any]]]:
+    """(kind, ensemble members or [], one row per candidate with its cross-validated Kendall τ and Spearman ρ).
+
+    Candidates: each kind, and the mean of the best 2, 3, … kinds (scored on the same out-of-fold predictions).
+    """
+    oof = cross_validate(space, codes, y, kinds, folds=folds, seed=seed, params=params)
+
+    def score(pred: np.ndarray) -> dict[str, float]:
+        return {"kendall": float(stats.kendalltau(pred, y).statistic),
+                "spearman": float(stats.spearmanr(pred, y).statistic)}
+
+    rows = [{"candidate": k, "members": [k], **score(p)} for k, p in oof.items()]
+    ranked = sorted(rows, key=lambda r: -np.nan_to_num(r["kendall"], nan=-1))
+    for m in range(2, len(ranked) + 1):
+        members = [r["candidate"] for r in ranked[:m]]
+        rows.append({"candidate": "ensemble(" + "+".join(members) + ")", "members": members,
+                     **score(np.mean([oof[k] for k in members], axis=0))})
+    best_single = ranked[0]
+    ensembles = [r for r in rows if len(r["members"]) > 1]
+    best_ens = max(ensembles, key=lambda r: np.nan_to_num(r["kendall"], nan=-1), default=None)
+    if best_ens is not None and best_ens["kendall"] > best_single["kendall"] + ENSEMBLE_MARGIN:
+        return "ensemble", best_ens["members"], rows
+    return best_single["candidate"], [], rows
+
+
+def fit_predictor(space: SearchSpace, codes: np.ndarray, y: np.ndarray, checkpoint_hash: str, *,
+                  model: str = "auto", holdout: float = 0.2, folds: int = 3, seed: int = 0,
+                  params: dict[str, dict[str, Any]] | None = None) -> AccuracyPredictor:
+    """Fit an accuracy predictor on measured (codes, top-1): hold out `holdout` of them for the recorded fidelity,
+    choose the kind by cross-validation on the rest when `model` is `auto`, and fit it on the rest."""
+    if model not in MODEL_CHOICES:
+        raise AccuracyPredictorError(f"field 'model' = {model!r} is not allowed; allowed: {', '.join(MODEL_CHOICES)}")
+    if not 0 < holdout < 1:
+        raise AccuracyPredictorError(f"field 'holdout' must be a fraction in (0, 1), got {holdout!r}")
+    n = len(y)
+    n_hold = int(round(holdout * n))
+    if n_hold < 3 or n - n_hold < 8:
+        raise AccuracyPredictorError(f"field 'samples': {n} measured subnets are too few to fit and hold out "
+                                     f"{holdout:.0%} (need at least 3 held out and 8 to fit)")
+    perm = np.random.default_rng(seed).permutation(n)
+    test, train = perm[:n_hold], perm[n_hold:]
+    t0 = time.perf_counter()
+    selection: list[dict[str, Any]] = []
+    members: list[str] = list(BASE_KINDS)
+    kind = model
+    if model == "auto":
+        kind, members, selection = select_model(space, codes[train], y[train], folds=folds, seed=seed,
+                                                params=params)
+    if kind == "ensemble":
+        fitted = make_accuracy_model("ensemble", space, members=members, **_params("ensemble", params, seed))
+    else:
+        fitted = make_accuracy_model(kind, space, **_params(kind, params, seed))
+    fitted.fit(codes[train], y[train])
+    fid = fidelity(fitted.predict(codes[test]), y[test])
+    info = {"n_train": int(len(train)), "n_heldout": int(len(test)), "holdout": holdout, "seed": seed,
+            "selection": selection, "requested_model": model, "fit_seconds": round(time.perf_counter() - t0, 2)}
+    return AccuracyPredictor(fitted, checkpoint_hash, fid, info)
+
+
+def compare_models(space: SearchSpace, codes: np.ndarray, y: np.ndarray, *,
+                   kinds: tuple[str, ...] = (*BASE_KINDS, "ensemble"), holdout: float = 0.2, seed: int = 0,
+                   params: dict[str, dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+    """Held-out fidelity and fit time of each kind on the same split (what BENCHMARKS.md reports)."""
+    rows = []
+    for kind in kinds:
+        t0 = time.perf_counter()
+        p = fit_predictor(space, codes, y, "", model=kind, holdout=holdout, seed=seed, params=params)
+        rows.append({"model": kind, **p.fidelity, "n_train": p.info["n_train"],
+                     "fit_s": round(time.perf_counter() - t0, 2)})
+    return rows
+
+
+def fit_run_predictor(run_dir: str | Path, *, samples: int = 500, model: str = "auto", seed: int = 0,
+                      holdout: float = 0.2, folds: int = 3, bn_images: int = 2000, val_images: int = 5000,
+                      device: str = "cpu", progress: bool = False,
+                      params: dict[str, dict[str, Any]] | None = None) -> AccuracyPredictor:
+    """Measure `samples` subnets of a trained run (resuming a partial table), fit the accuracy predictor, record
+    its held-out fidelity and store it in `run_dir/accuracy_predictor/`."""
+    from supernet.run import load_run
+
+    if model not in MODEL_CHOICES:
+        raise AccuracyPredictorError(f"field 'model' = {model!r} is not allowed; allowed: {', '.join(MODEL_CHOICES)}")
+    run = load_run(run_dir, device)
+    measure = run_measurer(run, bn_images=bn_images, val_images=val_images, seed=seed)
+    t0 = time.perf_counter()
+    table = measure_subnets(run.space, measure, samples, measured_path(run_dir, run.checkpoint_hash),
+                            checkpoint_hash=run.checkpoint_hash, seed=seed, bn_images=bn_images,
+                            val_images=val_images, progress=progress)
+    measure_s = time.perf_counter() - t0
+    codes, y = table_codes(run.space, table.iloc[:samples])
+    predictor = fit_predictor(run.space, codes, y, run.checkpoint_hash, model=model, holdout=holdout, folds=folds,
+                              seed=seed, params=params)
+    predictor.info.update({"samples": int(len(y)), "bn_images": bn_images, "val_images": val_images,
+                           "measure_seconds": round(measure_s, 1),
+                           "measured_table": measured_path(run_dir, run.checkpoint_hash).name})
+    save_accuracy_predictor(predictor, run_dir)
+    return predictor
+
+
+__all__ = ["fit_predictor", "fit_run_predictor", "select_model", "cross_validate", "compare_models", "BASE_KINDS",
+           "MODEL_CHOICES", "ACCURACY_MODELS"]
