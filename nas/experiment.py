@@ -158,15 +158,32 @@ def check_spec(spec: ExperimentSpec) -> dict[str, Any]:
 
 
 class PredictorObjective:
-    """The search's batch objective on predictors: `evaluate_batch(codes)` -> their DataFrame for those archs."""
+    """The search's batch objective on predictors: `evaluate_batch(codes)` -> their DataFrame for those archs.
+
+    With a `recipe` (run folder or None, space dict, device) it pickles as the recipe and rebuilds its
+    predictors where it lands (a Ray worker), since fitted predictors need not be picklable themselves."""
 
     source = "predicted"
 
-    def __init__(self, predictors: Any, names: list[str]):
-        self.predictors, self.names = predictors, names
+    def __init__(self, predictors: Any, names: list[str], recipe: tuple[Any, dict, str] | None = None):
+        self.predictors, self.names, self.recipe = predictors, names, recipe
 
     def evaluate_batch(self, codes: np.ndarray) -> pd.DataFrame:
         return self.predictors.predict(codes)
+
+    def __getstate__(self) -> dict[str, Any]:
+        if self.recipe is None:
+            return self.__dict__
+        return {"names": self.names, "recipe": self.recipe}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        if "predictors" not in state:
+            from predictors import Predictors
+
+            run_dir, space, device = self.recipe
+            self.predictors = (Predictors.for_run(run_dir, device) if run_dir is not None
+                               else Predictors(SearchSpace.from_dict(space), device))
 
 
 def _write(path: Path, write: Callable[[str], None]) -> Path:
@@ -254,8 +271,11 @@ def run_experiment(spec: ExperimentSpec, out_dir: str | Path, *, storage: str | 
     _write_text(out / "spec.yaml", yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False))
     storage = storage or f"sqlite:///{(out / 'search.db').resolve()}"
     options = dict(spec.strategy_options)
-    if spec.strategy == "ray-tune" and ray_address:
-        options["ray_address"] = ray_address
+    strategy_name = spec.strategy
+    if ray_address:
+        if strategy_name not in (None, "ray-tune"):
+            raise SpecError(f"a Ray address needs field 'strategy' to be ray-tune (or unset), got '{spec.strategy}'")
+        strategy_name, options["ray_address"] = "ray-tune", ray_address
     summary: dict[str, Any] = {"name": spec.name, "storage": storage, "stopped": False, "devices": {}}
     for dev in spec.devices:
         if should_stop is not None and should_stop():
@@ -263,8 +283,13 @@ def run_experiment(spec: ExperimentSpec, out_dir: str | Path, *, storage: str | 
             break
         preds = predictors[dev.name]
         names = list(spec.objectives)
-        strategy = get_strategy(spec.strategy, **options) if spec.strategy else None
-        res = run(preds.space, PredictorObjective(preds, names), directions=dict(spec.objectives),
+        try:
+            strategy = get_strategy(strategy_name, **options) if strategy_name else None
+        except NasError as exc:
+            raise SpecError(f"field 'strategy_options': {exc}") from None
+        recipe = (spec.run.resolve() if spec.run else None, preds.space.to_dict(), dev.name)
+        objective = PredictorObjective(preds, names, recipe)
+        res = run(preds.space, objective, directions=dict(spec.objectives),
                   budget=spec.budget, seed=spec.seed, strategy=strategy,
                   constraints=[Constraint(k, v) for k, v in dev.constraints.items()], storage=storage,
                   study_name=f"{spec.name}:{dev.name}",

@@ -9,8 +9,10 @@ cloudpickle can carry).
 
 from __future__ import annotations
 
+import contextlib
 import math
 import shutil
+import sys
 import tempfile
 from typing import Any
 
@@ -177,7 +179,8 @@ class RayTune:
                 run_config=tune.RunConfig(storage_path=workdir, name="nas", verbose=0, stop=Stop(session),
                                           callbacks=[Record(session)], log_to_file=False,
                                           checkpoint_config=tune.CheckpointConfig(checkpoint_at_end=False)))
-            tuner.fit()
+            with contextlib.redirect_stdout(sys.stderr):  # Tune's console tables; stdout is for results
+                tuner.fit()
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
             if started:

@@ -119,3 +119,21 @@ def test_ray_tune_runs_trials_on_a_cluster_by_address_and_resumes(ray_head, tmp_
     more = _drive(ray_head, db, 11)
     assert more["resumed_from"] == 8 and len(more["trials"]) == 11
     assert more["trials"][:8] == trials
+
+
+def test_nas_search_with_ray_address_runs_the_predictors_on_the_cluster(ray_head, tmp_path):
+    import yaml
+
+    spec = {"name": "ray-exp", "space": "tiny-mbv3", "budget": 6, "seed": 0,
+            "objectives": {"params": "maximize", "latency_ms": "minimize"},
+            "devices": [{"name": "stm32f746", "constraints": {"latency_ms": 60}}]}
+    path = tmp_path / "spec.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    env = {**ray_head["env"], "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    r = subprocess.run([sys.executable, "-m", "nas", "search", str(path), "--out", str(tmp_path / "out"),
+                        "--ray-address", ray_head["address"], "--quiet"], env=env, capture_output=True, text=True,
+                       cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-3000:]
+    info = json.loads(r.stdout)["devices"]["stm32f746"]
+    assert info["strategy"] == "ray-tune" and info["n_trials"] == 6
+    assert (tmp_path / "out" / "stm32f746" / "pareto.png").exists()
