@@ -10,6 +10,8 @@ from pydantic import BaseModel, ConfigDict, Field
 JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled", "interrupted"]
 MAX_ARCHS = 5000
 MAX_DEVICES = 32
+EXPORT_FORMATS = ("safetensors", "torchscript", "onnx", "int8", "c-header")  # nas.export.FORMATS (a test checks)
+ExportFormat = Literal["safetensors", "torchscript", "onnx", "int8", "c-header"]
 
 
 class Health(BaseModel):
@@ -146,7 +148,7 @@ class ExportRequest(BaseModel):
     device: str
     arch: ArchIn | None = None
     experiment: str | None = None
-    formats: list[Literal["weights", "torchscript", "onnx", "int8"]] | None = None
+    formats: list[ExportFormat] | None = Field(default=None, description="default: the device kind's formats")
     finetune_epochs: int = Field(default=0, ge=0, le=100)
 
 

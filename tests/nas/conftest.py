@@ -96,7 +96,7 @@ def pg_server():
         proc.kill()
         raise RuntimeError("postgres did not accept connections: " + (base / "postgres.log").read_text()[-2000:])
     yield {"url": url, "port": port}
-    proc.send_signal(signal.SIGINT)  # fast shutdown
+    proc.send_signal(signal.SIGQUIT)  # immediate shutdown: the data folder is thrown away next
     try:
         proc.wait(20)
     except subprocess.TimeoutExpired:
