@@ -70,7 +70,10 @@ class Predictors:
         self.accuracy = accuracy
         # MACs, params (sums) and peak activation bytes at batch 1 (max), as supernet.counting counts them
         bpe = 1 if self.profile.latency.dtype == "int8" else 4
-        self._counts = OpTables(self.space, lambda op: _counts(op, bpe), 3, reduce=("sum", "sum", "max"))
+        if self.mcu is not None:  # the MCU model gives its own peak SRAM
+            self._counts = OpTables(self.space, lambda op: _counts(op, bpe)[:2], 2)
+        else:
+            self._counts = OpTables(self.space, lambda op: _counts(op, bpe), 3, reduce=("sum", "sum", "max"))
 
     @property
     def latency_source(self) -> str:

@@ -172,9 +172,12 @@ class OpTables:
             if self._sum.all():
                 out[sl] = fixed[ri[sl]] + np.einsum("nbd,nb->nd", vals, act.astype(float))
                 continue
-            summed = fixed[ri[sl]] + np.einsum("nbd,nb->nd", vals, act.astype(float))
-            maxed = np.maximum(fixed[ri[sl]], np.where(act[:, :, None], vals, -np.inf).max(1))
-            out[sl] = np.where(self._sum[None, :], summed, maxed)
+            s, m = self._sum, ~self._sum
+            base = fixed[ri[sl]]
+            out[sl, s] = base[:, s] + np.einsum("nbd,nb->nd", vals[:, :, s], act.astype(float))
+            # inactive slots never win the max: their values are pushed below any real cost
+            masked = vals[:, :, m] - (~act)[:, :, None] * 1e300
+            out[sl, m] = np.maximum(base[:, m], masked.max(1))
         return out
 
 
