@@ -266,16 +266,21 @@ def run_experiment(spec: ExperimentSpec, out_dir: str | Path, *, storage: str | 
     if not isinstance(spec, ExperimentSpec):
         raise SpecError(f"expected an ExperimentSpec, got {type(spec).__name__}")
     predictors = check_spec(spec)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    _write_text(out / "spec.yaml", yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False))
-    storage = storage or f"sqlite:///{(out / 'search.db').resolve()}"
     options = dict(spec.strategy_options)
     strategy_name = spec.strategy
     if ray_address:
         if strategy_name not in (None, "ray-tune"):
             raise SpecError(f"a Ray address needs field 'strategy' to be ray-tune (or unset), got '{spec.strategy}'")
         strategy_name, options["ray_address"] = "ray-tune", ray_address
+    try:
+        if strategy_name:
+            get_strategy(strategy_name, **options)  # options checked before any work
+    except NasError as exc:
+        raise SpecError(f"field 'strategy_options': {exc}") from None
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    _write_text(out / "spec.yaml", yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False))
+    storage = storage or f"sqlite:///{(out / 'search.db').resolve()}"
     summary: dict[str, Any] = {"name": spec.name, "storage": storage, "stopped": False, "devices": {}}
     for dev in spec.devices:
         if should_stop is not None and should_stop():
@@ -283,10 +288,7 @@ def run_experiment(spec: ExperimentSpec, out_dir: str | Path, *, storage: str | 
             break
         preds = predictors[dev.name]
         names = list(spec.objectives)
-        try:
-            strategy = get_strategy(strategy_name, **options) if strategy_name else None
-        except NasError as exc:
-            raise SpecError(f"field 'strategy_options': {exc}") from None
+        strategy = get_strategy(strategy_name, **options) if strategy_name else None
         recipe = (spec.run.resolve() if spec.run else None, preds.space.to_dict(), dev.name)
         objective = PredictorObjective(preds, names, recipe)
         res = run(preds.space, objective, directions=dict(spec.objectives),

@@ -131,3 +131,13 @@ def test_cli_search_writes_results_and_refuses_a_bad_spec_in_one_line(tmp_path):
     assert summary["devices"]["cpu-host"]["n_trials"] == 60 and "cpu-host" in r.stderr  # the progress bar
     arch = json.loads((tmp_path / "out" / "cpu-host" / "arch.json").read_text())
     assert isinstance(ArchConfig.from_dict({k: arch[k] for k in ("ks", "e", "d", "r")}), ArchConfig)
+
+
+def test_a_ray_address_with_another_strategy_or_bad_options_are_refused_before_work(tmp_path):
+    with pytest.raises(SpecError, match="needs field 'strategy' to be ray-tune"):
+        run_experiment(ExperimentSpec.from_dict(spec_dict()), tmp_path / "a", ray_address="127.0.0.1:6379")
+    with pytest.raises(SpecError, match=r"field 'strategy_options'.*population must be >= 2"):
+        run_experiment(ExperimentSpec.from_dict(spec_dict(strategy_options={"population": 1})), tmp_path / "b")
+    with pytest.raises(SpecError, match=r"field 'strategy_options'.*unexpected keyword argument 'popsize'"):
+        run_experiment(ExperimentSpec.from_dict(spec_dict(strategy_options={"popsize": 9})), tmp_path / "c")
+    assert not list(tmp_path.iterdir())
