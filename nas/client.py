@@ -169,4 +169,76 @@ class Client:
             time.sleep(poll_s)
 
 
-__all__ = ["Client", "ApiClientError"]
+# ---------------------------------------------------------------------- the CLI's `--server URL`
+def _read_json_items(path: str) -> list[dict]:
+    """Objects from a JSON file (one object or a list) or a JSON-lines file (the server validates them)."""
+    import json
+
+    p = Path(path)
+    if not p.is_file():
+        raise ApiClientError(f"file '{path}' does not exist")
+    text = p.read_text().strip()
+    try:
+        data = json.loads(text)
+        return data if isinstance(data, list) else [data]
+    except json.JSONDecodeError:
+        try:
+            return [json.loads(line) for line in text.splitlines() if line.strip()]
+        except json.JSONDecodeError as exc:
+            raise ApiClientError(f"'{path}' is neither JSON nor JSON lines: {exc.msg}") from None
+
+
+def remote_predict(server: str, space: str, device: str, archs_path: str, run: str | None = None) -> list[dict]:
+    """`nas predict --server URL`: one dict per arch (arch, device, latency_source and the predicted figures)."""
+    archs = _read_json_items(archs_path)
+    with Client(server) as c:
+        body = c.predict(space, [device], archs, run=run)
+    source = body["latency_source"].get(device)
+    return [{"arch": archs[row.pop("arch_index")], "latency_source": source, **row} for row in body["predictions"]]
+
+
+def remote_search(server: str, spec_path: str, progress: Any = None) -> dict:
+    """`nas search --server URL`: post the spec (its `run`, if any, names a run on the server by its folder name),
+    follow it until it ends; returns the experiment as the server shows it."""
+    import yaml
+
+    p = Path(spec_path)
+    if not p.is_file():
+        raise ApiClientError(f"experiment spec '{spec_path}' does not exist")
+    spec = yaml.safe_load(p.read_text())
+    if isinstance(spec, dict) and spec.get("run"):
+        spec["run"] = Path(str(spec["run"])).name
+    with Client(server) as c:
+        exp_id = c.create_experiment(spec)
+        return c.wait_experiment(exp_id, on_update=progress)
+
+
+def remote_export(server: str, run: str, devices: Sequence[str], out: str | Path, *, arch_path: str | None = None,
+                  experiment: str | None = None, formats: Sequence[str] | None = None, finetune_epochs: int = 0,
+                  progress: Any = None) -> list[dict]:
+    """`nas export --server URL`: one export per (arch, device) on the server; each bundle is downloaded and
+    unpacked into `out/<export id>-<device>/`. `run` is the server's run id; `experiment` its experiment id."""
+    import zipfile
+
+    archs = _read_json_items(arch_path) if arch_path else [None]
+    out = Path(out)
+    results = []
+    with Client(server) as c:
+        for device in devices:
+            for arch in archs:
+                ex_id = c.create_export(device, run=Path(run).name, arch=arch, experiment=experiment,
+                                        formats=formats, finetune_epochs=finetune_epochs)
+                state = c.wait_export(ex_id, on_update=progress)
+                if state["status"] != "succeeded":
+                    raise ApiClientError(f"export {ex_id} {state['status']}: {state.get('error')}")
+                archive = c.download_export(ex_id, out / f".{ex_id}.zip")
+                folder = out / f"{ex_id}-{device}"
+                with zipfile.ZipFile(archive) as zf:
+                    zf.extractall(folder)  # member names are sanitised by zipfile (no absolute or .. paths)
+                archive.unlink()
+                results.append({"bundle": str(folder), "export": ex_id, "device": device, "arch": state["arch"],
+                                "files": state["files"]})
+    return results
+
+
+__all__ = ["Client", "ApiClientError", "remote_predict", "remote_search", "remote_export"]

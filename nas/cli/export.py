@@ -35,8 +35,20 @@ def export(run_dir: str = typer.Argument(..., help="trained run folder (nas trai
            finetune: int = typer.Option(0, "--finetune", min=0, help="epochs of distillation fine-tuning"),
            formats: Optional[list[str]] = typer.Option(None, "--formats", help="comma list among safetensors, "
                                                        "torchscript, onnx, int8, c-header (default: by device)"),
-           quiet: bool = typer.Option(False, "--quiet", help="no progress on stderr")) -> None:
+           quiet: bool = typer.Option(False, "--quiet", help="no progress on stderr"),
+           server: str = typer.Option(None, "--server", help="a `nas serve` URL: run there (token from $NAS_API_TOKEN)")) -> None:
     """Export subnets of a trained run for devices: weights, TorchScript, ONNX, int8, C header, model card."""
+    if server:  # RUN_DIR is the server's run id, --from an experiment id there; bundles are unpacked into --out
+        from nas.client import remote_export
+
+        if (arch is None) == (from_ is None):
+            fail("give exactly one of --arch FILE.json and --from EXPERIMENT_ID")
+        picked = [f for item in formats for f in item.split(",") if f.strip()] if formats else None
+        for row in remote_export(server, run_dir, device, out, arch_path=arch, experiment=from_, formats=picked,
+                                 finetune_epochs=finetune, progress=None if quiet else
+                                 (lambda s: typer.echo(f"{s['status']}: {s['message']}", err=True))):
+            emit(row)
+        return
     from nas.export import export_bundle, resolve_formats
     from nas.export.search_result import best_arch_from_search
     from supernet import SearchSpace

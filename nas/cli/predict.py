@@ -19,8 +19,17 @@ def predict(space: str = typer.Option(..., "--space", help="space name or YAML")
             device: str = typer.Option(None, "--device", help="device name (`nas devices`)"),
             profile: str = typer.Option(None, "--profile", help="device profile YAML"),
             archs: str = typer.Option(..., "--archs", help="archs: JSON lines (or a JSON list) with ks, e, d, r"),
-            run: str = typer.Option(None, "--run", help="training run folder: adds predicted accuracy")) -> None:
+            run: str = typer.Option(None, "--run", help="training run folder: adds predicted accuracy"),
+            server: str = typer.Option(None, "--server", help="a `nas serve` URL: run there (token from $NAS_API_TOKEN)")) -> None:
     """Print one JSON object per arch: latency_ms, macs, params; on MCUs also sram_bytes, flash_bytes, fits."""
+    if server:
+        from nas.client import remote_predict
+
+        if device is None:
+            raise PredictorError("with --server give --device NAME (a device the server knows)")
+        for row in remote_predict(server, space, device, archs, run):
+            emit(row)
+        return
     if (device is None) == (profile is None):
         raise PredictorError("give exactly one of --device NAME or --profile FILE")
     dev = device or profile

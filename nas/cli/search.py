@@ -19,8 +19,18 @@ def search(spec: str = typer.Argument(..., help="experiment spec YAML (see exper
            ray_address: str = typer.Option(None, "--ray-address", help="Ray cluster for strategy ray-tune"),
            storage: str = typer.Option(None, "--storage",
                                        help="Optuna storage URL (default: SQLite OUT/search.db); same URL resumes"),
-           quiet: bool = typer.Option(False, "--quiet", help="no progress bar")) -> None:
+           quiet: bool = typer.Option(False, "--quiet", help="no progress bar"),
+           server: str = typer.Option(None, "--server", help="a `nas serve` URL: run there (token from $NAS_API_TOKEN)")) -> None:
     """Search each device of SPEC within its constraints; write trials, Pareto front, best arch and plot."""
+    if server:
+        from nas.client import remote_search
+
+        def report(state: dict) -> None:
+            if not quiet:
+                typer.echo(f"{state['status']}: {state['message']}", err=True)
+
+        emit(remote_search(server, spec, progress=report))
+        return
     import optuna
     from tqdm import tqdm
 
