@@ -368,7 +368,7 @@ def _accuracy(net: torch.nn.Module, arch: ArchConfig, splits, onnx_paths: dict[s
         entry: dict[str, Any] = {"images": int(len(labels)),
                                  "torch_fp32": float((logits.argmax(1) == labels).float().mean())}
         for label, path in onnx_paths.items():
-            ort_logits, ort_labels = ort_predict(ort_session(path), loader, arch.r)
+            ort_logits, ort_labels = ort_predict(ort_session(path, torch.get_num_threads()), loader, arch.r)
             key = "onnx_fp32" if label.endswith("fp32") else "onnx_int8"
             entry[key] = float((ort_logits.argmax(1) == ort_labels).mean())
         out[split] = entry

@@ -38,7 +38,7 @@ def check_onnx(path: Path, net: nn.Module, images: torch.Tensor, tolerance: floa
     """Run `images` (N×C×r×r, at the model's resolution) through onnxruntime and `net`; raise ExportError unless
     every logit agrees within `tolerance` and the top-1 classes match."""
     expected = net.eval()(images).float().numpy()
-    got = ort_logits(ort_session(path), images)
+    got = ort_logits(ort_session(path, torch.get_num_threads()), images)
     if got.shape != expected.shape:
         raise ExportError(f"ONNX model gives logits of shape {got.shape}, PyTorch {expected.shape}")
     diff = float(np.abs(got - expected).max()) if got.size else 0.0

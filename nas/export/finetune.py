@@ -70,7 +70,7 @@ def finetune(student: nn.Module, teacher: Callable[[torch.Tensor], torch.Tensor]
             opt.step()
             sched.step()
             step += 1
-            loss_sum += float(loss) * len(y)
+            loss_sum += float(loss.detach()) * len(y)
             correct += int((logits.argmax(1) == y).sum())
             seen += len(y)
             if progress is not None:

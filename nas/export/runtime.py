@@ -12,7 +12,9 @@ from supernet.evaluate import resize_to
 
 
 def ort_session(path: Path, threads: int | None = None):  # noqa: ANN201
-    """A CPU onnxruntime session for the model at `path` (`threads` intra-op threads; None: onnxruntime's choice)."""
+    """A CPU onnxruntime session for the model at `path` (`threads` intra-op threads; None: onnxruntime's choice).
+
+    Callers pass PyTorch's thread count, so both runtimes get the same share of a (possibly shared) machine."""
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
