@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from fastapi import APIRouter
 
 from nas.api.errors import NotFound
@@ -11,6 +13,7 @@ from nas.api.schemas import SpaceOut
 router = APIRouter(prefix="/spaces", tags=["spaces"])
 
 
+@lru_cache(maxsize=64)  # presets are data shipped with the package: read once per process
 def _out(name: str) -> SpaceOut:
     from supernet import SearchSpace
 
