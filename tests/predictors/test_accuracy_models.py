@@ -1,0 +1,130 @@
+"""Accuracy models on a synthetic accuracy function: each kind ranks held-out subnets well, saves and loads to
+the same predictions, and refuses bad input with a typed error."""
+
+import numpy as np
+import pytest
+
+from predictors.accuracy import (ACCURACY_MODELS, AccuracyPredictorError, MlpAccuracy, fit_predictor,
+                                 make_accuracy_model, plan_subnets, select_model)
+from predictors.accuracy.models import AccuracyModel
+from supernet import SearchSpace
+from supernet.counting import count_macs
+from supernet.errors import NasError
+
+SPACE = SearchSpace.preset("tiny-mbv3")
+# small but real settings so the whole file stays fast on 2 shared cores
+FAST = {"mlp": {"hidden": 128, "epochs": 60, "batch_size": 32}, "gbr": {"n_estimators": 150},
+        "rf": {"n_estimators": 80}, "gp": {"restarts": 0}}
+
+
+def synthetic_accuracy(codes: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Accuracy that grows with log MACs, likes 5×5 kernels early, dislikes the lowest resolution, plus noise."""
+    k, _, d, r = SPACE.split_codes(codes)
+    ks = np.asarray(SPACE.kernel_choices)[k] * SPACE.active_mask(d)
+    lm = np.log(count_macs(SPACE, codes))
+    lm = (lm - 16.0) / 0.5
+    return (0.88 + 0.02 * np.tanh(lm) + 0.002 * (ks[:, :4] == 5).sum(1) - 0.003 * (r == min(SPACE.resolutions))
+            + rng.normal(0, 0.002, len(r)))
+
+
+@pytest.fixture(scope="module")
+def data():
+    rng = np.random.default_rng(0)
+    codes = SPACE.sample_codes(260, rng)
+    return codes, synthetic_accuracy(codes, rng)
+
+
+@pytest.mark.parametrize("kind", ["mlp", "gbr", "rf", "gp", "ensemble"])
+def test_each_kind_ranks_a_synthetic_function(kind, data, tmp_path):
+    codes, y = data
+    params = {"member_params": FAST} if kind == "ensemble" else FAST[kind]
+    model = make_accuracy_model(kind, SPACE, **params).fit(codes[:180], y[:180])
+    fid = model.fidelity(codes[180:], y[180:])
+    assert fid["kendall"] >= 0.6 and fid["spearman"] >= 0.8, fid
+    assert fid["rmse"] < 0.01
+
+    spec = model.save(tmp_path, "m-")
+    again = AccuracyModel.load(SPACE, spec, tmp_path)
+    np.testing.assert_allclose(again.predict(codes[180:]), model.predict(codes[180:]), rtol=1e-6)
+    std = again.predict_std(codes[180:])
+    if kind in ("gp", "ensemble"):
+        assert std.shape == (80,) and np.all(std > 0) and np.all(np.isfinite(std))
+    else:
+        assert std is None
+
+
+def test_archs_and_codes_give_the_same_predictions(data):
+    codes, y = data
+    model = make_accuracy_model("gbr", SPACE, n_estimators=50).fit(codes[:100], y[:100])
+    np.testing.assert_array_equal(model.predict(SPACE.decode(codes[100:110])), model.predict(codes[100:110]))
+
+
+def test_mlp_is_ofas_predictor():
+    model = MlpAccuracy(SPACE)
+    assert (model.hidden, model.layers, model.lr, model.features) == (400, 3, 1e-3, "onehot")
+    codes = SPACE.sample_codes(20, 1)
+    model.epochs = 2
+    model.fit(codes, np.linspace(0.8, 0.9, 20))
+    net = model.nets[0]
+    linear = [m for m in net.layers if m.__class__.__name__ == "Linear"]
+    assert [m.in_features for m in linear] == [SPACE.onehot_length, 400, 400, 400]
+    assert linear[-1].bias is None and net.base_acc.requires_grad
+
+
+def test_fit_is_deterministic_in_seed(data):
+    codes, y = data
+    a = make_accuracy_model("mlp", SPACE, **FAST["mlp"], seed=3).fit(codes[:60], y[:60]).predict(codes[60:80])
+    b = make_accuracy_model("mlp", SPACE, **FAST["mlp"], seed=3).fit(codes[:60], y[:60]).predict(codes[60:80])
+    np.testing.assert_array_equal(a, b)
+
+
+def test_selection_by_cross_validation_and_held_out_fidelity(data):
+    codes, y = data
+    kind, members, rows = select_model(SPACE, codes[:150], y[:150], folds=3, params=FAST)
+    assert kind in ACCURACY_MODELS
+    assert {r["candidate"] for r in rows} >= {"mlp", "gbr", "rf", "gp"}
+    best = max(rows, key=lambda r: r["kendall"])
+    if kind == "ensemble":
+        assert best["members"] == members
+    else:
+        assert best["kendall"] <= next(r for r in rows if r["candidate"] == kind)["kendall"] + 0.005
+
+    p = fit_predictor(SPACE, codes[:150], y[:150], "abc", model="auto", holdout=0.2, params=FAST)
+    assert p.info["n_heldout"] == 30 and p.info["n_train"] == 120
+    assert set(p.fidelity) >= {"spearman", "kendall", "rmse", "mape", "within_10pct"}
+    assert p.fidelity["kendall"] > 0.5
+
+
+def test_plan_is_stratified_nested_and_distinct():
+    plan = plan_subnets(SPACE, 60, seed=0)
+    assert len(np.unique(plan, axis=0)) == 60
+    assert SPACE.decode(plan[:2]) == [SPACE.largest(), SPACE.smallest()]
+    np.testing.assert_array_equal(plan_subnets(SPACE, 25, seed=0), plan[:25])
+    counts = np.unique(plan[2:, -1], return_counts=True)[1]
+    assert counts.max() - counts.min() <= 1  # resolutions take turns
+    macs = np.log(count_macs(SPACE, plan[2:]))
+    uniform = np.log(count_macs(SPACE, SPACE.sample_codes(4000, 1)))
+    # the plan reaches further into both tails of the MACs distribution than a uniform sample's middle half
+    assert macs.min() < np.quantile(uniform, 0.05) and macs.max() > np.quantile(uniform, 0.95)
+
+
+@pytest.mark.parametrize("kind, params, field", [
+    ("nope", {}, "model"), ("mlp", {"hidden": 0}, "hidden"), ("mlp", {"features": "pixels"}, "features"),
+    ("ensemble", {"members": ["mlp"]}, "members"),
+])
+def test_bad_settings_are_typed_errors(kind, params, field):
+    with pytest.raises(NasError, match=field):
+        make_accuracy_model(kind, SPACE, **params)
+
+
+def test_bad_data_is_refused(data):
+    codes, y = data
+    model = make_accuracy_model("rf", SPACE, n_estimators=5)
+    with pytest.raises(AccuracyPredictorError, match="not fitted"):
+        model.predict(codes[:3])
+    with pytest.raises(AccuracyPredictorError, match="accuracy"):
+        model.fit(codes[:10], y[:9])
+    with pytest.raises(AccuracyPredictorError, match=r"\[0, 1\]"):
+        model.fit(codes[:10], y[:10] * 100)
+    with pytest.raises(NasError, match="shape"):
+        model.fit(codes[:10, :-1], y[:10])
