@@ -95,6 +95,7 @@ def main() -> None:
     one = [a.to_dict() for a in space.sample_many(1, 0)]
     many = [a.to_dict() for a in space.sample_many(500, 1)]
     rows = []
+    load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as tmp:
         proc, url = start(Path(tmp) / "runs")
         try:
@@ -117,7 +118,9 @@ def main() -> None:
         finally:
             proc.terminate()
             proc.wait(30)
-    body = (f"`nas serve` (uvicorn, one process) on 127.0.0.1, space `{SPACE}`, httpx clients on the same machine; "
+    load = f"{load_before:.1f} → {os.getloadavg()[0]:.1f}"
+    body = (f"`nas serve` (uvicorn, one process) on 127.0.0.1, space `{SPACE}`, httpx clients on the same machine "
+            f"(1-minute load average {load} on {os.cpu_count()} cores: shared, so read the figures as upper bounds); "
             "latency is the client's wall time per request (JSON encode, HTTP, validation, prediction, response), "
             "with the `Predictors` objects cached after the first request.\n\n"
             + table(rows, ["archs", "devices", "requests", "p50 ms", "p99 ms", "mean ms"])
