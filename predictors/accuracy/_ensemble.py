@@ -1,0 +1,63 @@
+"""The mean of several accuracy models, with their spread as uncertainty."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from predictors.accuracy._base import (ACCURACY_MODELS, AccuracyModel, AccuracyPredictorError, ArchsOrCodes,
+                                       make_accuracy_model, register_accuracy_model)
+from supernet.space import SearchSpace
+
+
+@register_accuracy_model
+class EnsembleAccuracy(AccuracyModel):
+    """The mean of several kinds' predictions. `predict_std` combines the members' spread with the variance of
+    members that give one (when none does, the spread alone)."""
+
+    kind = "ensemble"
+
+    def __init__(self, space: SearchSpace, *, members: Sequence[str] = ("mlp", "gbr", "rf", "gp"),
+                 member_params: dict[str, dict[str, Any]] | None = None, seed: int = 0):
+        super().__init__(space, seed=seed)
+        members = list(members)
+        bad = [m for m in members if m not in ACCURACY_MODELS or m == "ensemble"]
+        if len(members) < 2 or bad:
+            allowed = ", ".join(k for k in ACCURACY_MODELS if k != "ensemble")
+            raise AccuracyPredictorError(f"field 'members' must name 2 or more kinds among {allowed}, "
+                                         f"got {members}")
+        self.members = members
+        self.member_params = {k: dict(v) for k, v in (member_params or {}).items()}
+        self.models = [make_accuracy_model(m, space, **{"seed": seed, **self.member_params.get(m, {})})
+                       for m in members]
+
+    def params(self) -> dict[str, Any]:
+        return {"members": list(self.members), "member_params": self.member_params, "seed": self.seed}
+
+    def _fit(self, codes: np.ndarray, y: np.ndarray) -> None:
+        for model in self.models:
+            model.fit(codes, y)
+
+    def _predict(self, codes: np.ndarray) -> np.ndarray:
+        return np.mean([m.predict(codes) for m in self.models], axis=0)
+
+    def predict_std(self, archs_or_codes: ArchsOrCodes) -> np.ndarray:
+        codes = self._codes(archs_or_codes)
+        preds = np.stack([m.predict(codes) for m in self.models])
+        stds = [s for s in (m.predict_std(codes) for m in self.models) if s is not None]
+        var = preds.var(axis=0)
+        if stds:
+            var = var + np.mean(np.stack(stds) ** 2, axis=0)
+        return np.sqrt(var)
+
+    def _save(self, folder: Path, prefix: str) -> list[Any]:
+        return [model._save(folder, f"{prefix}{i}-") for i, model in enumerate(self.models)]
+
+    def _load(self, folder: Path, state: Any) -> None:
+        if not isinstance(state, list) or len(state) != len(self.models):
+            raise AccuracyPredictorError(f"ensemble state must list {len(self.models)} members, got {state!r}")
+        for model, member_state in zip(self.models, state):
+            model._load(folder, member_state)
+            model.fitted = True
