@@ -158,7 +158,8 @@ def _fidelity(run_dir: Path) -> dict[str, Any] | None:
             found[str(p.relative_to(run_dir))] = json.loads(p.read_text())
         except (OSError, json.JSONDecodeError):
             continue
-    for meta in sorted(run_dir.glob("*/meta.json")) + sorted(run_dir.glob("*/predictor.json")):
+    for meta in (sorted(run_dir.glob("*/manifest.json")) + sorted(run_dir.glob("*/meta.json"))
+                 + sorted(run_dir.glob("*/predictor.json"))):
         try:
             data = json.loads(meta.read_text())
         except (OSError, json.JSONDecodeError):

@@ -219,7 +219,7 @@ def shared_server(tmp_path_factory):
     server.stop()
 
 
-def make_run(run_dir: Path, seed: int = 0) -> Path:
+def make_run(run_dir: Path, seed: int = 0, with_accuracy: bool = True) -> Path:
     """A finished run folder of the tiny recipe (digits, tiny-mbv3) with untrained weights: everything the service
     reads from a run (run.json, experiment.yaml, supernet.pt with its hash) without minutes of training."""
     import json
@@ -243,6 +243,18 @@ def make_run(run_dir: Path, seed: int = 0) -> Path:
         "name": run_dir.name, "space": space.to_dict(), "data": config.data.to_dict() if hasattr(config.data, "to_dict")
         else __import__("dataclasses").asdict(config.data), "config_hash": config.config_hash(), "finished": True,
         "checkpoint_hash": sha256_file(run_dir / "supernet.pt")}))
+    if with_accuracy:
+        import numpy as np
+
+        from predictors.accuracy import fit_predictor, save_accuracy_predictor
+
+        # a stand-in for measured top-1 (more capacity, higher accuracy): the service only stores and serves it
+        codes = space.sample_codes(60, np.random.default_rng(seed))
+        from supernet.counting import count_params
+
+        y = 0.5 + 0.4 * np.log(count_params(space, codes)) / np.log(count_params(space, codes)).max()
+        save_accuracy_predictor(fit_predictor(space, codes, y, sha256_file(run_dir / "supernet.pt"), model="rf"),
+                                run_dir)
     return run_dir
 
 

@@ -151,6 +151,24 @@ def test_runs_discovered_from_run_json(shared_server, api):
     assert one["checkpoint_hash"] == "abc" and one["space_config"]["name"] == SPACE
 
 
+def test_predict_with_a_run_adds_accuracy(shared_server, api, tiny_run):
+    import shutil
+
+    from predictors import Predictors
+
+    shutil.copytree(tiny_run, shared_server.runs_dir / "tiny", dirs_exist_ok=True)
+    batch = archs(8, seed=4)
+    r = api.post("/predict", json={"space": SPACE, "devices": ["stm32f746"], "archs": batch, "run": "tiny"})
+    assert r.status_code == 200, r.text
+    want = Predictors.for_run(tiny_run, "stm32f746").predict(
+        [SearchSpace.preset(SPACE).arch_from_dict(a) for a in batch])
+    assert [row["accuracy"] for row in r.json()["predictions"]] == pytest.approx(want["accuracy"].tolist())
+    run = api.get("/runs/tiny").json()
+    assert "accuracy_predictor" in run["predictors"] and run["weights"]
+    fid = run["fidelity"]["accuracy_predictor/manifest.json"]
+    assert {"spearman", "kendall", "rmse"} <= set(fid)
+
+
 PROFILE = """
 name: my-board
 kind: mcu

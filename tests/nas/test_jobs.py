@@ -188,12 +188,13 @@ def test_sigkill_in_the_middle_of_a_search_keeps_its_trials(serve, tmp_path, req
     store.close()
 
 
-def test_export_downloaded_and_opened(serve, tmp_path, tiny_run):
+def test_search_a_run_then_export_its_best_arch(serve, tmp_path, tiny_run):
+    """A search over a trained run (accuracy from its predictor), then the best arch for a device exported by
+    naming the experiment only; the zip downloaded and opened holds that arch."""
     runs = tmp_path / "runs"
     shutil.copytree(tiny_run, runs / "tiny")
     server = serve(runs_dir=runs)
-    space = SearchSpace.preset(SPACE)
-    arch = space.smallest(24).to_dict()
+    arch = SearchSpace.preset(SPACE).smallest(24).to_dict()
     with server.client() as c:
         assert c.get("/runs/tiny").json()["weights"] is True
         d = detail(c.post("/exports", json={"run": "tiny", "device": "cpu-host", "arch": arch, "formats": ["gif"]}))
@@ -203,21 +204,36 @@ def test_export_downloaded_and_opened(serve, tmp_path, tiny_run):
         bad = {**arch, "ks": [9] * len(arch["ks"])}
         assert detail(c.post("/exports", json={"run": "tiny", "device": "cpu-host", "arch": bad}))[0]["loc"] == \
             ["body", "arch"]
-        r = c.post("/exports", json={"run": "tiny", "device": "cpu-host", "arch": arch, "formats": ["safetensors"]})
+        body = spec(budget=40, devices=("cpu-host",))
+        body.pop("space")
+        body.update(run="tiny", objectives={"accuracy": "maximize", "latency_ms": "minimize"})
+        r = c.post("/experiments", json=body)
+        assert r.status_code == 202, r.text
+        exp_id = r.json()["id"]
+        d = detail(c.post("/exports", json={"experiment": exp_id, "device": "stm32f746"}))
+        assert d[0]["loc"] == ["body", "device"]  # not searched (and nothing found yet)
+        state = wait_for(lambda: c.get(f"/experiments/{exp_id}").json(), finished, "the search")
+        assert state["status"] == "succeeded", state
+        best = state["best"]["cpu-host"]
+        assert 0 < best["predicted"]["accuracy"] <= 1 and best["predicted"]["latency_ms"] <= 2.5
+        r = c.post("/exports", json={"experiment": exp_id, "device": "cpu-host", "formats": ["safetensors"]})
         assert r.status_code == 202, r.text
         ex_id = r.json()["id"]
         early = c.get(f"/exports/{ex_id}/download")
         assert early.status_code in (200, 409)
         state = wait_for(lambda: c.get(f"/exports/{ex_id}").json(), finished, "the export")
         assert state["status"] == "succeeded", state
+        assert state["run"] == "tiny" and state["experiment"] == exp_id
         assert {"arch.json", "card.json", "weights.safetensors"} <= set(state["files"])
         got = c.get(state["download"])
+        assert [e["id"] for e in c.get("/exports").json()] == [ex_id]
     assert got.status_code == 200 and got.headers["content-type"] == "application/zip"
     with zipfile.ZipFile(io.BytesIO(got.content)) as zf:
         assert set(state["files"]) == set(zf.namelist())
         card = json.loads(zf.read("card.json"))
-        assert json.loads(zf.read("arch.json"))["ks"] == arch["ks"]
-    assert card["device"]["name"] == "cpu-host" and card["arch_json"] == json.dumps(arch, separators=(",", ":"))
+        exported = json.loads(zf.read("arch.json"))
+    assert card["device"]["name"] == "cpu-host"
+    assert {k: exported[k] for k in ("ks", "e", "d", "r")} == best["arch"]
 
 
 def test_formats_match_the_exporter():
