@@ -194,7 +194,8 @@ def run(space: Any, objective: Any, *, directions: str | Sequence[str] | Mapping
     directions: 'minimize'/'maximize', a list of them, or a dict objective name -> direction.
     constraints: dict name -> upper bound, or `Constraint`s; infeasible trials never win.
     strategy: a registered name (`available_strategies()`), a Strategy object, or None for the default.
-    storage: an Optuna storage URL or `.db` path; a search started again with the same `study_name` resumes
+    storage: an Optuna storage URL or `.db` path; a search started again with the same `study_name` (default
+      "search") resumes
       (the budget counts the trials already finished there).
     progress: called as `progress(done, budget, best_values)` after each recorded batch.
     should_stop: polled between batches; True ends the search early (its trials are kept).
