@@ -47,6 +47,7 @@ def finished(state: dict) -> bool:
     return state["status"] in ("succeeded", "failed", "cancelled", "interrupted")
 
 
+@pytest.mark.slow
 def test_experiment_from_start_to_result(serve):
     server = serve()
     with server.client() as c:
@@ -70,8 +71,10 @@ def test_experiment_from_start_to_result(serve):
         assert [e["id"] for e in c.get("/experiments").json()] == [exp_id]
         again = c.post(f"/experiments/{exp_id}/resume")
         assert again.status_code == 409
+        shown = json.dumps(state)
+        assert "storage" not in state["result"] and str(server.runs_dir) not in shown  # no server paths or URLs
     out = server.runs_dir / "experiments" / exp_id
-    assert (out / "summary.json").is_file() and (out / "stm32f746" / "pareto.csv").is_file()
+    assert (out / "summary.json").is_file() and (out / state["result"]["devices"]["stm32f746"]["pareto"]).is_file()
 
 
 def detail(r) -> list[dict]:
@@ -112,6 +115,7 @@ def test_bad_specs_are_422_with_the_field(serve):
         assert ok.status_code == 202, ok.text
 
 
+@pytest.mark.slow
 def test_concurrency_limit_queues_the_rest(serve):
     server = serve(workers=1)
     with server.client() as c:
@@ -131,6 +135,7 @@ def test_concurrency_limit_queues_the_rest(serve):
         assert after["started_at"] >= before["finished_at"]
 
 
+@pytest.mark.slow
 def test_cancel_then_resume_keeps_trials(serve):
     server = serve()
     with server.client() as c:
@@ -148,6 +153,7 @@ def test_cancel_then_resume_keeps_trials(serve):
     assert state["result"]["devices"]["cpu-host"]["resumed_from"] >= kept
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def test_sigkill_in_the_middle_of_a_search_keeps_its_trials(serve, tmp_path, request, backend):
     """SQLite: the restarted server resumes the search by itself. PostgreSQL: restarted with --no-resume, the
@@ -188,6 +194,7 @@ def test_sigkill_in_the_middle_of_a_search_keeps_its_trials(serve, tmp_path, req
     store.close()
 
 
+@pytest.mark.slow
 def test_search_a_run_then_export_its_best_arch(serve, tmp_path, tiny_run):
     """A search over a trained run (accuracy from its predictor), then the best arch for a device exported by
     naming the experiment only; the zip downloaded and opened holds that arch."""

@@ -38,8 +38,25 @@ def experiment_out(exp: Experiment, job: Job, *, detail: bool = False) -> Experi
         id=exp.id, name=exp.name, devices=spec_devices(exp.spec), budget=exp.budget, trials_done=exp.trials_done,
         best=exp.best or {}, status=job.status, progress=job.progress, message=job.message, error=job.error,
         attempts=job.attempts, interruptions=job.interruptions, created_at=job.created_at, started_at=job.started_at,
-        finished_at=job.finished_at, result=(exp.result or None) if detail else None,
-        spec=exp.spec if detail else None)
+        finished_at=job.finished_at, result=_public_result(exp) if detail else None,
+        spec={**exp.spec, "run": exp.run_id} if detail and exp.spec.get("run") else exp.spec if detail else None)
+
+
+def _public_result(exp: Experiment) -> dict[str, Any] | None:
+    """The search summary without what is the server's business: the storage URL (it may hold credentials)
+    and absolute paths (files are named relative to the experiment's folder)."""
+    if not exp.result:
+        return None
+    root = Path(exp.out_dir)
+
+    def rel(v: Any) -> Any:
+        if isinstance(v, dict):
+            return {k: rel(x) for k, x in v.items()}
+        if isinstance(v, str) and v.startswith(str(root) + "/"):
+            return v[len(str(root)) + 1:]
+        return v
+
+    return rel({k: v for k, v in exp.result.items() if k != "storage"})
 
 
 def _get(store: Store, exp_id: str) -> tuple[Experiment, Job]:
