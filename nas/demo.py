@@ -36,6 +36,8 @@ class AccuracyStage(_Strict):
     samples: int = Field(250, ge=10)
     model: str = "auto"
     seed: int = 0
+    bn_images: int = Field(2000, ge=1)       # training images for each subnet's BN recalibration
+    val_images: int = Field(5000, ge=1)      # validation images each subnet is measured on
 
 
 class ProfileStage(_Strict):
@@ -164,8 +166,9 @@ def _accuracy(spec: DemoSpec, run_dir: Path, fresh: bool) -> tuple[str, dict[str
             return "reused", predictor.fidelity_report()
         except CheckpointError:
             pass
-    predictor = fit_run_predictor(run_dir, samples=spec.accuracy.samples, model=spec.accuracy.model,
-                                  seed=spec.accuracy.seed, progress=True)
+    a = spec.accuracy
+    predictor = fit_run_predictor(run_dir, samples=a.samples, model=a.model, seed=a.seed, bn_images=a.bn_images,
+                                  val_images=a.val_images, progress=True)
     return "fitted", predictor.fidelity_report()
 
 

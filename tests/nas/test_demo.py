@@ -1,0 +1,96 @@
+"""The main job end to end on the tiny recipe: every stage, the report, and reuse on a second run."""
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from nas.demo import DemoSpec, DemoSpecError, resolve_constraints, run_demo
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _spec(tmp_path: Path, run_dir: Path, **changes) -> Path:
+    data = yaml.safe_load((ROOT / "experiments" / "demo-tiny.yaml").read_text())
+    data.update(train=str(ROOT / "experiments" / "tiny.yaml"), run_dir=str(run_dir), out=str(tmp_path / "out"))
+    data.update(changes)
+    path = tmp_path / "demo.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+@pytest.fixture()
+def run_copy(tiny_run, tmp_path):
+    dst = tmp_path / "run"
+    shutil.copytree(tiny_run, dst)
+    return dst
+
+
+def test_demo_end_to_end_then_reuses(run_copy, tmp_path, monkeypatch):
+    monkeypatch.setenv("NAS_PROFILES_DIR", str(tmp_path / "profiles"))
+    spec = _spec(tmp_path, run_copy)
+    logs: list[str] = []
+    result = run_demo(spec, log=logs.append)
+
+    stages = {r["stage"]: r["status"] for r in result["stages"]}
+    assert stages["train supernet"] == "reused"  # the fixture's run is finished with the same recipe
+    assert stages["fit accuracy predictor"] == "fitted"
+    assert stages["profile cpu-host"] == "measured"
+    assert stages["search per device"] == "searched"
+    assert set(result["devices"]) == {"cpu-host", "stm32f746"}
+
+    out = tmp_path / "out"
+    md = Path(result["report"]).read_text()
+    html = Path(result["report_html"]).read_text()
+    assert html.startswith("<!doctype html>") and "data:image/png;base64," in html
+    for device, figures in result["devices"].items():
+        card = json.loads(next((out / "exports").glob(f"{device}*/card.json")).read_text())
+        # the report's figures are the card's measured ones, which the export measured in this run
+        assert card["arch_json"] == figures["arch"]
+        assert figures["test_accuracy"] == card["measured"]["accuracy"]["test"]["torch_fp32"]
+        assert f"{100 * figures['test_accuracy']:.2f}" in md or f"{100 * figures['test_accuracy']:.4g}" in md
+        assert (out / "search" / device / "pareto.png").is_file()
+        assert f"![Pareto front on {device}]" in md
+        # the chosen arch respects the device's (resolved) constraints
+        arch = json.loads((out / "search" / device / "arch.json").read_text())
+        for key, bound in arch["constraints"].items():
+            assert arch["predicted"][key] <= bound * (1 + 1e-9)
+    mcu = json.loads(next((out / "exports").glob("stm32f746*/card.json")).read_text())
+    assert (Path(mcu["run_dir"]).exists() and mcu["memory"]["sram_bytes"] <= 320000)
+    assert "Time per stage" in md and "Predictor fidelity" in md
+
+    again = run_demo(spec, log=logs.append)
+    assert {r["stage"]: r["status"] for r in again["stages"]} == {
+        "train supernet": "reused", "fit accuracy predictor": "reused", "profile cpu-host": "reused",
+        "search per device": "resumed", "export and measure": "reused"}
+    assert again["devices"] == result["devices"]
+
+
+def test_relative_budget_is_a_share_of_the_largest(tiny_run, tmp_path):
+    from predictors import Predictors
+    from supernet.run import load_run
+
+    spec = DemoSpec.from_yaml(_spec(tmp_path, tiny_run))
+    space = load_run(tiny_run).space
+    resolved = resolve_constraints(tiny_run, spec.search.devices, space)
+    largest = Predictors(space, "stm32f746").predict([space.largest()]).iloc[0]
+    mcu = next(d for d in resolved if d["name"] == "stm32f746")
+    assert mcu["constraints"]["sram_bytes"] == 320000
+    cpu = next(d for d in resolved if d["name"] == "cpu-host")
+    cpu_largest = Predictors(space, "cpu-host").predict([space.largest()]).iloc[0]
+    assert cpu["constraints"]["latency_ms"] == pytest.approx(0.8 * cpu_largest["latency_ms"])
+    assert largest["sram_bytes"] > 0
+
+
+@pytest.mark.parametrize("change, field", [
+    ({"search": {"budget": 0, "devices": [{"name": "cpu-host"}]}}, "search.budget"),
+    ({"search": {"devices": [{"name": "cpu-host", "constraints": {"latency_ms": "fast"}}]}}, "search.devices.0"),
+    ({"train": "missing.yaml"}, "train"),
+    ({"colour": "blue"}, "colour"),
+])
+def test_bad_specs_name_the_field(tmp_path, tiny_run, change, field):
+    path = _spec(tmp_path, tiny_run, **change)
+    with pytest.raises(DemoSpecError, match=field.replace(".", r"\.")):
+        DemoSpec.from_yaml(path)
