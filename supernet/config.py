@@ -114,7 +114,8 @@ class PhaseConfig:
 class TrainConfig:
     """Settings shared by all phases. `batch_size` is the global batch (split across torchrun processes);
     `checkpoint_every` steps (and at each phase's end) the whole state is written; `eval_images` val images are
-    used for the phase-end checks (null: all); `device`: auto | cpu | cuda."""
+    used for the phase-end checks (null: all); `device`: auto | cpu | cuda; `threads`: CPU threads for torch
+    (null: torch's default; 1 on a machine shared with other jobs, where more threads mostly wait on each other)."""
 
     batch_size: int = 128
     optimizer: str = "sgd"
@@ -130,6 +131,7 @@ class TrainConfig:
     final_eval: bool = True
     workers: int = 0
     device: str = "auto"
+    threads: int | None = None
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | None) -> "TrainConfig":
@@ -147,6 +149,8 @@ class TrainConfig:
             kw["eval_images"] = _number(data["eval_images"], "train.eval_images", integer=True, positive=True)
         elif "eval_images" in data:
             kw["eval_images"] = None
+        if data.get("threads") is not None:
+            kw["threads"] = _number(data["threads"], "train.threads", integer=True, positive=True)
         for key in ("nesterov", "final_eval"):
             if key in data:
                 if not isinstance(data[key], bool):
@@ -230,7 +234,8 @@ class ExperimentConfig:
         d = self.to_dict()
         d.pop("name"), d.pop("description")
         d["data"].pop("data_dir")
-        for key in ("workers", "log_every", "checkpoint_every", "eval_images", "final_eval", "device"):
+        for key in ("workers", "log_every", "checkpoint_every", "eval_images", "final_eval", "device",
+                    "threads"):
             d["train"].pop(key)
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()
 

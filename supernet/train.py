@@ -186,6 +186,8 @@ def train(config: ExperimentConfig, out_dir: str | Path, *, resume: bool = False
     log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
     ctx = ddp.setup(config.train.device)
     t = config.train
+    if t.threads:
+        torch.set_num_threads(t.threads)
     cuda = ctx.device.type == "cuda"
     config_hash = config.config_hash()
     ckpt_path = out / CHECKPOINT
