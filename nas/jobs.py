@@ -208,9 +208,14 @@ class JobRunner:
             return
         logs = self.settings.runs_dir.resolve() / "logs"
         logs.mkdir(parents=True, exist_ok=True)
-        with open(logs / f"job-{job_id}.log", "ab") as out:
-            proc = subprocess.Popen([sys.executable, "-m", "nas.worker", job_id], env=worker_env(self.settings),
-                                    stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        try:
+            with open(logs / f"job-{job_id}.log", "ab") as out:
+                proc = subprocess.Popen([sys.executable, "-m", "nas.worker", job_id], env=worker_env(self.settings),
+                                        stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        except OSError as exc:
+            self.store.update_job(job_id, status="failed", error=f"cannot start a worker: {exc}", message="failed",
+                                  finished_at=utcnow())
+            return
         with self._lock:
             self._procs[job_id] = proc
         self.store.update_job(job_id, pid=proc.pid)

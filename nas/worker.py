@@ -194,8 +194,9 @@ def run_job(job_id: str, settings: Settings | None = None) -> str:
     except Exception as exc:  # recorded for the user; the traceback goes to the job's log
         traceback.print_exc()
         error = f"{type(exc).__name__}: {exc}"
-    ctx.should_stop()
-    if error is not None and not ctx.terminated:
+    latest = store.job(job_id)
+    ctx.cancelled = ctx.cancelled or bool(latest is not None and latest.cancel_requested)
+    if error is not None and not ctx.terminated and not ctx.cancelled:
         status, message = "failed", "failed"
     elif ctx.cancelled:
         status, message = "cancelled", "cancelled"
