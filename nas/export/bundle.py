@@ -293,11 +293,15 @@ def _build(run: TrainedRun, arch: ArchConfig, profile: DeviceProfile, formats: t
         report(0.7, "checking ONNX against PyTorch on validation images")
         agreement = check_onnx(tmp / "model.onnx", net, check_images[0]).to_dict()
         onnx_paths["onnxruntime_fp32"] = tmp / "model.onnx"
-    header = None
+    header, quant = None, None
     if "int8" in formats:
         report(0.75, "quantizing to int8 (calibrating on training images)")
         calib = _images(splits.train, CALIBRATION_IMAGES, arch.r, seed + 2)
-        quantize_int8(tmp / "model.onnx", tmp / "model.int8.onnx", calib, INPUT_NAME)
+        activations = "int8" if profile.kind == "mcu" else "uint8"
+        quantize_int8(tmp / "model.onnx", tmp / "model.int8.onnx", calib, INPUT_NAME, activations)
+        quant = {"format": "QDQ", "weights": "int8, symmetric, per output channel",
+                 "activations": f"{activations}, asymmetric, min-max", "calibration_images": sum(map(len, calib)),
+                 "tool": "onnxruntime.quantization.quantize_static"}
         onnx_paths["onnxruntime_int8"] = tmp / "model.int8.onnx"
     if "c-header" in formats:
         report(0.8, "writing the int8 weights as a C header")
@@ -342,6 +346,7 @@ def _build(run: TrainedRun, arch: ArchConfig, profile: DeviceProfile, formats: t
         "predicted": predicted,
         "measured": {"accuracy": accuracy, "latency": latency, "latency_note": latency_note},
         "onnx_check": agreement,
+        "quantization": quant,
         "memory": _memory(profile, predicted, header),
         "files": files,
     }

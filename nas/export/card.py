@@ -94,6 +94,11 @@ def render_markdown(card: dict[str, Any]) -> str:
                   f"onnxruntime vs PyTorch on {c['images']} validation images: max abs logit difference "
                   f"{c['max_abs_diff']:.3g} (allowed {c['tolerance']:g}), top-1 agreement "
                   f"{100 * c['top1_agreement']:.2f}%.", ""]
+    if card.get("quantization"):
+        q = card["quantization"]
+        lines += ["## int8", "", f"`model.int8.onnx`: {q['tool']} ({q['format']}); weights {q['weights']}; "
+                                 f"activations {q['activations']}, calibrated on {q['calibration_images']} training "
+                                 f"images. Its top-1 is in the accuracy table beside fp32's.", ""]
     if card["finetune"]["epochs"]:
         lines += ["## Fine-tuning", "", _row("epoch", "loss", "train top-1"), _row("---", "---", "---")]
         lines += [_row(h["epoch"], f"{h['loss']:.4f}", _pct(h["train_top1"])) for h in card["finetune"]["history"]]

@@ -1,7 +1,7 @@
 """Post-training static int8 quantization of an exported ONNX model with onnxruntime's quantizer.
 
-Weights: int8, symmetric, per output channel; activations: int8 with min-max ranges calibrated on real
-training images. The QDQ format keeps the graph readable by any ONNX runtime (and by MCU converters), and
+Weights: int8, symmetric, per output channel; activations: int8 (MCUs) or uint8 (CPUs), with min-max ranges
+calibrated on real training images. The QDQ format keeps the graph readable by any ONNX runtime (and by MCU converters), and
 onnxruntime's CPU provider fuses it into integer kernels, so the measured int8 accuracy is that of int8 compute.
 """
 
@@ -40,9 +40,17 @@ class ImageCalibrationReader:
         return item
 
 
+ACTIVATION_TYPES = ("int8", "uint8")
+
+
 def quantize_int8(fp32_path: Path, out_path: Path, calibration: Iterable[torch.Tensor],
-                  input_name: str = "image") -> None:
-    """Write the int8 (QDQ) model of the ONNX model at `fp32_path` to `out_path`, calibrated on `calibration`."""
+                  input_name: str = "image", activations: str = "int8") -> None:
+    """Write the int8 (QDQ) model of the ONNX model at `fp32_path` to `out_path`, calibrated on `calibration`.
+
+    `activations`: "int8" (what MCU runtimes such as CMSIS-NN and TF-Lite Micro run) or "uint8" (onnxruntime's
+    fast path on x86 CPUs: u8 activations × s8 weights; s8 × s8 falls back to slow kernels there)."""
+    if activations not in ACTIVATION_TYPES:
+        raise ExportError(f"activations must be one of {', '.join(ACTIVATION_TYPES)}, got {activations!r}")
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
@@ -53,7 +61,8 @@ def quantize_int8(fp32_path: Path, out_path: Path, calibration: Iterable[torch.T
         reader = ImageCalibrationReader(input_name, calibration)
         try:
             quantize_static(str(prepared), str(out_path), reader, quant_format=QuantFormat.QDQ, per_channel=True,
-                            activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
+                            activation_type=QuantType.QInt8 if activations == "int8" else QuantType.QUInt8,
+                            weight_type=QuantType.QInt8,
                             calibrate_method=CalibrationMethod.MinMax,
                             extra_options={"ActivationSymmetric": False, "WeightSymmetric": True},
                             calibration_providers=["CPUExecutionProvider"])

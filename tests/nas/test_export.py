@@ -116,6 +116,7 @@ def test_mcu_bundle_defaults_to_int8_and_a_c_header(mcu_bundle):
     assert names == {"arch.json", "weights.safetensors", "model.pt", "model.onnx", "model.int8.onnx", "model.h",
                      "card.json", "card.md"}
     assert card(mcu_bundle)["formats"] == ["safetensors", "torchscript", "onnx", "int8", "c-header"]
+    assert card(mcu_bundle)["quantization"]["activations"].startswith("int8")
 
 
 def test_exported_weights_are_the_subnet_with_recalibrated_bn(cpu_bundle, run):
@@ -191,6 +192,12 @@ def test_int8_model_is_quantized_and_close_to_fp32(cpu_bundle, run):
     assert 0 < np.abs(q - fp32).mean() < 0.5 * fp32.std()
     assert np.corrcoef(q.ravel(), fp32.ravel())[0, 1] > 0.8
     assert (q.argmax(1) == fp32.argmax(1)).mean() >= 0.5
+    # x86 onnxruntime runs u8 activations × s8 weights fast; MCU runtimes expect s8 activations
+    inits = {t.name: t for t in model.graph.initializer}
+    act_zero_points = {inits[n.input[2]].data_type for n in model.graph.node
+                       if n.op_type == "QuantizeLinear" and n.input[0] not in inits}
+    assert act_zero_points == {onnx.TensorProto.UINT8}
+    assert card(cpu_bundle)["quantization"]["activations"].startswith("uint8")
 
 
 def test_card_figures_are_computed(cpu_bundle, run, trained):
@@ -266,6 +273,7 @@ def test_c_header_holds_the_int8_weights_with_shapes_and_scales(mcu_bundle, tmp_
     model = onnx.load(str(mcu_bundle / "model.int8.onnx"))
     inits = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
     weights = {k: v for k, v in inits.items() if k.endswith("_quantized")}
+    scales = {n.input[0]: inits[n.input[1]].reshape(-1) for n in model.graph.node if n.op_type == "DequantizeLinear"}
     assert weights
     total = 0
     for name, q in weights.items():
@@ -274,8 +282,7 @@ def test_c_header_holds_the_int8_weights_with_shapes_and_scales(mcu_bundle, tmp_
         assert ctype == {np.int8: "int8_t", np.int32: "int32_t"}[q.dtype.type]
         np.testing.assert_array_equal(data, q.reshape(-1))
         np.testing.assert_array_equal(arrays[f"{ident}_shape"][1], q.shape)
-        scale = inits[name[:-len("_quantized")] + "_scale"].reshape(-1)
-        np.testing.assert_allclose(arrays[f"{ident}_scale"][1], scale, rtol=1e-6)
+        np.testing.assert_allclose(arrays[f"{ident}_scale"][1], scales[name], rtol=1e-6)
         total += q.nbytes
     header = card(mcu_bundle)["memory"]["c_header"]
     assert header["weight_bytes"] == total and header["tensors"] == len(weights)
