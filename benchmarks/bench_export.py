@@ -92,7 +92,7 @@ def main() -> None:
                    "ort int8 ms": lat["onnxruntime_int8"]["median_ms"],
                    "int8 MB": card["files"]["model.int8.onnx"]["bytes"] / 2 ** 20,
                    "fp32 MB": card["files"]["model.onnx"]["bytes"] / 2 ** 20,
-                   "max |Δlogit| ort": card["onnx_check"]["max_abs_diff"]}
+                   "ort vs torch max Δlogit": card["onnx_check"]["max_abs_diff"]}
             rows.append(row)
             print(json.dumps(row), f"({time.perf_counter() - t0:.0f} s)", file=sys.stderr)
             threads = lat["torch"]["threads"]
@@ -100,7 +100,9 @@ def main() -> None:
     body = "\n\n".join([
         f"Run `{run_dir}` (checkpoint `{card['checkpoint_hash'][:12]}`); the arch of each bundle in `{bundles}`, "
         f"exported again for cpu-host with ONNX (opset {card['onnx_opset']}) and int8 (onnxruntime static "
-        f"quantization, QDQ, per-channel int8 weights, min-max calibration on 512 training images). Top-1 in % on "
+        f"quantization, {card['quantization']['format']}: weights {card['quantization']['weights']}, activations "
+        f"{card['quantization']['activations']} on {card['quantization']['calibration_images']} training images). "
+        f"Top-1 in % on "
         f"the validation split ({n_val} images) and the test split ({n_test}); latency: median of 50 batch-1 runs, "
         f"{threads} thread(s), after 10 warm-up runs.",
         table(rows),
