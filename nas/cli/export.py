@@ -80,4 +80,7 @@ def export(run_dir: str = typer.Argument(..., help="trained run folder (nas trai
 
     for a, dev in jobs:
         bundle = export_bundle(run_dir, a, dev, out, formats=chosen, finetune_epochs=finetune, progress=progress)
-        emit(_summary(bundle))
+        summary = _summary(bundle)
+        if summary["memory_verdict"].startswith("DOES NOT FIT"):
+            typer.echo(f"warning: {bundle.name}: {summary['memory_verdict']}", err=True)
+        emit(summary)
