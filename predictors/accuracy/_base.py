@@ -96,8 +96,12 @@ class AccuracyModel(ABC):
     @classmethod
     def load(cls, space: SearchSpace, spec: dict[str, Any], folder: Path) -> "AccuracyModel":
         """The fitted model a `save` spec describes."""
-        model = make_accuracy_model(spec["kind"], space, **spec.get("params", {}))
-        model._load(Path(folder), spec.get("state"))
+        try:
+            model = make_accuracy_model(spec["kind"], space, **spec.get("params", {}))
+            model._load(Path(folder), spec.get("state"))
+        except (KeyError, TypeError, RuntimeError) as exc:
+            # a hand-edited or foreign spec: unknown parameters, missing keys, tensors of the wrong shape
+            raise AccuracyPredictorError(f"the saved model spec does not describe a loadable model: {exc}") from None
         model.fitted = True
         return model
 

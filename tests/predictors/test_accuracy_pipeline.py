@@ -66,6 +66,15 @@ def test_another_checkpoint_is_refused(fitted_run, tmp_path):
     with pytest.raises(CheckpointError, match="no accuracy predictor"):
         load_accuracy_predictor(_without_predictor(fitted_run, tmp_path))
 
+    edited = tmp_path / "edited"
+    shutil.copytree(fitted_run, edited)
+    manifest_path = edited / "accuracy_predictor" / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest["model"]["params"]["unknown"] = 1
+    manifest_path.write_text(json.dumps(manifest))
+    with pytest.raises(CheckpointError, match="unknown"):
+        load_accuracy_predictor(edited)
+
 
 def _without_predictor(run: Path, tmp_path: Path) -> Path:
     bare = tmp_path / "bare"
