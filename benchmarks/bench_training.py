@@ -1,7 +1,7 @@
 """Elastic overhead: training throughput of the supernet (arch activated) vs the extracted static net of the
 same arch, same batch, measured side by side (interleaved rounds, median), as a ratio (target <= 1.3x).
 
-    python benchmarks/bench_training.py [--space tiny-mbv3] [--batch 128] [--steps 5] [--rounds 3]
+    python benchmarks/bench_training.py [--space tiny-mbv3] [--batch 128] [--steps 5] [--rounds 3] [--threads N]
 """
 
 from __future__ import annotations
@@ -38,9 +38,12 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=128)
     ap.add_argument("--steps", type=int, default=5, help="timed training steps per measurement")
     ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds; the median is reported")
+    ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     ap.add_argument("--no-write", action="store_true", help="print only, leave BENCHMARKS.md alone")
     args = ap.parse_args()
 
+    if args.threads:
+        torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     space = SearchSpace.preset(args.space)
     archs = {"largest": space.largest(28), "smallest": space.smallest(28), "random (seed 0)": space.sample(0)}
@@ -62,7 +65,7 @@ def main() -> None:
                      "static img/s": args.batch * args.steps / p, "overhead (supernet/static time)": e / p})
         print(rows[-1], file=sys.stderr)
     body = (f"Training steps (forward, backward, SGD step) at batch {args.batch}, {args.steps} steps x "
-            f"{args.rounds} interleaved rounds, median; space `{args.space}`. Target: overhead <= 1.3x.\n\n"
+            f"{args.rounds} interleaved rounds, median; {torch.get_num_threads()} torch thread(s); space `{args.space}`. Target: overhead <= 1.3x.\n\n"
             + table(rows))
     print(body)
     if not args.no_write:

@@ -27,7 +27,7 @@ _GROUPS: dict[str, str] = {
 # command name -> module exposing `register(app)`
 _COMMANDS: dict[str, str] = {
     "train": "nas.cli.train",
-    "eval": "nas.cli.train",
+    "eval": "nas.cli.eval",
     "predict": "nas.cli.predict",
     "search": "nas.cli.search",
     "export": "nas.cli.export",

@@ -1,0 +1,57 @@
+"""`nas eval RUN_DIR --arch ...`: top-1 of subnets of a trained run, after BN recalibration (JSON lines)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from nas.cli._common import emit, read_archs
+from supernet.arch import ArchConfig
+from supernet.errors import InvalidArchError, NasError
+
+
+def _archs(space, spec: str, seed: int) -> list[ArchConfig]:  # noqa: ANN001
+    if spec == "largest":
+        return [space.largest()]
+    if spec == "smallest":
+        return [space.smallest()]
+    if spec.startswith("random:"):
+        n = spec.split(":", 1)[1]
+        if not n.isdigit() or int(n) < 1:
+            raise InvalidArchError(f"--arch random:N needs a positive integer N, got {spec!r}")
+        return space.sample_many(int(n), seed)
+    return read_archs(space, spec)
+
+
+def eval_command(
+    run_dir: Path = typer.Argument(..., help="a finished run folder (runs/<name>)"),
+    arch: str = typer.Option(..., "--arch", help="FILE.json (or .jsonl) | largest | smallest | random:N"),
+    split: str = typer.Option("val", "--split", help="val or test"),
+    seed: int = typer.Option(0, "--seed", help="seed for random:N"),
+    bn_images: int = typer.Option(2000, "--bn-images", min=1, help="training images for BN recalibration"),
+    batch_size: int = typer.Option(500, "--batch-size", min=1),
+    data_dir: Optional[str] = typer.Option(None, "--data-dir", help="folder holding the data set's files"),
+) -> None:
+    """Top-1 of each arch after BN recalibration, one JSON line per arch."""
+    from supernet.counting import arch_stats
+    from supernet.data import make_loader
+    from supernet.evaluate import evaluate, recalibrate_bn
+    from supernet.run import load_run
+
+    if split not in ("val", "test"):
+        raise NasError(f"--split must be val or test, got {split!r}")
+    run = load_run(run_dir)
+    archs = _archs(run.space, arch, seed)
+    splits = run.splits(data_dir)
+    calib = make_loader(splits.train, 200, shuffle=True, seed=run.config.seed + 1)
+    loader = make_loader(getattr(splits, split), batch_size, shuffle=False)
+    for a in archs:
+        recalibrate_bn(run.net, a, calib, bn_images)
+        emit({"arch": a.to_dict(), "split": split, "top1": round(evaluate(run.net, a, loader), 5),
+              "macs": int(arch_stats(run.space, a)["macs"]), "checkpoint_hash": run.checkpoint_hash})
+
+
+def register(app: typer.Typer) -> None:
+    app.command("eval")(eval_command)
