@@ -299,7 +299,9 @@ def _build(run: TrainedRun, arch: ArchConfig, profile: DeviceProfile, formats: t
         calib = _images(splits.train, CALIBRATION_IMAGES, arch.r, seed + 2)
         activations = "int8" if profile.kind == "mcu" else "uint8"
         quantize_int8(tmp / "model.onnx", tmp / "model.int8.onnx", calib, INPUT_NAME, activations)
-        quant = {"format": "QDQ", "weights": "int8, symmetric, per output channel",
+        weights = "int8 (7-bit range), symmetric, per output channel" if activations == "uint8" else \
+            "int8, symmetric, per output channel"
+        quant = {"format": "QDQ", "weights": weights,
                  "activations": f"{activations}, asymmetric, min-max", "calibration_images": sum(map(len, calib)),
                  "tool": "onnxruntime.quantization.quantize_static"}
         onnx_paths["onnxruntime_int8"] = tmp / "model.int8.onnx"
