@@ -22,9 +22,9 @@ def _spec(tmp_path: Path, run_dir: Path, **changes) -> Path:
 
 
 @pytest.fixture()
-def run_copy(tiny_run, tmp_path):
+def run_copy(trained_tiny_run, tmp_path):
     dst = tmp_path / "run"
-    shutil.copytree(tiny_run, dst)
+    shutil.copytree(trained_tiny_run, dst)
     return dst
 
 
@@ -68,13 +68,13 @@ def test_demo_end_to_end_then_reuses(run_copy, tmp_path, monkeypatch):
     assert again["devices"] == result["devices"]
 
 
-def test_relative_budget_is_a_share_of_the_largest(tiny_run, tmp_path):
+def test_relative_budget_is_a_share_of_the_largest(trained_tiny_run, tmp_path):
     from predictors import Predictors
     from supernet.run import load_run
 
-    spec = DemoSpec.from_yaml(_spec(tmp_path, tiny_run))
-    space = load_run(tiny_run).space
-    resolved = resolve_constraints(tiny_run, spec.search.devices, space)
+    spec = DemoSpec.from_yaml(_spec(tmp_path, trained_tiny_run))
+    space = load_run(trained_tiny_run).space
+    resolved = resolve_constraints(trained_tiny_run, spec.search.devices, space)
     largest = Predictors(space, "stm32f746").predict([space.largest()]).iloc[0]
     mcu = next(d for d in resolved if d["name"] == "stm32f746")
     assert mcu["constraints"]["sram_bytes"] == 320000
@@ -90,7 +90,7 @@ def test_relative_budget_is_a_share_of_the_largest(tiny_run, tmp_path):
     ({"train": "missing.yaml"}, "train"),
     ({"colour": "blue"}, "colour"),
 ])
-def test_bad_specs_name_the_field(tmp_path, tiny_run, change, field):
-    path = _spec(tmp_path, tiny_run, **change)
+def test_bad_specs_name_the_field(tmp_path, trained_tiny_run, change, field):
+    path = _spec(tmp_path, trained_tiny_run, **change)
     with pytest.raises(DemoSpecError, match=field.replace(".", r"\.")):
         DemoSpec.from_yaml(path)
