@@ -128,7 +128,7 @@ def test_learned_save_load_and_errors(tiny, tmp_path):
         LearnedLatency(tiny).fit(codes[:3], y[:3])
 
 
-def test_roofline_layer_is_max_of_compute_and_memory(tiny):
+def test_roofline_layer_is_max_of_compute_and_memory(tiny, tmp_path):
     rf = RooflineLatency(tiny, peak_tflops=1.0, bandwidth_gbs=1.0, launch_us=10.0, batch_size=2)
     ops = space_ops(tiny, [24])[24]
     layer = next(op for op in ops if op.type == "Conv").layers[0]  # 1->16, 3x3, 24 -> 12
@@ -139,9 +139,8 @@ def test_roofline_layer_is_max_of_compute_and_memory(tiny):
     codes = tiny.sample_codes(50, 0)
     big = RooflineLatency(tiny, peak_tflops=1.0, bandwidth_gbs=1.0, launch_us=10.0, batch_size=64)
     assert np.all(big.predict(codes) > rf.predict(codes))
-    path = rf.save(tmp := (tiny and __import__("tempfile").mkdtemp()) + "/rf.yaml")
+    path = rf.save(tmp_path / "rf.yaml")
     np.testing.assert_allclose(load_predictor(path, tiny).predict(codes), rf.predict(codes))
-    assert tmp
 
 
 def test_vectorised_equals_one_by_one(tiny):
