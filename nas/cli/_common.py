@@ -77,7 +77,10 @@ def main_guard(fn):  # noqa: ANN001
 
     def wrapper() -> None:
         try:
-            fn(standalone_mode=False)
+            rc = fn(standalone_mode=False)
+            # click returns an Exit's code instead of raising it when standalone_mode is off
+            if isinstance(rc, int) and not isinstance(rc, bool) and rc:
+                sys.exit(rc)
         except typer.Exit as exc:
             sys.exit(exc.exit_code)
         except (NasError, FileNotFoundError) as exc:
