@@ -64,7 +64,11 @@ def _get(store: Store, exp_id: str) -> tuple[Experiment, Job]:
         exp = s.get(Experiment, exp_id)
         if exp is None:
             raise NotFound("experiment", exp_id)
-        return exp, s.get(Job, exp.job_id)
+        job = s.get(Job, exp.job_id)
+        # a worker writes its results, then its status: read the status first, then the results, so a finished
+        # job never shows without them (SQLite reads outside an explicit transaction see each commit as it lands)
+        s.refresh(exp)
+        return exp, job
 
 
 async def _spec_from_request(request: Request) -> dict[str, Any]:
@@ -103,6 +107,8 @@ async def create_experiment(request: Request, response: Response, store: Store =
 def list_experiments(store: Store = Depends(get_store)) -> list[ExperimentOut]:
     with store.session() as s:
         pairs = [(e, s.get(Job, e.job_id)) for e in s.scalars(select(Experiment).order_by(Experiment.created_at))]
+        for e, _ in pairs:
+            s.refresh(e)  # results after statuses (see _get)
     return [experiment_out(e, j) for e, j in pairs]
 
 

@@ -37,7 +37,11 @@ def _get(store: Store, export_id: str) -> tuple[Export, Job]:
         ex = s.get(Export, export_id)
         if ex is None:
             raise NotFound("export", export_id)
-        return ex, s.get(Job, ex.job_id)
+        job = s.get(Job, ex.job_id)
+        # a worker writes its results, then its status: read the status first, then the results, so a finished
+        # job never shows without them (SQLite reads outside an explicit transaction see each commit as it lands)
+        s.refresh(ex)
+        return ex, job
 
 
 @router.post("", status_code=202, response_model=Accepted)
@@ -91,6 +95,8 @@ def list_exports(store: Store = Depends(get_store)) -> list[ExportOut]:
 
     with store.session() as s:
         pairs = [(ex, s.get(Job, ex.job_id)) for ex in s.scalars(select(Export).order_by(Export.created_at))]
+        for ex, _ in pairs:
+            s.refresh(ex)  # results after statuses (see _get)
     return [export_out(ex, job) for ex, job in pairs]
 
 
