@@ -49,19 +49,9 @@ def one_thread():
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory) -> Path:
-    """experiments/tiny.yaml trained once for this module (the service tests' `tiny_run` is untrained). The final
-    report of subnet accuracies is skipped: it does not change the weights (nor the config hash)."""
-    from dataclasses import replace
-
-    from supernet.config import ExperimentConfig
-    from supernet.train import train
-
-    config = ExperimentConfig.from_yaml(ROOT / "experiments" / "tiny.yaml")
-    config = replace(config, train=replace(config.train, final_eval=False))
-    out = tmp_path_factory.mktemp("export-run") / "tiny"
-    train(config, out, progress=False, log=lambda _m: None)
-    return out
+def trained(trained_tiny_run) -> Path:
+    """experiments/tiny.yaml trained once per session (the shared fixture; tests/nas's `tiny_run` is untrained)."""
+    return trained_tiny_run
 
 
 @pytest.fixture(scope="module")
