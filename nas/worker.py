@@ -29,7 +29,7 @@ log = logging.getLogger("nas.worker")
 class JobContext:
     """What a job handler may do besides its work: report progress, and ask whether it should stop."""
 
-    def __init__(self, store: Store, job_id: str, check_every_s: float = 0.5) -> None:
+    def __init__(self, store: Store, job_id: str, check_every_s: float = 0.2) -> None:
         self.store, self.job_id, self.check_every_s = store, job_id, check_every_s
         self.terminated = False  # SIGTERM: the server is shutting down
         self.cancelled = False
@@ -101,7 +101,7 @@ def _to_jsonable(obj: Any) -> Any:
     return obj if isinstance(obj, (str, int, float, bool)) or obj is None else str(obj)
 
 
-def run_search(store: Store, settings: Settings, job: Job, ctx: JobContext) -> None:
+def run_search(store: Store, settings: Settings, job: Job, ctx: JobContext) -> bool:
     """Run (or resume) an experiment: same out_dir, same Optuna study names, so finished trials are kept."""
     from nas.experiment import ExperimentSpec, run_experiment
 
@@ -145,9 +145,10 @@ def run_search(store: Store, settings: Settings, job: Job, ctx: JobContext) -> N
         e.result = _to_jsonable(summary)
         e.best = {**(e.best or {}), **best}
         e.trials_done = max(e.trials_done, sum(int(i.get("n_trials", 0)) for i in devices.values()))
+    return bool(summary.get("stopped"))
 
 
-def run_export(store: Store, settings: Settings, job: Job, ctx: JobContext) -> None:
+def run_export(store: Store, settings: Settings, job: Job, ctx: JobContext) -> bool:
     """Write an export bundle under the store's exports folder and record its files."""
     from nas.api.resolve import resolve_run_dir
     from nas.export import export_bundle
@@ -172,9 +173,11 @@ def run_export(store: Store, settings: Settings, job: Job, ctx: JobContext) -> N
     with store.session() as s:
         ex = s.get(Export, ex_id)
         ex.bundle_dir, ex.files = str(bundle), files
+    return False  # an export runs to its end (a cancel that cannot wait terminates it)
 
 
-HANDLERS: dict[str, Callable[[Store, Settings, Job, JobContext], None]] = {"search": run_search, "export": run_export}
+# each handler returns True when it stopped early (cancelled or told to stop), False when it ran to its end
+HANDLERS: dict[str, Callable[[Store, Settings, Job, JobContext], bool]] = {"search": run_search, "export": run_export}
 
 
 def run_job(job_id: str, settings: Settings | None = None) -> str:
@@ -188,15 +191,17 @@ def run_job(job_id: str, settings: Settings | None = None) -> str:
     ctx = JobContext(store, job_id)
     signal.signal(signal.SIGTERM, lambda *_: setattr(ctx, "terminated", True))
     store.update_job(job_id, status="running", pid=os.getpid(), message=f"running {job.kind}")
-    error = None
+    error, stopped = None, True
     try:
-        HANDLERS[job.kind](store, settings, job, ctx)
+        stopped = HANDLERS[job.kind](store, settings, job, ctx)
     except Exception as exc:  # recorded for the user; the traceback goes to the job's log
         traceback.print_exc()
         error = f"{type(exc).__name__}: {exc}"
     latest = store.job(job_id)
     ctx.cancelled = ctx.cancelled or bool(latest is not None and latest.cancel_requested)
-    if error is not None and not ctx.terminated and not ctx.cancelled:
+    if error is None and not stopped:
+        status, message = "succeeded", "done"  # it finished before a late cancel or stop could land
+    elif error is not None and not ctx.terminated and not ctx.cancelled:
         status, message = "failed", "failed"
     elif ctx.cancelled:
         status, message = "cancelled", "cancelled"

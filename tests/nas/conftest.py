@@ -96,9 +96,11 @@ def pg_server():
         proc.kill()
         raise RuntimeError("postgres did not accept connections: " + (base / "postgres.log").read_text()[-2000:])
     yield {"url": url, "port": port}
-    proc.send_signal(signal.SIGQUIT)  # immediate shutdown: the data folder is thrown away next
+    # pg_ctl, not a signal: runuser does not pass every signal on to the server it started
+    subprocess.run([*prefix, str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop"],
+                   capture_output=True, env=env, cwd=base)
     try:
-        proc.wait(20)
+        proc.wait(30)
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()

@@ -139,17 +139,17 @@ def test_concurrency_limit_queues_the_rest(serve):
 def test_cancel_then_resume_keeps_trials(serve):
     server = serve()
     with server.client() as c:
-        exp_id = c.post("/experiments", json=spec(budget=500, devices=("cpu-host",), strategy="random")).json()["id"]
+        exp_id = c.post("/experiments", json=spec(budget=2000, devices=("cpu-host",), strategy="random")).json()["id"]
         wait_for(lambda: c.get(f"/experiments/{exp_id}").json(), lambda s: s["trials_done"] > 0 or finished(s),
                  "first trials")
         assert c.post(f"/experiments/{exp_id}/cancel").status_code == 200
         state = wait_for(lambda: c.get(f"/experiments/{exp_id}").json(), finished, "the cancel")
         assert state["status"] == "cancelled"
         kept = state["trials_done"]
-        assert 0 < kept < 500
+        assert 0 < kept < 2000
         assert c.post(f"/experiments/{exp_id}/resume").status_code == 202
         state = wait_for(lambda: c.get(f"/experiments/{exp_id}").json(), finished, "the resumed search")
-    assert state["status"] == "succeeded" and state["trials_done"] == 500
+    assert state["status"] == "succeeded" and state["trials_done"] == 2000
     assert state["result"]["devices"]["cpu-host"]["resumed_from"] >= kept
 
 
@@ -159,7 +159,7 @@ def test_sigkill_in_the_middle_of_a_search_keeps_its_trials(serve, tmp_path, req
     """SQLite: the restarted server resumes the search by itself. PostgreSQL: restarted with --no-resume, the
     experiment shows as interrupted until POST /resume. Either way the finished trials are kept, not re-run."""
     db = request.getfixturevalue("pg_url") if backend == "postgresql" else None
-    runs, budget = tmp_path / "runs", 500
+    runs, budget = tmp_path / "runs", 2000
     first = serve(runs_dir=runs, db=db)
     with first.client() as c:
         exp_id = c.post("/experiments", json=spec(budget=budget, devices=("cpu-host",), strategy="random")).json()["id"]
