@@ -10,8 +10,8 @@ from __future__ import annotations
 import importlib
 import importlib.util
 
-import click
 import typer
+from typer.core import TyperGroup
 from typer.main import get_command
 
 from nas.cli._common import main_guard
@@ -38,13 +38,13 @@ _ORDER = ["space", "train", "eval", "profile", "devices", "latency", "accuracy",
           "serve", "demo"]
 
 
-class LazyGroup(click.Group):
-    """A click group whose subcommands are imported on first use."""
+class LazyGroup(TyperGroup):
+    """A command group whose subcommands are imported on first use."""
 
-    def list_commands(self, ctx: click.Context) -> list[str]:
+    def list_commands(self, ctx) -> list[str]:  # noqa: ANN001
         return [name for name in _ORDER if importlib.util.find_spec(_GROUPS.get(name) or _COMMANDS[name])]
 
-    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+    def get_command(self, ctx, name: str):  # noqa: ANN001, ANN201
         if name not in self.list_commands(ctx):
             return None
         if name in _GROUPS:
@@ -55,11 +55,11 @@ class LazyGroup(click.Group):
             holder = typer.Typer()
             importlib.import_module(_COMMANDS[name]).register(holder)
             cmd = get_command(holder)
-            return cmd.get_command(ctx, name) if isinstance(cmd, click.Group) else cmd
+            return cmd.get_command(ctx, name) if isinstance(cmd, TyperGroup) else cmd
         return None
 
 
-app = LazyGroup(name="nas", no_args_is_help=True,
+app = LazyGroup(name="nas", no_args_is_help=True, rich_markup_mode=None,
                 help="ofa-nas: train one elastic supernet, then find and ship the best subnet per device.")
 
 main = main_guard(app)

@@ -86,13 +86,12 @@ def main_guard(fn):  # noqa: ANN001
         except (NasError, FileNotFoundError) as exc:
             print(f"error: {exc}", file=sys.stderr)
             sys.exit(2)
-        except Exception as exc:  # click usage errors
-            import click
-
-            if isinstance(exc, click.exceptions.UsageError):
+        except Exception as exc:
+            # usage errors from click or typer's own copy of it: one line, their exit code (2)
+            if hasattr(exc, "format_message") and hasattr(exc, "exit_code"):
                 print(f"error: {exc.format_message()}", file=sys.stderr)
-                sys.exit(2)
-            if isinstance(exc, click.exceptions.Abort):
+                sys.exit(exc.exit_code)
+            if type(exc).__name__ == "Abort":
                 print("aborted", file=sys.stderr)
                 sys.exit(130)
             raise
