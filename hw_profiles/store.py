@@ -8,13 +8,13 @@ over a shipped profile of the same name.
 from __future__ import annotations
 
 import os
-import tempfile
 from importlib import resources
 from pathlib import Path
 
 import yaml
 from pydantic import ValidationError
 
+from supernet._io import write_text
 from hw_profiles.schema import DeviceProfile, ProfileError, format_validation_error
 
 
@@ -94,14 +94,5 @@ def _fill_host(prof: DeviceProfile) -> DeviceProfile:
 def save_profile(profile: DeviceProfile, path: str | Path) -> Path:
     """Write `profile` as YAML, whole (temp file + rename); returns the path."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    text = yaml.safe_dump(profile.to_yaml_dict(), sort_keys=False, default_flow_style=False, width=120)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_text(path, yaml.safe_dump(profile.to_yaml_dict(), sort_keys=False, default_flow_style=False, width=120))
     return path

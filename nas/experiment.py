@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from pathlib import Path
 from typing import Any, Callable, Literal
 
@@ -20,6 +18,7 @@ import pandas as pd
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from supernet._io import write_via_path
 from supernet import SearchSpace
 from supernet.errors import NasError
 
@@ -188,17 +187,7 @@ class PredictorObjective:
 
 def _write(path: Path, write: Callable[[str], None]) -> Path:
     """Write a file whole: `write(tmp)` to a temporary name beside it, then rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+    return write_via_path(path, write)
 
 
 def _write_text(path: Path, text: str) -> Path:

@@ -5,10 +5,11 @@ from __future__ import annotations
 import base64
 import html
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
+
+from supernet._io import write_text
 
 
 def _fmt(value: Any) -> str:
@@ -23,14 +24,6 @@ def _fmt(value: Any) -> str:
     if isinstance(value, int):
         return f"{value:,}"
     return str(value)
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
 
 
 @dataclass
@@ -102,6 +95,6 @@ class Report:
         """Write `<stem>.md` and `<stem>.html` into `folder`, each whole."""
         folder = Path(folder)
         md, page = folder / f"{stem}.md", folder / f"{stem}.html"
-        write_text_atomic(md, self.to_markdown(folder))
-        write_text_atomic(page, self.to_html())
+        write_text(md, self.to_markdown(folder))
+        write_text(page, self.to_html())
         return md, page

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Any, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 import yaml
 
+from supernet._io import write_text
 from supernet import ArchConfig, SearchSpace
 from supernet.errors import NasError
 
@@ -96,15 +95,7 @@ class PredictorBase:
 
 def write_yaml(path: str | Path, payload: Any) -> Path:
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            yaml.safe_dump(payload, f, sort_keys=False, width=120)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_text(path, yaml.safe_dump(payload, sort_keys=False, width=120))
     return path
 
 

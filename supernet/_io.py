@@ -7,12 +7,11 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
-
-import torch
+from typing import Any, Callable
 
 
 def _replace_from_temp(path: Path, write) -> None:  # noqa: ANN001
+    """Run `write(f)` on a binary file opened at a temporary name beside `path`, then rename it over `path`."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -28,8 +27,28 @@ def _replace_from_temp(path: Path, write) -> None:  # noqa: ANN001
         raise
 
 
+def write_bytes(path: str | Path, data: bytes) -> None:
+    _replace_from_temp(Path(path), lambda f: f.write(data))
+
+
 def write_text(path: str | Path, text: str) -> None:
     _replace_from_temp(Path(path), lambda f: f.write(text.encode()))
+
+
+def write_via_path(path: str | Path, write: Callable[[str], None]) -> Path:
+    """For writers that want a file name (parquet, matplotlib): `write(tmp_name)`, then rename over `path`."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
 
 
 def write_json(path: str | Path, obj: Any) -> None:
@@ -37,6 +56,8 @@ def write_json(path: str | Path, obj: Any) -> None:
 
 
 def save_torch(path: str | Path, obj: Any) -> None:
+    import torch
+
     _replace_from_temp(Path(path), lambda f: torch.save(obj, f))
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any, ClassVar, Sequence
@@ -12,6 +10,7 @@ import numpy as np
 
 from predictors.accuracy._features import FEATURE_SETS, AccuracyPredictorError, as_codes
 from predictors.metrics import fidelity as _fidelity
+from supernet._io import write_bytes
 from supernet.arch import ArchConfig
 from supernet.space import SearchSpace
 
@@ -36,15 +35,7 @@ def make_accuracy_model(kind: str, space: SearchSpace, **params: Any) -> "Accura
 
 def write_bytes_atomic(path: Path, data: bytes) -> None:
     """Write `data` to `path` whole: a temporary file in the same folder, then a rename."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_bytes(path, data)
 
 
 class AccuracyModel(ABC):

@@ -15,11 +15,10 @@ from typing import Any
 
 import yaml
 from fastapi import APIRouter, Depends, Query, Request, Response
-from pydantic import ValidationError
 from sqlalchemy import select
 
 from nas.api.deps import get_runner, get_settings, get_store
-from nas.api.errors import ApiError, Conflict, FieldError, NotFound, validation_detail
+from nas.api.errors import Conflict, FieldError, NotFound
 from nas.api.resolve import inside
 from nas.api.schemas import Accepted, ExperimentOut, ParetoOut
 from nas.api.spec import prepare_spec, spec_budget, spec_devices
