@@ -25,9 +25,14 @@ SCRIPT = textwrap.dedent("""
     from supernet import SearchSpace
     from supernet.counting import count_macs
 
-    kind, db, budget = sys.argv[1], sys.argv[2], int(sys.argv[3])
-    if kind == "measured":  # a slow per-candidate objective, TPE
+    kind, db, budget, hang_at, marker = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
+    if kind == "measured":  # a slow per-candidate objective, TPE; call `hang_at` says so and never returns
+        calls = [0]
         def objective(c):
+            calls[0] += 1
+            if calls[0] == hang_at:
+                open(marker, "w").close()
+                time.sleep(3600)
             time.sleep(0.05)
             return (c["x"] - 3) ** 2 + c["y"]
         res = run({"x": list(range(8)), "y": [0.0, 0.5, 1.0]}, objective, directions="minimize", budget=budget,
@@ -44,9 +49,10 @@ SCRIPT = textwrap.dedent("""
 """)
 
 
-def _start(kind: str, db: Path, budget: int) -> subprocess.Popen:
+def _start(kind: str, db: Path, budget: int, hang_at: int = 0, marker: Path | None = None) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    return subprocess.Popen([sys.executable, "-c", SCRIPT, kind, str(db), str(budget)], env=env,
+    args = [kind, str(db), str(budget), str(hang_at), str(marker or "")]
+    return subprocess.Popen([sys.executable, "-c", SCRIPT, *args], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
@@ -71,8 +77,12 @@ def _trials(db: Path) -> list[optuna.trial.FrozenTrial]:
 @pytest.mark.parametrize("kind, budget, kill_after", [("measured", 400, 6), ("batched", 3000, 150)])
 def test_sigkill_then_resume_keeps_every_finished_trial(tmp_path, kind, budget, kill_after):
     db = tmp_path / "search.db"
-    proc = _start(kind, db, budget)
-    while _complete(db) < kill_after:
+    marker = tmp_path / "hanging"
+    if kind == "measured":  # killed for sure while an objective runs: trial kill_after + 1 hangs
+        proc = _start(kind, db, budget, hang_at=kill_after + 1, marker=marker)
+    else:
+        proc = _start(kind, db, budget)
+    while _complete(db) < kill_after or (kind == "measured" and not marker.exists()):
         assert proc.poll() is None, f"search ended before it could be killed: {proc.stderr.read()[-2000:]}"
         time.sleep(0.2)
     proc.send_signal(signal.SIGKILL)
