@@ -14,7 +14,7 @@ from pathlib import Path
 import yaml
 from pydantic import ValidationError
 
-from supernet._io import write_text
+from supernet._io import read_yaml, write_text
 from hw_profiles.schema import DeviceProfile, ProfileError, format_validation_error
 
 
@@ -50,12 +50,7 @@ def profile_path(name: str) -> Path:
 def read_profile(path: str | Path) -> DeviceProfile:
     """Load and validate one profile YAML; errors name the file and the field."""
     path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text())
-    except OSError as exc:
-        raise ProfileError(f"cannot read profile {path}: {exc.strerror or exc}") from None
-    except yaml.YAMLError as exc:
-        raise ProfileError(f"{path}: not valid YAML: {exc}") from None
+    data = read_yaml(path, ProfileError, "profile")
     if not isinstance(data, dict):
         raise ProfileError(f"{path}: a profile must be a mapping with name, kind, specs, ...")
     try:

@@ -16,9 +16,9 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from supernet._io import read_yaml
 from supernet.errors import NasError
 
 _RELATIVE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*%\s*$")
@@ -95,12 +95,7 @@ class DemoSpec(_Strict):
     @classmethod
     def from_yaml(cls, path: str | Path) -> "DemoSpec":
         path = Path(path)
-        try:
-            data = yaml.safe_load(path.read_text())
-        except OSError as exc:
-            raise DemoSpecError(f"cannot read demo spec {path}: {exc.strerror}") from None
-        except yaml.YAMLError as exc:
-            raise DemoSpecError(f"demo spec {path} is not valid YAML: {exc}") from None
+        data = read_yaml(path, DemoSpecError, "demo spec")
         try:
             spec = cls.model_validate(data)
         except ValidationError as exc:

@@ -18,7 +18,7 @@ import pandas as pd
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from supernet._io import write_via_path
+from supernet._io import read_yaml, write_via_path
 from supernet import SearchSpace
 from supernet.errors import NasError
 
@@ -85,14 +85,7 @@ class ExperimentSpec(BaseModel):
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> "ExperimentSpec":
-        p = Path(path)
-        if not p.is_file():
-            raise SpecError(f"experiment spec '{path}' does not exist")
-        try:
-            data = yaml.safe_load(p.read_text())
-        except yaml.YAMLError as exc:
-            raise SpecError(f"experiment spec '{path}' is not valid YAML: {exc}") from None
-        return cls.from_dict(data, source=str(path))
+        return cls.from_dict(read_yaml(path, SpecError, "experiment spec"), source=str(path))
 
 
 def _space(spec: ExperimentSpec) -> SearchSpace:

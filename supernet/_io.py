@@ -1,4 +1,4 @@
-"""Files written whole: to a temporary name in the same folder, then renamed over the target."""
+"""Files written whole (to a temporary name in the same folder, then renamed over the target), and YAML read back."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ import os
 import tempfile
 from pathlib import Path
 from typing import Any, Callable
+
+import yaml
 
 
 def _replace_from_temp(path: Path, write) -> None:  # noqa: ANN001
@@ -67,3 +69,18 @@ def sha256_file(path: str | Path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+def read_yaml(path: str | Path, error_cls: type[Exception], what: str) -> Any:
+    """The parsed contents of a YAML file; a missing, unreadable or malformed file raises `error_cls` naming it."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise error_cls(f"cannot read {what} {path}: does not exist") from None
+    except OSError as exc:
+        raise error_cls(f"cannot read {what} {path}: {exc.strerror or exc}") from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise error_cls(f"cannot read {what} {path}: not valid YAML: {exc}") from None

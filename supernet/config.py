@@ -15,6 +15,7 @@ from typing import Any, Mapping
 
 import yaml
 
+from supernet._io import read_yaml
 from supernet.data import DataConfig
 from supernet.errors import NasError
 
@@ -207,13 +208,7 @@ class ExperimentConfig:
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> "ExperimentConfig":
-        p = Path(path)
-        if not p.is_file():
-            raise ConfigError(f"experiment file '{path}' does not exist")
-        try:
-            data = yaml.safe_load(p.read_text())
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"experiment file '{path}' is not valid YAML: {exc}") from None
+        data = read_yaml(path, ConfigError, "experiment file")
         if not isinstance(data, Mapping):
             raise ConfigError(f"experiment file '{path}' must hold a mapping (name, space, data, train, phases)")
         return cls.from_dict(data)

@@ -10,6 +10,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 import yaml
 
+from supernet._io import read_yaml
 from supernet.arch import ArchConfig
 from supernet.errors import InvalidArchError, SpaceError
 
@@ -136,11 +137,7 @@ class SearchSpace:
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> "SearchSpace":
-        try:
-            data = yaml.safe_load(Path(path).read_text())
-        except (OSError, yaml.YAMLError) as exc:
-            raise SpaceError(f"cannot read space YAML {path}: {exc}") from None
-        return cls.from_dict(data)
+        return cls.from_dict(read_yaml(path, SpaceError, "space YAML"))
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "SearchSpace":
