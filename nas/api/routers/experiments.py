@@ -15,10 +15,10 @@ from typing import Any
 
 import yaml
 from fastapi import APIRouter, Depends, Query, Request, Response
-from sqlalchemy import select
 
 from nas.api.deps import get_runner, get_settings, get_store
-from nas.api.errors import Conflict, FieldError, NotFound
+from nas.api.errors import Conflict, FieldError
+from nas.api.queue import get_with_job, list_with_jobs, queue_job
 from nas.api.resolve import inside
 from nas.api.schemas import Accepted, ExperimentOut, ParetoOut
 from nas.api.spec import prepare_spec, spec_budget, spec_devices
@@ -59,15 +59,7 @@ def _public_result(exp: Experiment) -> dict[str, Any] | None:
 
 
 def _get(store: Store, exp_id: str) -> tuple[Experiment, Job]:
-    with store.session() as s:
-        exp = s.get(Experiment, exp_id)
-        if exp is None:
-            raise NotFound("experiment", exp_id)
-        job = s.get(Job, exp.job_id)
-        # a worker writes its results, then its status: read the status first, then the results, so a finished
-        # job never shows without them (SQLite reads outside an explicit transaction see each commit as it lands)
-        s.refresh(exp)
-        return exp, job
+    return get_with_job(store, Experiment, exp_id, "experiment")
 
 
 async def _spec_from_request(request: Request) -> dict[str, Any]:
@@ -92,23 +84,14 @@ async def create_experiment(request: Request, response: Response, store: Store =
     exp_id = new_id()
     out_dir = settings.experiments_dir / exp_id
     spec, run_id = prepare_spec(data, exp_id, out_dir, store=store, settings=settings)
-    with store.session() as s:
-        job = store.add_job(s, "search", exp_id)
-        s.add(Experiment(id=exp_id, name=spec["name"], spec=spec, out_dir=str(out_dir),
-                         study_name=f"{spec['name']}-{exp_id}", run_id=run_id, job_id=job.id, budget=spec_budget(spec)))
-        status = job.status
-    runner.wake()
-    response.headers["Location"] = f"/experiments/{exp_id}"
-    return Accepted(id=exp_id, status=status, url=f"/experiments/{exp_id}")
+    return queue_job(store, runner, response, "search", lambda job: Experiment(
+        id=exp_id, name=spec["name"], spec=spec, out_dir=str(out_dir), study_name=f"{spec['name']}-{exp_id}",
+        run_id=run_id, job_id=job.id, budget=spec_budget(spec)), "/experiments")
 
 
 @router.get("", response_model=list[ExperimentOut])
 def list_experiments(store: Store = Depends(get_store)) -> list[ExperimentOut]:
-    with store.session() as s:
-        pairs = [(e, s.get(Job, e.job_id)) for e in s.scalars(select(Experiment).order_by(Experiment.created_at))]
-        for e, _ in pairs:
-            s.refresh(e)  # results after statuses (see _get)
-    return [experiment_out(e, j) for e, j in pairs]
+    return [experiment_out(e, j) for e, j in list_with_jobs(store, Experiment)]
 
 
 @router.get("/{exp_id}", response_model=ExperimentOut)

@@ -12,7 +12,8 @@ from fastapi import APIRouter, Depends, Response
 from fastapi.responses import FileResponse
 
 from nas.api.deps import get_runner, get_settings, get_store
-from nas.api.errors import ApiError, Conflict, FieldError, NotFound
+from nas.api.errors import ApiError, Conflict, FieldError
+from nas.api.queue import get_with_job, list_with_jobs, queue_job
 from nas.api.resolve import inside, load_device, resolve_run_dir
 from nas.api.schemas import Accepted, ExportOut, ExportRequest
 from nas.jobs import JobRunner
@@ -33,15 +34,7 @@ def export_out(ex: Export, job: Job) -> ExportOut:
 
 
 def _get(store: Store, export_id: str) -> tuple[Export, Job]:
-    with store.session() as s:
-        ex = s.get(Export, export_id)
-        if ex is None:
-            raise NotFound("export", export_id)
-        job = s.get(Job, ex.job_id)
-        # a worker writes its results, then its status: read the status first, then the results, so a finished
-        # job never shows without them (SQLite reads outside an explicit transaction see each commit as it lands)
-        s.refresh(ex)
-        return ex, job
+    return get_with_job(store, Export, export_id, "export")
 
 
 @router.post("", status_code=202, response_model=Accepted)
@@ -76,28 +69,14 @@ def create_export(body: ExportRequest, response: Response, store: Store = Depend
         SearchSpace.from_dict(space_dict).validate(ArchConfig.from_dict(arch))
     except InvalidArchError as exc:
         raise FieldError(("body", "arch"), str(exc), type_="invalid_arch") from None
-    with store.session() as s:
-        job = store.add_job(s, "export", "")
-        ex = Export(run_id=run_id, device=body.device, arch=arch, experiment_id=body.experiment, job_id=job.id,
-                    options={"formats": body.formats, "finetune_epochs": body.finetune_epochs})
-        s.add(ex)
-        s.flush()
-        job.target_id = ex.id
-        export_id, status = ex.id, job.status
-    runner.wake()
-    response.headers["Location"] = f"/exports/{export_id}"
-    return Accepted(id=export_id, status=status, url=f"/exports/{export_id}")
+    return queue_job(store, runner, response, "export", lambda job: Export(
+        run_id=run_id, device=body.device, arch=arch, experiment_id=body.experiment, job_id=job.id,
+        options={"formats": body.formats, "finetune_epochs": body.finetune_epochs}), "/exports")
 
 
 @router.get("", response_model=list[ExportOut])
 def list_exports(store: Store = Depends(get_store)) -> list[ExportOut]:
-    from sqlalchemy import select
-
-    with store.session() as s:
-        pairs = [(ex, s.get(Job, ex.job_id)) for ex in s.scalars(select(Export).order_by(Export.created_at))]
-        for ex, _ in pairs:
-            s.refresh(ex)  # results after statuses (see _get)
-    return [export_out(ex, job) for ex, job in pairs]
+    return [export_out(ex, job) for ex, job in list_with_jobs(store, Export)]
 
 
 @router.get("/{export_id}", response_model=ExportOut)
