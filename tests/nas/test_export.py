@@ -39,13 +39,7 @@ MCU_ARCH = ArchConfig.from_dict({"ks": [3] * 16, "e": [4, 3, 3, 3, 6, 3, 3, 3, 4
                                  "d": [2, 2, 3, 2], "r": 24}).to_dict()
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One intra-op thread: on the shared 2-core test machines two threads contend and run several times slower."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -16,15 +16,7 @@ from nas.experiment import ExperimentSpec, run_experiment
 ARCH = {"ks": [3] * 16, "e": [3] * 16, "d": [2, 2, 2, 2], "r": 24}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One intra-op thread: on the shared 2-core test machines two threads contend and run several times slower."""
-    import torch
-
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def nas(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
