@@ -7,6 +7,8 @@ ratio as arguments and slices (channels) or transforms (kernels, OFA's kernel tr
 
 from __future__ import annotations
 
+import functools
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -91,6 +93,40 @@ def _act(x: torch.Tensor, name: str) -> torch.Tensor:
     return F.relu(x, inplace=True) if name == "relu" else F.hardswish(x, inplace=True)
 
 
+@functools.lru_cache(maxsize=64)
+def _dense_taps(h: int, w: int, k: int, stride: int) -> tuple[torch.Tensor, int, int]:
+    """For a k×k depthwise conv (padding k//2) on an h×w map: the tap index (0..k*k-1, or k*k for none) that
+    joins each output position to each input position, and the output size."""
+    pad = k // 2
+    ho, wo = (h + 2 * pad - k) // stride + 1, (w + 2 * pad - k) // stride + 1
+    oh, ow = torch.arange(ho).repeat_interleave(wo), torch.arange(wo).repeat(ho)
+    ih, iw = torch.arange(h).repeat_interleave(w), torch.arange(w).repeat(h)
+    i = ih[None, :] - (oh[:, None] * stride - pad)
+    j = iw[None, :] - (ow[:, None] * stride - pad)
+    valid = (i >= 0) & (i < k) & (j >= 0) & (j < k)
+    return torch.where(valid, i * k + j, k * k), ho, wo
+
+
+def depthwise_conv(x: torch.Tensor, weight: torch.Tensor, stride: int) -> torch.Tensor:
+    """`F.conv2d(x, weight, stride=stride, padding=k//2, groups=C)`, computed as one batched matmul per channel
+    when training a large kernel on a small map on the CPU.
+
+    oneDNN's depthwise backward for k ≥ 5 on maps of 8×8 or less is 5-15× slower than its forward (a 7×7 kernel
+    on a 4×4 map mostly multiplies padding). There the conv is the same as multiplying each channel's
+    flattened map by an (HW_out × HW_in) matrix gathered from its kernel, whose forward and backward are plain
+    matmuls: the same function, several times faster to train. Elsewhere (GPU, inference, small kernels, large
+    maps) the library's conv is used."""
+    c, k = x.shape[1], weight.shape[-1]
+    h, w = x.shape[-2:]
+    if x.is_cuda or k < 5 or h * w > 64 or not torch.is_grad_enabled():
+        return F.conv2d(x, weight, None, stride, k // 2, 1, c)
+    idx, ho, wo = _dense_taps(h, w, k, stride)
+    taps = torch.cat([weight.reshape(c, k * k), weight.new_zeros(c, 1)], 1)
+    matrix = taps[:, idx.to(x.device)]  # (C, HW_out, HW_in)
+    y = torch.bmm(x.reshape(x.shape[0], c, h * w).transpose(0, 1), matrix.transpose(1, 2))  # (C, N, HW_out)
+    return y.transpose(0, 1).reshape(x.shape[0], c, ho, wo)
+
+
 def _copy_bn(dst: nn.BatchNorm2d, src: nn.BatchNorm2d, idx: slice) -> None:
     dst.eps, dst.momentum = src.eps, src.momentum
     dst.weight.data.copy_(src.weight.data[idx])
@@ -156,7 +192,7 @@ class ElasticMBConv(nn.Module):
         mid = self.mid_channels(e)
         y = F.conv2d(x, self.expand_conv.weight[:mid])
         y = _act(_bn(y, self.expand_bn, mid), self.act)
-        y = F.conv2d(y, self.depthwise_kernel(ks)[:mid], None, self.stride, ks // 2, 1, mid)
+        y = depthwise_conv(y, self.depthwise_kernel(ks)[:mid], self.stride)
         y = _act(_bn(y, self.dw_bn, mid), self.act)
         if self.se_reduce is not None:
             se_mid = make_divisible(mid // self.se_reduction, self.divisor)

@@ -201,9 +201,8 @@ def train(config: ExperimentConfig, out_dir: str | Path, *, resume: bool = False
     splits = load_splits(config.data)
     space = build_space(config, splits)
     torch.manual_seed(config.seed)  # the same initial weights on every rank and in every run of this config
-    net = Supernet(space).to(ctx.device)
-    if cuda:
-        net = net.to(memory_format=torch.channels_last)
+    # channels_last: faster convs on GPUs, and on CPUs a 1.5-4x faster depthwise backward (oneDNN)
+    net = Supernet(space).to(ctx.device, memory_format=torch.channels_last)
     calib = make_loader(splits.train, 200, shuffle=True, seed=config.seed + 1)  # OFA: BN stats from train images
     val = make_loader(splits.val if t.eval_images is None else
                       splits.val.subset(torch.arange(min(t.eval_images, len(splits.val)))), 500, shuffle=False)
@@ -212,7 +211,7 @@ def train(config: ExperimentConfig, out_dir: str | Path, *, resume: bool = False
     if ckpt is not None:
         net.load_state_dict(ckpt["model"])
         if ckpt["teacher"] is not None:
-            teacher = Supernet(space).to(ctx.device)
+            teacher = Supernet(space).to(ctx.device, memory_format=torch.channels_last)
             teacher.load_state_dict(ckpt["teacher"])
             teacher.set_active(space.largest())
             teacher.requires_grad_(False).eval()
@@ -288,8 +287,7 @@ def train(config: ExperimentConfig, out_dir: str | Path, *, resume: bool = False
                                       total=t.batch_size)
                 r = int(rng.choice(phase_choices(space, phase)[3]))
                 x = resize_to(x, r)
-                if cuda:
-                    x = x.contiguous(memory_format=torch.channels_last)
+                x = x.contiguous(memory_format=torch.channels_last)
                 archs = sample_subnets(space, phase, r, rng)
                 with torch.autocast(ctx.device.type, dtype=torch.bfloat16, enabled=cuda):
                     soft = None

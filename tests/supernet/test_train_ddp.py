@@ -46,14 +46,15 @@ def _reference(config: ExperimentConfig, space: SearchSpace) -> dict:
     """Plain SGD (the phase's cosine LR) on the mean of the two half-batches' gradients, largest net at 28 px."""
     splits = load_splits(config.data)
     torch.manual_seed(config.seed)
-    net = Supernet(space).train()
+    net = Supernet(space).to(memory_format=torch.channels_last).train()  # as the trainer lays it out
     loader = make_loader(splits.train, BATCH, shuffle=True, seed=config.seed, epoch=0, max_batches=STEPS,
                          drop_last=True)
     for step, (x, y) in enumerate(loader):
         lr = LR * 0.5 * (1 + math.cos(math.pi * step / STEPS))
         net.zero_grad()
         for half in (slice(0, BATCH // 2), slice(BATCH // 2, BATCH)):
-            (F.cross_entropy(net(x[half]), y[half], label_smoothing=0.1) / 2).backward()
+            xh = x[half].contiguous(memory_format=torch.channels_last)
+            (F.cross_entropy(net(xh), y[half], label_smoothing=0.1) / 2).backward()
         with torch.no_grad():
             for p in net.parameters():
                 if p.grad is not None:
