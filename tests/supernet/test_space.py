@@ -63,9 +63,9 @@ def test_size_counts_distinct_subnets():
 
 def test_largest_smallest():
     big, small = TINY.largest(), TINY.smallest()
-    assert set(big.ks) == {7} and set(big.e) == {6} and set(big.d) == {4} and big.r == 32
-    assert set(small.ks) == {3} and set(small.e) == {3} and set(small.d) == {2} and small.r == 24
-    assert TINY.largest(r=28).r == 28
+    assert set(big.ks) == {7} and set(big.e) == {6} and set(big.d) == {4} and big.r == 28
+    assert set(small.ks) == {3} and set(small.e) == {3} and set(small.d) == {2} and small.r == 20
+    assert TINY.largest(r=24).r == 24
 
 
 def test_sample_is_deterministic_valid_and_covers_choices():
@@ -129,7 +129,7 @@ def test_onehot_is_ofa_encoding():
     assert ofa.onehot_length == 25 + 20 * 6
     assert np.array_equal(ofa.onehot([a])[0], _ofa_arch2feature(ofa, a))
     # Off-grid resolutions: two-hot between the neighbours.
-    assert TINY.onehot([TINY.largest(r=30)])[0, :3].tolist() == [0.0, 0.5, 0.5]
+    assert TINY.onehot([TINY.largest(r=26)])[0, :3].tolist() == [0.0, 0.5, 0.5]
 
 
 def test_mutate_and_crossover():
