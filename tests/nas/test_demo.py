@@ -94,3 +94,14 @@ def test_bad_specs_name_the_field(tmp_path, trained_tiny_run, change, field):
     path = _spec(tmp_path, trained_tiny_run, **change)
     with pytest.raises(DemoSpecError, match=field.replace(".", r"\.")):
         DemoSpec.from_yaml(path)
+
+
+def test_demo_trains_data_parallel_when_asked(tmp_path):
+    """`train_processes: 2`: the supernet is trained by torchrun (2 processes, gloo) into the run folder."""
+    from nas.demo import _train
+
+    spec = DemoSpec.from_yaml(_spec(tmp_path, tmp_path / "run", train_processes=2))
+    status, run_dir = _train(spec, fresh=False)
+    info = json.loads((run_dir / "run.json").read_text())
+    assert status == "trained" and info["finished"] and (run_dir / "supernet.pt").is_file()
+    assert _train(spec, fresh=False)[0] == "reused"
