@@ -1,9 +1,13 @@
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
 
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+# Every test (and every process it starts) sees the shipped device profiles only, never a profile this machine
+# measured into ./runs/profiles (e.g. by `make demo`); tests that measure one point this at their own folder.
+os.environ["NAS_PROFILES_DIR"] = tempfile.mkdtemp(prefix="nas-test-profiles-")
 
 ROOT = Path(__file__).resolve().parent.parent
 
