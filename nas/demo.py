@@ -38,6 +38,7 @@ class AccuracyStage(_Strict):
     seed: int = 0
     bn_images: int = Field(2000, ge=1)       # training images for each subnet's BN recalibration
     val_images: int = Field(5000, ge=1)      # validation images each subnet is measured on
+    holdout_val_images: int | None = Field(None, ge=1)  # for the held-out subnets (null: the whole split)
 
 
 class ProfileStage(_Strict):
@@ -185,7 +186,7 @@ def _accuracy(spec: DemoSpec, run_dir: Path, fresh: bool) -> tuple[str, dict[str
             pass
     a = spec.accuracy
     predictor = fit_run_predictor(run_dir, samples=a.samples, model=a.model, seed=a.seed, bn_images=a.bn_images,
-                                  val_images=a.val_images, progress=True)
+                                  val_images=a.val_images, holdout_val_images=a.holdout_val_images, progress=True)
     return "fitted", predictor.fidelity_report()
 
 

@@ -19,6 +19,9 @@ def fit(run_dir: str = typer.Argument(..., help="training run folder (runs/<name
         folds: int = typer.Option(3, "--folds", min=2, help="cross-validation folds for --model auto"),
         bn_images: int = typer.Option(2000, "--bn-images", min=1, help="training images for BN recalibration"),
         val_images: int = typer.Option(5000, "--val-images", min=1, help="validation images per measurement"),
+        holdout_val_images: int | None = typer.Option(
+            None, "--holdout-val-images", min=1,
+            help="validation images per held-out subnet (default: the whole validation split)"),
         device: str = typer.Option("cpu", "--device", help="torch device for measuring (cpu, cuda)")) -> None:
     """Measure SAMPLES subnets (BN-recalibrated top-1 on the validation split), choose and fit a model, print
     its held-out fidelity as JSON. Progress goes to stderr; a killed job resumes where it stopped."""
@@ -30,7 +33,8 @@ def fit(run_dir: str = typer.Argument(..., help="training run folder (runs/<name
 
         raise AccuracyPredictorError(f"--model {model!r} is not allowed; allowed: {', '.join(MODEL_CHOICES)}")
     p = fit_run_predictor(run_dir, samples=samples, model=model, seed=seed, holdout=holdout, folds=folds,
-                          bn_images=bn_images, val_images=val_images, device=device, progress=True)
+                          bn_images=bn_images, val_images=val_images, holdout_val_images=holdout_val_images,
+                          device=device, progress=True)
     emit({"run": run_dir, "predictor": str(predictor_dir(run_dir)), "checkpoint_hash": p.checkpoint_hash,
           **p.fidelity_report(), "selection": p.info.get("selection", []),
           "measure_seconds": p.info.get("measure_seconds"), "fit_seconds": p.info.get("fit_seconds")})

@@ -34,6 +34,11 @@ def measured_path(run_dir: str | Path, checkpoint_hash: str) -> Path:
     return Path(run_dir) / PREDICTOR_DIR / f"measured-{checkpoint_hash[:16]}.csv"
 
 
+def heldout_path(run_dir: str | Path, checkpoint_hash: str) -> Path:
+    """Where the held-out subnets of `checkpoint_hash` (measured on more validation images) live in `run_dir`."""
+    return Path(run_dir) / PREDICTOR_DIR / f"heldout-{checkpoint_hash[:16]}.csv"
+
+
 def arch_key(arch: ArchConfig) -> str:
     """The table's `arch` column: OFA's JSON keys, compact and key-sorted (one string per distinct subnet)."""
     return json.dumps(arch.to_dict(), sort_keys=True, separators=(",", ":"))
@@ -113,10 +118,11 @@ def write_measured(path: str | Path, df: pd.DataFrame) -> None:
 
 
 def measure_subnets(space: SearchSpace, measure: Callable[[ArchConfig], float], n: int, path: str | Path, *,
-                    checkpoint_hash: str, seed: int = 0, bn_images: int = 0, val_images: int = 0,
+                    checkpoint_hash: str, seed: int = 0, bn_images: int = 0, val_images: int = 0, first: int = 0,
                     flush_every: int = 10, progress: bool = False) -> pd.DataFrame:
-    """Measure subnets of the plan with `measure(arch) -> top-1` until the table at `path` holds `n` rows; rows
-    are flushed every `flush_every` subnets, and on any exit (a killed job keeps what it measured)."""
+    """Measure subnets of the plan, from its `first`-th on, with `measure(arch) -> top-1` until the table at
+    `path` holds `n` rows; rows are flushed every `flush_every` subnets, and on any exit (a killed job keeps what
+    it measured)."""
     table = read_measured(path)
     if len(table):
         other = table[(table["checkpoint_hash"] != checkpoint_hash) | (table["bn_images"] != bn_images)
@@ -127,7 +133,10 @@ def measure_subnets(space: SearchSpace, measure: Callable[[ArchConfig], float], 
                 f"differ from {checkpoint_hash[:12]}, {bn_images}, {val_images}); use the same settings or "
                 "remove the file")
     done = set(table["arch"])
-    todo = [a for a in space.decode(plan_subnets(space, max(n, 1), seed)) if arch_key(a) not in done]
+    if isinstance(first, bool) or not isinstance(first, int) or first < 0:
+        raise AccuracyPredictorError(f"field 'first' must be an integer >= 0, got {first!r}")
+    plan = space.decode(plan_subnets(space, first + max(n, 1), seed)[first:])
+    todo = [a for a in plan if arch_key(a) not in done]
     todo = todo[: max(0, n - len(table))]
     rows: list[dict] = []
 
@@ -210,4 +219,4 @@ def run_measurer(run, *, bn_images: int = 2000, val_images: int = 5000, batch_si
 
 
 __all__ = ["plan_subnets", "measure_subnets", "run_measurer", "read_measured", "write_measured", "measured_path",
-           "table_codes", "arch_key", "PREDICTOR_DIR", "COLUMNS"]
+           "heldout_path", "table_codes", "arch_key", "PREDICTOR_DIR", "COLUMNS"]

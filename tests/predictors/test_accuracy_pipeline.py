@@ -14,7 +14,7 @@ import pytest
 from predictors import Predictors
 from predictors.accuracy import (AccuracyPredictorError, fit_run_predictor, load_accuracy_predictor,
                                  measure_subnets, measured_path, plan_subnets, read_measured)
-from predictors.accuracy.dataset import arch_key
+from predictors.accuracy.dataset import arch_key, heldout_path
 from supernet import SearchSpace
 from supernet.errors import CheckpointError
 
@@ -33,24 +33,47 @@ def fitted_run(tiny_run, tmp_path_factory) -> Path:
 
 def test_fit_measures_stores_and_records_held_out_fidelity(fitted_run):
     info = json.loads((fitted_run / "run.json").read_text())
-    table = read_measured(measured_path(fitted_run, info["checkpoint_hash"]))
-    assert len(table) == 16 and table["arch"].is_unique
-    assert table["accuracy"].between(0, 1).all() and (table["checkpoint_hash"] == info["checkpoint_hash"]).all()
     space = SearchSpace.from_dict(info["space"])
-    assert list(table["arch"]) == [arch_key(a) for a in space.decode(plan_subnets(space, 16))]
+    plan = [arch_key(a) for a in space.decode(plan_subnets(space, 16))]
+    # the fitting share: the plan's first 12 subnets, on 48 validation images
+    table = read_measured(measured_path(fitted_run, info["checkpoint_hash"]))
+    assert len(table) == 12 and list(table["arch"]) == plan[:12]
+    assert table["accuracy"].between(0, 1).all() and (table["checkpoint_hash"] == info["checkpoint_hash"]).all()
+    assert (table["val_images"] == 48).all()
+    # the held-out share: the plan's next 4, each on the whole validation split (300 images in the tiny recipe)
+    held = read_measured(heldout_path(fitted_run, info["checkpoint_hash"]))
+    assert list(held["arch"]) == plan[12:] and (held["val_images"] == 300).all()
+    assert held["accuracy"].between(0, 1).all() and (held["bn_images"] == 32).all()
 
     manifest = json.loads((fitted_run / "accuracy_predictor" / "manifest.json").read_text())
     assert manifest["checkpoint_hash"] == info["checkpoint_hash"] and manifest["kind"] == "gp"
-    assert manifest["n_heldout"] == 4 and manifest["n_train"] == 12
+    assert manifest["n_heldout"] == 4 and manifest["n_train"] == 12 and manifest["heldout_val_images"] == 300
     assert set(manifest["fidelity"]) >= {"spearman", "kendall", "rmse", "mape", "within_10pct"}
 
     p = load_accuracy_predictor(fitted_run)
     assert p.checkpoint_hash == info["checkpoint_hash"] and p.fidelity == manifest["fidelity"]
-    # the recorded fidelity is that of the stored model on subnets it was not fitted on
-    perm = np.random.default_rng(0).permutation(16)
-    held = table.iloc[perm[:4]]
+    # the recorded fidelity is that of the stored model on the held-out subnets, scored on their precise labels
     codes = space.encode([space.arch_from_dict(json.loads(a)) for a in held["arch"]])
     assert p.fidelity_on(codes, held["accuracy"].to_numpy())["rmse"] == pytest.approx(manifest["fidelity"]["rmse"])
+    noisy = p.fidelity_on(codes, held["accuracy"].to_numpy() + 0.05)["rmse"]
+    assert noisy != pytest.approx(manifest["fidelity"]["rmse"])
+
+
+def test_held_out_share_measured_apart_and_resumed(fitted_run, tmp_path):
+    """A second fit with the same settings re-measures nothing; asking for fewer held-out images is an error
+    against the stored table (settings differ), not a silent mix."""
+    run = tmp_path / "run"
+    shutil.copytree(fitted_run, run)
+    info = json.loads((run / "run.json").read_text())
+    before = read_measured(heldout_path(run, info["checkpoint_hash"]))
+    p = fit_run_predictor(run, samples=16, model="gp", holdout=0.25, params=FAST, **SMALL)
+    after = read_measured(heldout_path(run, info["checkpoint_hash"]))
+    assert list(after["seconds"]) == list(before["seconds"])  # reused, not measured again
+    assert p.info["heldout_val_images"] == 300
+    with pytest.raises(AccuracyPredictorError, match="other settings"):
+        fit_run_predictor(run, samples=16, model="gp", holdout=0.25, params=FAST, holdout_val_images=100, **SMALL)
+    with pytest.raises(AccuracyPredictorError, match="holdout_val_images"):
+        fit_run_predictor(run, samples=16, model="gp", holdout=0.25, params=FAST, holdout_val_images=0, **SMALL)
 
 
 def test_another_checkpoint_is_refused(fitted_run, tmp_path):
@@ -117,6 +140,12 @@ def test_measuring_resumes_where_a_killed_job_stopped(tmp_path):
 
     with pytest.raises(AccuracyPredictorError, match="other settings"):
         measure_subnets(space, lambda a: 0.7, 14, path, checkpoint_hash="other")
+
+    # a table may start further along the plan (the held-out share follows the fitting share)
+    later = measure_subnets(space, lambda a: 0.6, 3, tmp_path / "later.csv", checkpoint_hash="h", first=12)
+    assert list(later["arch"]) == [arch_key(a) for a in space.decode(plan_subnets(space, 15))][12:]
+    with pytest.raises(AccuracyPredictorError, match="'first'"):
+        measure_subnets(space, lambda a: 0.6, 3, tmp_path / "bad.csv", checkpoint_hash="h", first=-1)
 
 
 def test_cli_show_and_bad_model(fitted_run, tmp_path):
