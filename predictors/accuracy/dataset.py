@@ -120,9 +120,11 @@ def write_measured(path: str | Path, df: pd.DataFrame) -> None:
 def measure_subnets(space: SearchSpace, measure: Callable[[ArchConfig], float], n: int, path: str | Path, *,
                     checkpoint_hash: str, seed: int = 0, bn_images: int = 0, val_images: int = 0, first: int = 0,
                     flush_every: int = 10, progress: bool = False) -> pd.DataFrame:
-    """Measure subnets of the plan, from its `first`-th on, with `measure(arch) -> top-1` until the table at
-    `path` holds `n` rows; rows are flushed every `flush_every` subnets, and on any exit (a killed job keeps what
-    it measured)."""
+    """Measure the plan's subnets `first` to `first + n` with `measure(arch) -> top-1` (those the table at `path`
+    lacks) and return the table's rows for them, in plan order. Rows are flushed every `flush_every` subnets, and
+    on any exit (a killed job keeps what it measured); other rows in the table are kept."""
+    if isinstance(first, bool) or not isinstance(first, int) or first < 0:
+        raise AccuracyPredictorError(f"field 'first' must be an integer >= 0, got {first!r}")
     table = read_measured(path)
     if len(table):
         other = table[(table["checkpoint_hash"] != checkpoint_hash) | (table["bn_images"] != bn_images)
@@ -133,11 +135,8 @@ def measure_subnets(space: SearchSpace, measure: Callable[[ArchConfig], float], 
                 f"differ from {checkpoint_hash[:12]}, {bn_images}, {val_images}); use the same settings or "
                 "remove the file")
     done = set(table["arch"])
-    if isinstance(first, bool) or not isinstance(first, int) or first < 0:
-        raise AccuracyPredictorError(f"field 'first' must be an integer >= 0, got {first!r}")
-    plan = space.decode(plan_subnets(space, first + max(n, 1), seed)[first:])
-    todo = [a for a in plan if arch_key(a) not in done]
-    todo = todo[: max(0, n - len(table))]
+    wanted = [arch_key(a) for a in space.decode(plan_subnets(space, first + max(n, 1), seed)[first:])]
+    todo = [space.arch_from_dict(json.loads(k)) for k in wanted if k not in done]
     rows: list[dict] = []
 
     def flush() -> None:
@@ -148,7 +147,7 @@ def measure_subnets(space: SearchSpace, measure: Callable[[ArchConfig], float], 
             rows.clear()
             write_measured(path, table)
 
-    bar = _progress(len(todo), len(table), n, progress)
+    bar = _progress(len(todo), len(wanted) - len(todo), len(wanted), progress)
     try:
         for arch in todo:
             codes = space.encode([arch])
@@ -167,7 +166,7 @@ def measure_subnets(space: SearchSpace, measure: Callable[[ArchConfig], float], 
         flush()
         if bar is not None:
             bar.close()
-    return table
+    return table.set_index("arch", drop=False).loc[wanted].reset_index(drop=True)
 
 
 def table_codes(space: SearchSpace, table: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:

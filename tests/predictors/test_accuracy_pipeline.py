@@ -142,8 +142,16 @@ def test_measuring_resumes_where_a_killed_job_stopped(tmp_path):
         measure_subnets(space, lambda a: 0.7, 14, path, checkpoint_hash="other")
 
     # a table may start further along the plan (the held-out share follows the fitting share)
+    plan15 = [arch_key(a) for a in space.decode(plan_subnets(space, 15))]
     later = measure_subnets(space, lambda a: 0.6, 3, tmp_path / "later.csv", checkpoint_hash="h", first=12)
-    assert list(later["arch"]) == [arch_key(a) for a in space.decode(plan_subnets(space, 15))][12:]
+    assert list(later["arch"]) == plan15[12:]
+    # another slice of the same table: only the missing subnets are measured, and exactly the slice comes back
+    calls.clear()
+    moved = measure_subnets(space, lambda a: calls.append(a) or 0.4, 3, tmp_path / "later.csv", checkpoint_hash="h",
+                            first=10)
+    assert len(calls) == 2 and list(moved["arch"]) == plan15[10:13]
+    assert list(moved["accuracy"]) == pytest.approx([0.4, 0.4, 0.6])
+    assert len(pd.read_csv(tmp_path / "later.csv")) == 5
     with pytest.raises(AccuracyPredictorError, match="'first'"):
         measure_subnets(space, lambda a: 0.6, 3, tmp_path / "bad.csv", checkpoint_hash="h", first=-1)
 
