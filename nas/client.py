@@ -200,12 +200,9 @@ def remote_predict(server: str, space: str, device: str, archs_path: str, run: s
 def remote_search(server: str, spec_path: str, progress: Any = None) -> dict:
     """`nas search --server URL`: post the spec (its `run`, if any, names a run on the server by its folder name),
     follow it until it ends; returns the experiment as the server shows it."""
-    import yaml
+    from supernet._io import read_yaml
 
-    p = Path(spec_path)
-    if not p.is_file():
-        raise ApiClientError(f"experiment spec '{spec_path}' does not exist")
-    spec = yaml.safe_load(p.read_text())
+    spec = read_yaml(spec_path, ApiClientError, "experiment spec")
     if isinstance(spec, dict) and spec.get("run"):
         spec["run"] = Path(str(spec["run"])).name
     with Client(server) as c:

@@ -8,7 +8,7 @@ from typing import Any, Protocol, Sequence, runtime_checkable
 import numpy as np
 import yaml
 
-from supernet._io import write_text
+from supernet._io import read_yaml, write_text
 from supernet import ArchConfig, SearchSpace
 from supernet.errors import NasError
 
@@ -101,10 +101,7 @@ def write_yaml(path: str | Path, payload: Any) -> Path:
 
 def load_predictor(path: str | Path, space: SearchSpace) -> PredictorBase:
     """A saved predictor; refuses one saved for another space."""
-    try:
-        data = yaml.safe_load(Path(path).read_text())
-    except (OSError, yaml.YAMLError) as exc:
-        raise PredictorError(f"cannot read predictor file {path}: {exc}") from None
+    data = read_yaml(path, PredictorError, "predictor file")
     if not isinstance(data, dict) or data.get("predictor") not in _REGISTRY:
         raise PredictorError(f"{path}: field 'predictor' must be one of {', '.join(available_predictors())}")
     if data.get("space") != space.name:

@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 from pydantic import ValidationError
 
 from hw_profiles.schema import Correction, LutEntry
+from supernet._io import read_yaml
 from supernet import SearchSpace
 
 from predictors.base import PredictorBase, PredictorError, register_predictor, write_yaml
@@ -142,10 +142,7 @@ def read_ofa_tables(lut_dir: str | Path) -> Tables:
         m = _FILE.match(path.name)
         if not m:
             continue
-        try:
-            data = yaml.safe_load(path.read_text())
-        except yaml.YAMLError as exc:
-            raise PredictorError(f"{path}: not valid YAML: {exc}") from None
+        data = read_yaml(path, PredictorError, "lookup table")
         tables[int(m.group(1))] = _parse_table(data or {}, str(path))
     if not tables:
         raise PredictorError(f"no '<resolution>_lookup_table.yaml' files in '{lut_dir}' (OFA's table format)")

@@ -29,3 +29,17 @@ def trained_tiny_run(tmp_path_factory) -> Path:
 def tiny_run(trained_tiny_run) -> Path:
     """The trained tiny run (tests/nas overrides this name with a stand-in run that skips training)."""
     return trained_tiny_run
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """One intra-op thread: on the shared 2-core test machines two threads contend and run several times slower.
+
+    Opt in per file with `pytestmark = pytest.mark.usefixtures("one_thread")`.
+    """
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

@@ -263,17 +263,3 @@ def make_run(run_dir: Path, seed: int = 0, with_accuracy: bool = True) -> Path:
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory) -> Path:
     return make_run(tmp_path_factory.mktemp("runs") / "tiny")
-
-
-@pytest.fixture(scope="module")
-def one_thread():
-    """One intra-op thread: on the shared 2-core test machines two threads contend and run several times slower.
-
-    Opt in per file with `pytestmark = pytest.mark.usefixtures("one_thread")`.
-    """
-    import torch
-
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)

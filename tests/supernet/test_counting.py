@@ -11,12 +11,7 @@ from supernet.counting import (BlockTables, arch_layers, arch_stats, block_layer
                                feature_sizes, fixed_layers, layer_macs, peak_activation_bytes)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _flop_counter_macs(model: torch.nn.Module, channels: int, r: int) -> int:

@@ -11,13 +11,7 @@ from supernet import SearchSpace, Supernet
 from supernet.layers import ElasticMBConv, MBConv
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # Two shared cores: one intra-op thread avoids oversubscription when other work runs beside the tests.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def randomise(net: nn.Module, seed: int = 0) -> nn.Module:

@@ -2,7 +2,10 @@ import pytest
 
 from hw_profiles.schema import ProfileError
 from hw_profiles.store import read_profile
+from nas.client import ApiClientError, remote_search
 from nas.demo import DemoSpec, DemoSpecError
+from predictors.base import PredictorError, load_predictor
+from predictors.lookup import read_ofa_tables
 from nas.experiment import ExperimentSpec, SpecError
 from supernet import SearchSpace
 from supernet._io import read_yaml
@@ -33,6 +36,8 @@ def test_read_yaml_parses_and_names_the_file_when_it_cannot(tmp_path):
     (read_profile, ProfileError, "profile"),
     (DemoSpec.from_yaml, DemoSpecError, "demo spec"),
     (SearchSpace.from_yaml, SpaceError, "space YAML"),
+    (lambda p: load_predictor(p, SearchSpace.preset("tiny-mbv3")), PredictorError, "predictor file"),
+    (lambda p: remote_search("http://127.0.0.1:9", str(p)), ApiClientError, "experiment spec"),
 ])
 def test_every_yaml_loader_names_the_file_and_what_is_wrong(tmp_path, load, error, what):
     bad = tmp_path / "bad.yaml"
@@ -41,3 +46,10 @@ def test_every_yaml_loader_names_the_file_and_what_is_wrong(tmp_path, load, erro
         load(bad)
     with pytest.raises(error, match=f"cannot read {what} {tmp_path / 'nope.yaml'}: does not exist"):
         load(tmp_path / "nope.yaml")
+
+
+def test_ofa_lookup_tables_name_the_malformed_file(tmp_path):
+    bad = tmp_path / "28_lookup_table.yaml"
+    bad.write_text("conv: [unclosed")
+    with pytest.raises(PredictorError, match=f"cannot read lookup table {bad}: not valid YAML"):
+        read_ofa_tables(tmp_path)
