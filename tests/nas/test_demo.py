@@ -72,7 +72,9 @@ def test_relative_budget_is_a_share_of_the_largest(trained_tiny_run, tmp_path):
     from predictors import Predictors
     from supernet.run import load_run
 
-    spec = DemoSpec.from_yaml(_spec(tmp_path, trained_tiny_run))
+    search = yaml.safe_load((ROOT / "experiments" / "demo-tiny.yaml").read_text())["search"]
+    search["devices"][0]["constraints"] = {"latency_ms": "80%"}
+    spec = DemoSpec.from_yaml(_spec(tmp_path, trained_tiny_run, search=search))
     space = load_run(trained_tiny_run).space
     resolved = resolve_constraints(trained_tiny_run, spec.search.devices, space)
     largest = Predictors(space, "stm32f746").predict([space.largest()]).iloc[0]
