@@ -22,8 +22,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks._report import table, write_section  # noqa: E402
-from predictors.accuracy import compare_models, measure_subnets, measured_path, run_measurer, select_model  # noqa: E402
-from predictors.accuracy.dataset import heldout_path, table_codes  # noqa: E402
+from predictors.accuracy import compare_models, select_model  # noqa: E402
+from predictors.accuracy.dataset import table_codes  # noqa: E402
+from predictors.accuracy.fit import measure_run_tables  # noqa: E402
 from supernet.errors import CheckpointError  # noqa: E402
 from supernet.run import load_run  # noqa: E402
 
@@ -47,18 +48,10 @@ def main() -> None:
     except CheckpointError as exc:
         print(f"skipped: {exc}", file=sys.stderr)
         return
-    n_hold = int(round(args.holdout * args.samples))
-    n_fit = args.samples - n_hold
-    hold_val = len(run.splits().val) if args.holdout_val_images is None else args.holdout_val_images
-    common = {"checkpoint_hash": run.checkpoint_hash, "seed": args.seed, "bn_images": args.bn_images,
-              "progress": True}
     t0 = time.perf_counter()
-    measure = run_measurer(run, bn_images=args.bn_images, val_images=args.val_images, seed=args.seed)
-    tab = measure_subnets(run.space, measure, n_fit, measured_path(args.run, run.checkpoint_hash),
-                          val_images=args.val_images, **common).iloc[:n_fit]
-    measure = run_measurer(run, bn_images=args.bn_images, val_images=hold_val, seed=args.seed)
-    held = measure_subnets(run.space, measure, n_hold, heldout_path(args.run, run.checkpoint_hash),
-                           val_images=hold_val, first=n_fit, **common).iloc[:n_hold]
+    tab, held, images = measure_run_tables(run, args.run, samples=args.samples, holdout=args.holdout,
+                                           seed=args.seed, bn_images=args.bn_images, val_images=args.val_images,
+                                           holdout_val_images=args.holdout_val_images, progress=True)
     print(f"measured tables ready in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
     codes, y = table_codes(run.space, tab)
     h_codes, h_y = table_codes(run.space, held)
@@ -83,8 +76,8 @@ def main() -> None:
         f"Run `{args.run}` (checkpoint {run.checkpoint_hash[:12]}…), {len(y) + len(h_y)} measured subnets "
         f"(largest, smallest, then stratified over resolution × MACs quantiles), each BN-recalibrated on "
         f"{args.bn_images} training images. The first {len(y)} of the plan are fitted on, each scored on "
-        f"{args.val_images} validation images (top-1 {y.min():.4f} to {y.max():.4f}); the next {len(h_y)} are held "
-        f"out, each scored on {hold_val} validation images (top-1 {h_y.min():.4f} to {h_y.max():.4f}), so the "
+        f"{images['val_images']} validation images (top-1 {y.min():.4f} to {y.max():.4f}); the next {len(h_y)} are held "
+        f"out, each scored on {images['heldout_val_images']} validation images (top-1 {h_y.min():.4f} to {h_y.max():.4f}), so the "
         f"fidelity below is measured against precise labels. Measuring took {per_subnet.mean():.2f} s per fitted "
         f"subnet and {per_held.mean():.2f} s per held-out one on this shared machine.\n\n"
         f"Every kind fitted on the same {len(y)} subnets and scored on the same {len(h_y)} held out. "

@@ -135,8 +135,9 @@ def measure_subnets(space: SearchSpace, measure: Callable[[ArchConfig], float], 
                 f"differ from {checkpoint_hash[:12]}, {bn_images}, {val_images}); use the same settings or "
                 "remove the file")
     done = set(table["arch"])
-    wanted = [arch_key(a) for a in space.decode(plan_subnets(space, first + max(n, 1), seed)[first:])]
-    todo = [space.arch_from_dict(json.loads(k)) for k in wanted if k not in done]
+    plan = space.decode(plan_subnets(space, first + max(n, 1), seed)[first:])
+    wanted = [arch_key(a) for a in plan]
+    todo = [a for a, key in zip(plan, wanted) if key not in done]
     rows: list[dict] = []
 
     def flush() -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from scipy import stats
 
 from predictors.accuracy._features import AccuracyPredictorError
@@ -74,6 +75,27 @@ def select_model(space: SearchSpace, codes: np.ndarray, y: np.ndarray, *, folds:
     return best_single["candidate"], [], rows
 
 
+def _check_sizes(n_fit: int, n_hold: int, holdout: float) -> None:
+    if n_hold < 3 or n_fit < 8:
+        raise AccuracyPredictorError(f"field 'samples': {n_fit + n_hold} measured subnets are too few to fit and "
+                                     f"hold out {holdout:.0%} (need at least 3 held out and 8 to fit)")
+
+
+def _check_holdout(holdout: float) -> None:
+    if not 0 < holdout < 1:
+        raise AccuracyPredictorError(f"field 'holdout' must be a fraction in (0, 1), got {holdout!r}")
+
+
+def _split_samples(samples: int, holdout: float) -> tuple[int, int]:
+    """(fitted, held out) of `samples` measured subnets with a `holdout` share; refuses too few."""
+    _check_holdout(holdout)
+    if isinstance(samples, bool) or not isinstance(samples, int):
+        raise AccuracyPredictorError(f"field 'samples' must be an integer, got {samples!r}")
+    n_hold = int(round(holdout * samples))
+    _check_sizes(samples - n_hold, n_hold, holdout)
+    return samples - n_hold, n_hold
+
+
 def fit_predictor(space: SearchSpace, codes: np.ndarray, y: np.ndarray, checkpoint_hash: str, *,
                   model: str = "auto", holdout: float = 0.2, folds: int = 3, seed: int = 0,
                   params: dict[str, dict[str, Any]] | None = None,
@@ -83,8 +105,7 @@ def fit_predictor(space: SearchSpace, codes: np.ndarray, y: np.ndarray, checkpoi
     cross-validation on the fitting share when `model` is `auto`, and fit it on that share."""
     if model not in MODEL_CHOICES:
         raise AccuracyPredictorError(f"field 'model' = {model!r} is not allowed; allowed: {', '.join(MODEL_CHOICES)}")
-    if not 0 < holdout < 1:
-        raise AccuracyPredictorError(f"field 'holdout' must be a fraction in (0, 1), got {holdout!r}")
+    _check_holdout(holdout)
     n = len(y)
     if heldout is None:
         n_hold = int(round(holdout * n))
@@ -94,10 +115,7 @@ def fit_predictor(space: SearchSpace, codes: np.ndarray, y: np.ndarray, checkpoi
     else:
         test_codes, test_y = heldout
         n_hold, train = len(test_y), np.arange(n)
-    if n_hold < 3 or len(train) < 8:
-        raise AccuracyPredictorError(f"field 'samples': {n + (0 if heldout is None else n_hold)} measured subnets "
-                                     f"are too few to fit and hold out {holdout:.0%} (need at least 3 held out "
-                                     "and 8 to fit)")
+    _check_sizes(len(train), n_hold, holdout)
     t0 = time.perf_counter()
     selection: list[dict[str, Any]] = []
     members: list[str] = list(BASE_KINDS)
@@ -132,57 +150,63 @@ def compare_models(space: SearchSpace, codes: np.ndarray, y: np.ndarray, *,
     return rows
 
 
-def fit_run_predictor(run_dir: str | Path, *, samples: int = 500, model: str = "auto", seed: int = 0,
-                      holdout: float = 0.2, folds: int = 3, bn_images: int = 2000, val_images: int = 5000,
-                      holdout_val_images: int | None = None, device: str = "cpu", progress: bool = False,
-                      params: dict[str, dict[str, Any]] | None = None) -> AccuracyPredictor:
-    """Measure `samples` subnets of a trained run (resuming partial tables), fit the accuracy predictor, record
-    its held-out fidelity and store it in `run_dir/accuracy_predictor/`.
+def measure_run_tables(run, run_dir: str | Path, *, samples: int, holdout: float = 0.2, seed: int = 0,  # noqa: ANN001
+                       bn_images: int = 2000, val_images: int = 5000, holdout_val_images: int | None = None,
+                       progress: bool = False) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, int]]:
+    """(fitting table, held-out table, the validation images each was measured on) for a trained run.
 
     The fitting share (the first `samples` - `holdout` of the subnet plan) is measured on `val_images`
     validation images; the held-out share (the plan's next ones) on `holdout_val_images` (default: the whole
-    validation split), so the recorded fidelity scores the predictor against precise labels rather than
-    against the measuring noise of the fitting data (2,000 images give each subnet about ±0.7 pp)."""
-    from supernet.run import load_run
-
-    if model not in MODEL_CHOICES:
-        raise AccuracyPredictorError(f"field 'model' = {model!r} is not allowed; allowed: {', '.join(MODEL_CHOICES)}")
-    if not 0 < holdout < 1:
-        raise AccuracyPredictorError(f"field 'holdout' must be a fraction in (0, 1), got {holdout!r}")
-    if isinstance(samples, bool) or not isinstance(samples, int):
-        raise AccuracyPredictorError(f"field 'samples' must be an integer, got {samples!r}")
-    n_hold = int(round(holdout * samples))
-    n_fit = samples - n_hold
-    if n_hold < 3 or n_fit < 8:
-        raise AccuracyPredictorError(f"field 'samples': {samples} measured subnets are too few to fit and hold out "
-                                     f"{holdout:.0%} (need at least 3 held out and 8 to fit)")
-    run = load_run(run_dir, device)
-    n_val = len(run.splits().val)
+    validation split), each resuming its own table in `run_dir`."""
+    n_fit, n_hold = _split_samples(samples, holdout)
     if holdout_val_images is not None and (isinstance(holdout_val_images, bool)
                                            or not isinstance(holdout_val_images, int) or holdout_val_images < 1):
         raise AccuracyPredictorError(f"field 'holdout_val_images' must be an integer >= 1 or null (the whole "
                                      f"validation split), got {holdout_val_images!r}")
-    val_images = min(val_images, n_val)
-    hold_val = n_val if holdout_val_images is None else min(holdout_val_images, n_val)
+    n_val = len(run.splits().val)
+    images = {"val_images": min(val_images, n_val),
+              "heldout_val_images": n_val if holdout_val_images is None else min(holdout_val_images, n_val)}
     common = {"checkpoint_hash": run.checkpoint_hash, "seed": seed, "bn_images": bn_images, "progress": progress}
-    t0 = time.perf_counter()
-    measure = run_measurer(run, bn_images=bn_images, val_images=val_images, seed=seed)
+    measure = run_measurer(run, bn_images=bn_images, val_images=images["val_images"], seed=seed)
     table = measure_subnets(run.space, measure, n_fit, measured_path(run_dir, run.checkpoint_hash),
-                            val_images=val_images, **common)
-    measure = run_measurer(run, bn_images=bn_images, val_images=hold_val, seed=seed)
+                            val_images=images["val_images"], **common)
+    measure = run_measurer(run, bn_images=bn_images, val_images=images["heldout_val_images"], seed=seed)
     held = measure_subnets(run.space, measure, n_hold, heldout_path(run_dir, run.checkpoint_hash),
-                           val_images=hold_val, first=n_fit, **common)
+                           val_images=images["heldout_val_images"], first=n_fit, **common)
+    return table, held, images
+
+
+def fit_run_predictor(run_dir: str | Path, *, samples: int = 500, model: str = "auto", seed: int = 0,
+                      holdout: float = 0.2, folds: int = 3, bn_images: int = 2000, val_images: int = 5000,
+                      holdout_val_images: int | None = None, device: str = "cpu", progress: bool = False,
+                      params: dict[str, dict[str, Any]] | None = None) -> AccuracyPredictor:
+    """Measure `samples` subnets of a trained run (resuming partial tables, see `measure_run_tables`), fit the
+    accuracy predictor, record its held-out fidelity and store it in `run_dir/accuracy_predictor/`.
+
+    The held-out subnets are measured on more validation images (default: all of them), so the recorded fidelity
+    scores the predictor against precise labels rather than against the measuring noise of the fitting data
+    (2,000 images give each subnet about ±0.7 pp)."""
+    from supernet.run import load_run
+
+    if model not in MODEL_CHOICES:
+        raise AccuracyPredictorError(f"field 'model' = {model!r} is not allowed; allowed: {', '.join(MODEL_CHOICES)}")
+    _split_samples(samples, holdout)  # refuse bad sizes before loading the run
+    run = load_run(run_dir, device)
+    t0 = time.perf_counter()
+    table, held, images = measure_run_tables(run, run_dir, samples=samples, holdout=holdout, seed=seed,
+                                             bn_images=bn_images, val_images=val_images,
+                                             holdout_val_images=holdout_val_images, progress=progress)
     measure_s = time.perf_counter() - t0
-    codes, y = table_codes(run.space, table.iloc[:n_fit])
+    codes, y = table_codes(run.space, table)
     predictor = fit_predictor(run.space, codes, y, run.checkpoint_hash, model=model, holdout=holdout, folds=folds,
-                              seed=seed, params=params, heldout=table_codes(run.space, held.iloc[:n_hold]))
-    predictor.info.update({"samples": samples, "bn_images": bn_images, "val_images": val_images,
-                           "heldout_val_images": hold_val, "measure_seconds": round(measure_s, 1),
+                              seed=seed, params=params, heldout=table_codes(run.space, held))
+    predictor.info.update({"samples": samples, "bn_images": bn_images, **images,
+                           "measure_seconds": round(measure_s, 1),
                            "measured_table": measured_path(run_dir, run.checkpoint_hash).name,
                            "heldout_table": heldout_path(run_dir, run.checkpoint_hash).name})
     save_accuracy_predictor(predictor, run_dir)
     return predictor
 
 
-__all__ = ["fit_predictor", "fit_run_predictor", "select_model", "cross_validate", "compare_models", "BASE_KINDS",
-           "MODEL_CHOICES", "ACCURACY_MODELS"]
+__all__ = ["fit_predictor", "fit_run_predictor", "measure_run_tables", "select_model", "cross_validate",
+           "compare_models", "BASE_KINDS", "MODEL_CHOICES", "ACCURACY_MODELS"]
