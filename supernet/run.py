@@ -14,7 +14,7 @@ from typing import Any
 import torch
 
 from supernet._io import sha256_file
-from supernet.config import ExperimentConfig
+from supernet.config import ConfigError, ExperimentConfig
 from supernet.data import DataConfig, Splits, load_splits
 from supernet.errors import CheckpointError, NasError
 from supernet.network import Supernet
@@ -64,6 +64,12 @@ def load_run(run_dir: str | Path, device: str | torch.device = "cpu") -> Trained
     Raises CheckpointError when the folder has no finished weights or they do not match run.json's hash.
     """
     run_dir = Path(run_dir)
+    try:
+        device = torch.device(device)
+    except RuntimeError:
+        raise ConfigError(f"device {device!r} is not a torch device; allowed: cpu, cuda, cuda:N") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device '{device}' was asked for but no CUDA GPU is available here; use cpu")
     info = read_run_json(run_dir)
     weights = run_dir / WEIGHTS
     if not info.get("finished") or not weights.is_file():
@@ -79,7 +85,7 @@ def load_run(run_dir: str | Path, device: str | torch.device = "cpu") -> Trained
     except (KeyError, NasError) as exc:
         raise CheckpointError(f"run '{run_dir}' has a malformed {RUN_JSON} or {EXPERIMENT}: {exc}") from None
     try:
-        state = torch.load(weights, map_location=device, weights_only=True)
+        state = torch.load(weights, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any unpickling failure means an unusable file
         raise CheckpointError(f"cannot read {weights}: {exc}") from None
     net = Supernet(space)

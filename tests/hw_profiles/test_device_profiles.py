@@ -6,7 +6,7 @@ import yaml
 from hw_profiles import DeviceProfile, ProfileError, list_profiles, load_profile, save_profile
 from supernet.errors import NasError
 
-SHIPPED = ["cpu-host", "nvidia-h100", "nvidia-a100", "nvidia-rtx-4090", "nvidia-t4", "jetson-orin-nano",
+SHIPPED = ["cpu-host", "nvidia-h100", "nvidia-h200", "nvidia-a100", "nvidia-rtx-4090", "nvidia-t4", "jetson-orin-nano",
            "stm32f746", "stm32h743", "stm32f412"]
 
 

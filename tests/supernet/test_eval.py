@@ -54,3 +54,14 @@ def test_recalibration_changes_only_the_arch_channels(digits):
     after = net.blocks[0].expand_bn.running_mean
     mid = net.blocks[0].mid_channels(small.e[0])
     assert not torch.equal(after[:mid], before[:mid]) and torch.equal(after[mid:], before[mid:])
+
+
+def test_load_run_refuses_a_device_it_cannot_use(trained_tiny_run):
+    from supernet.config import ConfigError
+    from supernet.run import load_run
+
+    with pytest.raises(ConfigError, match="not a torch device; allowed: cpu, cuda"):
+        load_run(trained_tiny_run, "gpu0")
+    if not torch.cuda.is_available():
+        with pytest.raises(ConfigError, match="no CUDA GPU is available here; use cpu"):
+            load_run(trained_tiny_run, "cuda")

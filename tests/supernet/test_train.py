@@ -159,6 +159,6 @@ def test_config_hash_ignores_where_the_data_lives(tiny):
 
 
 def test_shipped_recipes_load():
-    for name in ("tiny", "fashion-mnist", "fashion-mnist-full"):
+    for name in ("tiny", "fashion-mnist", "fashion-mnist-full", "fashion-mnist-full-gpu"):
         cfg = ExperimentConfig.from_yaml(ROOT / "experiments" / f"{name}.yaml")
         assert cfg.name == name and len(cfg.phases) >= 6

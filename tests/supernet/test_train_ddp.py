@@ -83,3 +83,15 @@ def test_two_processes_match_one_process_on_the_same_global_batch(recipe, tmp_pa
     assert moved > 1e-3  # training did move the weights
     for k, ref in reference.items():
         assert torch.allclose(two[k], ref, atol=1e-4, rtol=1e-3), (k, float((two[k] - ref).abs().max()))
+
+
+def test_more_processes_than_gpus_is_refused_clearly(monkeypatch):
+    from supernet import distributed as ddp
+    from supernet.config import ConfigError
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    with pytest.raises(ConfigError, match=r"local rank 1 .* 1 CUDA device.*--nproc-per-node 1 or fewer"):
+        ddp.setup("auto")
