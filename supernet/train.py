@@ -150,6 +150,11 @@ def _progress_bar(enabled: bool, total: int, desc: str):  # noqa: ANN202
     return tqdm(total=total, desc=desc, file=sys.stderr, disable=not enabled, dynamic_ncols=True, leave=False)
 
 
+def _cpu_state(module: nn.Module) -> dict[str, torch.Tensor]:
+    """The module's state dict as CPU tensors, so files written on a GPU load on any machine."""
+    return {k: v.detach().cpu() for k, v in module.state_dict().items()}
+
+
 def _tensorboard(out_dir: Path, enabled: bool):  # noqa: ANN202
     if not enabled:
         return None
@@ -235,7 +240,7 @@ def train(config: ExperimentConfig, out_dir: str | Path, *, resume: bool = False
             rs = random.getstate()
             save_torch(ckpt_path, {
                 "format": CHECKPOINT_FORMAT, "config_hash": config_hash, "progress": state.state(),
-                "model": net.state_dict(), "teacher": teacher.state_dict() if teacher is not None else None,
+                "model": _cpu_state(net), "teacher": _cpu_state(teacher) if teacher is not None else None,
                 "optimizer": optimizer.state_dict() if optimizer is not None else None,
                 "scheduler": scheduler.state_dict() if scheduler is not None else None,
                 "rng": {"torch": torch.get_rng_state(), "python": [rs[0], list(rs[1]), rs[2]]},
@@ -361,7 +366,7 @@ def train(config: ExperimentConfig, out_dir: str | Path, *, resume: bool = False
                     "split": "test", "top1": round(summary[name]["test_top1"], 5)})
     ddp.average_buffers(net, ctx)
     if ctx.is_main:
-        save_torch(out / WEIGHTS, net.state_dict())
+        save_torch(out / WEIGHTS, _cpu_state(net))  # CPU tensors: the file loads anywhere
         write_text(out / METRICS, _metrics_csv(state.metrics))
         write_json(out / RUN_JSON, {"name": config.name, "space": space.to_dict(), "data": config.data.to_dict(),
                                     "config_hash": config_hash, "finished": True,

@@ -35,7 +35,7 @@ def recipe(tmp_path):
     exp = {"name": "ddp", "space": str(tmp_path / "space.yaml"), "seed": 0,
            "data": {"name": "digits", "val_size": 100, "seed": 0, "augment": False},
            "train": {"batch_size": BATCH, "momentum": 0.0, "weight_decay": 0.0, "label_smoothing": 0.1,
-                     "bn_calib_images": 32, "eval_images": 32, "final_eval": False},
+                     "bn_calib_images": 32, "eval_images": 32, "final_eval": False, "device": "cpu"},
            "phases": [{"name": "teacher", "steps_per_epoch": STEPS, "lr": LR, "kd_weight": 0, "resolutions": [28]}]}
     path = tmp_path / "ddp.yaml"
     path.write_text(yaml.safe_dump(exp))
