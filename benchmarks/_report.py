@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import platform
 import re
+import shlex
 import sys
 import tempfile
 import time
@@ -32,7 +33,7 @@ def machine() -> str:
 
 def write_section(key: str, title: str, body: str, command: str | None = None) -> None:
     """Replace (or append) the section `key` of BENCHMARKS.md with `title` and markdown `body`."""
-    command = command or "python " + " ".join([os.path.relpath(sys.argv[0], ROOT)] + sys.argv[1:])
+    command = command or "python " + shlex.join([os.path.relpath(sys.argv[0], ROOT)] + sys.argv[1:])
     block = (f"<!-- bench:{key} -->\n## {title}\n\n`{command}` ({machine()})\n\n{body.strip()}\n"
              f"<!-- /bench:{key} -->")
     text = BENCHMARKS_MD.read_text() if BENCHMARKS_MD.exists() else HEADER

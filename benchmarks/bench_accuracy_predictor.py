@@ -41,6 +41,8 @@ def main() -> None:
     ap.add_argument("--holdout-val-images", type=int, default=None)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--no-write", action="store_true", help="print figures only")
+    ap.add_argument("--section", default="accuracy-predictor", help="BENCHMARKS.md section to write")
+    ap.add_argument("--title", default="Accuracy predictor fidelity (demo run)")
     args = ap.parse_args()
 
     try:
@@ -87,7 +89,7 @@ def main() -> None:
         f"({select_s:.0f} s): **{chosen}{'(' + '+'.join(members) + ')' if members else ''}**.\n\n" + table(sel)
     )
     if not args.no_write:
-        write_section("accuracy-predictor", "Accuracy predictor fidelity (demo run)", body)
+        write_section(args.section, args.title, body)
 
 
 if __name__ == "__main__":
