@@ -144,6 +144,9 @@ def _metrics_csv(rows: list[dict[str, Any]]) -> str:
     return buf.getvalue()
 
 
+HEARTBEAT_S = 60.0
+
+
 def _progress_bar(enabled: bool, total: int, desc: str):  # noqa: ANN202
     from tqdm import tqdm
 
@@ -257,6 +260,7 @@ def train(config: ExperimentConfig, out_dir: str | Path, *, resume: bool = False
             tb.add_scalar(f"{row['split']}/top1_{row['arch']}", row["top1"], row["global_step"])
 
     started, cpu_started = time.perf_counter(), time.process_time()
+    beat = started  # without a progress bar (a log file), a line every HEARTBEAT_S seconds shows the run is alive
     while state.phase < len(config.phases):
         phase = config.phases[state.phase]
         n_steps = steps_per_epoch(phase, len(splits.train), t.batch_size)
@@ -322,6 +326,11 @@ def train(config: ExperimentConfig, out_dir: str | Path, *, resume: bool = False
                     now = time.perf_counter()
                     speed = seen / max(now - tick, 1e-9)
                     tick, seen = now, 0
+                    if not progress and ctx.is_main and now - beat >= HEARTBEAT_S:
+                        beat = now
+                        log(f"phase {phase.name} epoch {state.epoch + 1}/{phase.epochs} step {state.step}/{n_steps} "
+                            f"(global {state.global_step}): loss {loss_sum / len(archs):.3f}, {speed:.0f} img/s, "
+                            f"{now - started:.0f} s")
                     bar.set_postfix(epoch=state.epoch, loss=f"{loss_sum / len(archs):.3f}",
                                     img_s=f"{speed:.0f}")
                     record({"kind": "train", "phase": phase.name, "epoch": state.epoch, "step": state.step,

@@ -162,3 +162,13 @@ def test_shipped_recipes_load():
     for name in ("tiny", "fashion-mnist", "fashion-mnist-full", "fashion-mnist-full-gpu"):
         cfg = ExperimentConfig.from_yaml(ROOT / "experiments" / f"{name}.yaml")
         assert cfg.name == name and len(cfg.phases) >= 6
+
+
+def test_without_a_progress_bar_a_log_line_shows_the_run_is_alive(tiny, tmp_path, monkeypatch):
+    import supernet.train as training
+
+    monkeypatch.setattr(training, "HEARTBEAT_S", 0.0)
+    lines: list[str] = []
+    train(tiny, tmp_path / "beat", progress=False, stop_at_step=2, log=lines.append)
+    beats = [m for m in lines if m.startswith("phase teacher epoch 1/1 step")]
+    assert len(beats) == 2 and "(global 2): loss " in beats[1] and "img/s" in beats[1]
