@@ -26,13 +26,15 @@ def _archs(space, spec: str, seed: int) -> list[ArchConfig]:  # noqa: ANN001
 
 
 def eval_command(
-    run_dir: Path = typer.Argument(..., help="a finished run folder (runs/<name>)"),
+    run_dir: Path = typer.Argument(..., help="a run folder (runs/<name>): finished, or see --from-checkpoint"),
     arch: str = typer.Option(..., "--arch", help="FILE.json (or .jsonl) | largest | smallest | random:N"),
     split: str = typer.Option("val", "--split", help="val or test"),
     seed: int = typer.Option(0, "--seed", help="seed for random:N"),
     bn_images: int = typer.Option(2000, "--bn-images", min=1, help="training images for BN recalibration"),
     batch_size: int = typer.Option(500, "--batch-size", min=1),
     data_dir: Optional[str] = typer.Option(None, "--data-dir", help="folder holding the data set's files"),
+    from_checkpoint: bool = typer.Option(False, "--from-checkpoint",
+                                         help="the latest checkpoint's weights (a run still training or stopped)"),
 ) -> None:
     """Top-1 of each arch after BN recalibration, one JSON line per arch."""
     from supernet.counting import arch_stats
@@ -42,7 +44,8 @@ def eval_command(
 
     if split not in ("val", "test"):
         raise NasError(f"--split must be val or test, got {split!r}")
-    run = load_run(run_dir)
+    run = load_run(run_dir, from_checkpoint=from_checkpoint)
+    step = (run.info.get("checkpoint_progress") or {}).get("global_step")
     archs = _archs(run.space, arch, seed)
     splits = run.splits(data_dir)
     calib = make_loader(splits.train, 200, shuffle=True, seed=run.config.seed + 1)
@@ -50,7 +53,8 @@ def eval_command(
     for a in archs:
         recalibrate_bn(run.net, a, calib, bn_images)
         emit({"arch": a.to_dict(), "split": split, "top1": round(evaluate(run.net, a, loader), 5),
-              "macs": int(arch_stats(run.space, a)["macs"]), "checkpoint_hash": run.checkpoint_hash})
+              "macs": int(arch_stats(run.space, a)["macs"]), "checkpoint_hash": run.checkpoint_hash,
+              **({"checkpoint_step": step} if from_checkpoint else {})})
 
 
 def register(app: typer.Typer) -> None:

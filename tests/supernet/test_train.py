@@ -14,6 +14,7 @@ import torch
 
 from supernet import SearchSpace
 from supernet.config import ConfigError, ExperimentConfig
+from supernet._io import sha256_file
 from supernet.errors import CheckpointError
 from supernet.run import load_run
 from supernet.train import phase_extremes, sample_subnets, train
@@ -75,8 +76,16 @@ def test_resumed_run_ends_with_identical_weights(tiny_run, tiny, tmp_path):
     ckpt = torch.load(out / "checkpoint.pt", weights_only=True)
     assert ckpt["progress"] == {"phase": 1, "epoch": 0, "step": 1, "global_step": 4}
     assert ckpt["optimizer"] is not None and ckpt["teacher"] is not None
-    with pytest.raises(CheckpointError, match="not have|no finished"):
+    with pytest.raises(CheckpointError, match="no finished weights.*--from-checkpoint"):
         load_run(out)
+    mid = load_run(out, from_checkpoint=True)  # the stopped run's latest weights, evaluable as they are
+    assert mid.info["checkpoint_progress"]["global_step"] == 4
+    assert mid.checkpoint_hash == sha256_file(out / "checkpoint.pt")
+    _assert_same_weights(mid.net.state_dict(), ckpt["model"])
+    cli = subprocess.run([sys.executable, "-m", "nas", "eval", str(out), "--arch", "smallest", "--bn-images", "32",
+                          "--from-checkpoint"], cwd=ROOT, capture_output=True, text=True)
+    assert cli.returncode == 0, cli.stderr
+    assert json.loads(cli.stdout)["checkpoint_step"] == 4
     train(tiny, out, resume=True, progress=False, log=lambda m: None)
     _assert_same_weights(_weights(out), _weights(tiny_run))
     assert (out / "metrics.csv").read_text() .count("\ntrain,") == 11  # no duplicated rows after resuming
@@ -172,3 +181,17 @@ def test_without_a_progress_bar_a_log_line_shows_the_run_is_alive(tiny, tmp_path
     train(tiny, tmp_path / "beat", progress=False, stop_at_step=2, log=lines.append)
     beats = [m for m in lines if m.startswith("phase teacher epoch 1/1 step")]
     assert len(beats) == 2 and "(global 2): loss " in beats[1] and "img/s" in beats[1]
+
+
+def test_from_checkpoint_needs_a_checkpoint_of_the_same_config(tiny_run, tmp_path):
+    import shutil
+
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    shutil.copy(tiny_run / "run.json", bare / "run.json")
+    with pytest.raises(CheckpointError, match="no checkpoint.pt"):
+        load_run(bare, from_checkpoint=True)
+    ckpt = torch.load(tiny_run / "checkpoint.pt", weights_only=True)
+    torch.save({**ckpt, "config_hash": "other"}, bare / "checkpoint.pt")
+    with pytest.raises(CheckpointError, match="another config"):
+        load_run(bare, from_checkpoint=True)
