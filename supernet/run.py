@@ -6,6 +6,8 @@ state_dict), `run.json` ({space, checkpoint_hash, data, finished, ...}), `metric
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -110,8 +112,9 @@ def _checkpoint_weights(run_dir: Path, info: dict[str, Any]) -> tuple[dict[str, 
     path = run_dir / CHECKPOINT
     if not path.is_file():
         raise CheckpointError(f"run '{run_dir}' has no {CHECKPOINT} (it was never checkpointed)")
-    digest = sha256_file(path)  # before reading: a checkpoint rewritten meanwhile then fails its own hash later
-    ckpt = _read_state(path)
+    data = path.read_bytes()  # once: a training job may replace the file meanwhile (it writes whole, by rename)
+    digest = hashlib.sha256(data).hexdigest()
+    ckpt = _read_state(path, io.BytesIO(data))
     if not isinstance(ckpt, dict) or not isinstance(ckpt.get("model"), dict):
         raise CheckpointError(f"{path} holds no model weights (not a training checkpoint of this project)")
     if ckpt.get("config_hash") != info.get("config_hash"):
@@ -119,9 +122,9 @@ def _checkpoint_weights(run_dir: Path, info: dict[str, Any]) -> tuple[dict[str, 
     return ckpt["model"], digest, {**info, "checkpoint_progress": ckpt.get("progress")}
 
 
-def _read_state(path: Path) -> Any:
+def _read_state(path: Path, source: Any = None) -> Any:
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(path if source is None else source, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any unpickling failure means an unusable file
         raise CheckpointError(f"cannot read {path}: {exc}") from None
 
