@@ -2,6 +2,7 @@
 recalibrated) beside the same arch trained from scratch for the same number of steps and batch size.
 
     python benchmarks/bench_accuracy.py [--run runs/fashion-mnist] [--random 5] [--seed 0] [--no-scratch]
+                                        [--only largest,smallest,random]
 
 Train the run first: `nas train experiments/fashion-mnist.yaml` (the demo recipe) or fashion-mnist-full.yaml.
 """
@@ -68,6 +69,9 @@ def main() -> None:
     ap.add_argument("--random", type=int, default=5)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--no-scratch", action="store_true", help="skip the from-scratch twins (fast)")
+    ap.add_argument("--only", default=None,
+                    help="comma-separated subset of largest, smallest, random (e.g. smallest,random: the largest's "
+                         "from-scratch twin is the slowest to train)")
     ap.add_argument("--no-write", action="store_true")
     args = ap.parse_args()
 
@@ -77,6 +81,11 @@ def main() -> None:
     test = make_loader(splits.test, 500, shuffle=False)
     archs = {"largest": run.space.largest(), "smallest": run.space.smallest()}
     archs.update({f"random {i}": a for i, a in enumerate(run.space.sample_many(args.random, args.seed))})
+    if args.only:
+        wanted = {w.strip() for w in args.only.split(",")}
+        if not wanted <= {"largest", "smallest", "random"}:
+            ap.error(f"--only takes largest, smallest and random, got {args.only!r}")
+        archs = {name: a for name, a in archs.items() if name.split()[0] in wanted}
     steps = recipe_steps(run)
     rows = []
     for name, arch in archs.items():
