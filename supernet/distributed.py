@@ -39,12 +39,11 @@ def setup(device: str = "auto") -> DistContext:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local = int(os.environ.get("LOCAL_RANK", "0"))
-    if use_cuda and local >= torch.cuda.device_count():
+    if use_cuda and local >= (gpus := torch.cuda.device_count()):
         from supernet.config import ConfigError
 
-        raise ConfigError(f"torchrun started local rank {local} but this machine has {torch.cuda.device_count()} CUDA "
-                          f"device(s): use --nproc-per-node {torch.cuda.device_count()} or fewer, or set "
-                          f"field 'train.device' to cpu")
+        raise ConfigError(f"torchrun started local rank {local} but this machine has {gpus} CUDA device(s): use "
+                          f"--nproc-per-node {gpus} or fewer, or set field 'train.device' to cpu")
     dev = torch.device(f"cuda:{local}" if use_cuda else "cpu")
     if use_cuda:
         torch.cuda.set_device(dev)

@@ -15,7 +15,6 @@ from typing import Any
 
 import torch
 
-from supernet._io import sha256_file
 from supernet.config import ConfigError, ExperimentConfig
 from supernet.data import DataConfig, Splits, load_splits
 from supernet.errors import CheckpointError, NasError
@@ -102,19 +101,17 @@ def _final_weights(run_dir: Path, info: dict[str, Any]) -> tuple[dict[str, torch
         raise CheckpointError(f"run '{run_dir}' has no finished weights ({WEIGHTS}); finish it with "
                               f"`nas train {run_dir / EXPERIMENT} --out {run_dir} --resume`, or evaluate its latest "
                               f"checkpoint with --from-checkpoint")
-    digest = sha256_file(weights)
+    state, digest = _read_hashed(weights)
     if digest != info.get("checkpoint_hash"):
         raise CheckpointError(f"{weights} does not match the checkpoint_hash in {RUN_JSON} (file changed or corrupt)")
-    return _read_state(weights), digest
+    return state, digest
 
 
 def _checkpoint_weights(run_dir: Path, info: dict[str, Any]) -> tuple[dict[str, torch.Tensor], str, dict[str, Any]]:
     path = run_dir / CHECKPOINT
     if not path.is_file():
         raise CheckpointError(f"run '{run_dir}' has no {CHECKPOINT} (it was never checkpointed)")
-    data = path.read_bytes()  # once: a training job may replace the file meanwhile (it writes whole, by rename)
-    digest = hashlib.sha256(data).hexdigest()
-    ckpt = _read_state(path, io.BytesIO(data))
+    ckpt, digest = _read_hashed(path)
     if not isinstance(ckpt, dict) or not isinstance(ckpt.get("model"), dict):
         raise CheckpointError(f"{path} holds no model weights (not a training checkpoint of this project)")
     if ckpt.get("config_hash") != info.get("config_hash"):
@@ -122,11 +119,15 @@ def _checkpoint_weights(run_dir: Path, info: dict[str, Any]) -> tuple[dict[str, 
     return ckpt["model"], digest, {**info, "checkpoint_progress": ckpt.get("progress")}
 
 
-def _read_state(path: Path, source: Any = None) -> Any:
+def _read_hashed(path: Path) -> tuple[Any, str]:
+    """(what `path` holds, loaded on the CPU; its sha256), from one read of the file: a training job may replace
+    it meanwhile (it writes whole, by rename), and the hash must be that of what was loaded."""
+    data = path.read_bytes()
     try:
-        return torch.load(path if source is None else source, map_location="cpu", weights_only=True)
+        state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any unpickling failure means an unusable file
         raise CheckpointError(f"cannot read {path}: {exc}") from None
+    return state, hashlib.sha256(data).hexdigest()
 
 
 __all__ = ["TrainedRun", "load_run", "read_run_json", "WEIGHTS", "CHECKPOINT", "RUN_JSON", "EXPERIMENT", "METRICS"]

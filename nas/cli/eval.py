@@ -45,7 +45,7 @@ def eval_command(
     if split not in ("val", "test"):
         raise NasError(f"--split must be val or test, got {split!r}")
     run = load_run(run_dir, from_checkpoint=from_checkpoint)
-    step = (run.info.get("checkpoint_progress") or {}).get("global_step")
+    where = {"checkpoint_step": (run.info["checkpoint_progress"] or {}).get("global_step")} if from_checkpoint else {}
     archs = _archs(run.space, arch, seed)
     splits = run.splits(data_dir)
     calib = make_loader(splits.train, 200, shuffle=True, seed=run.config.seed + 1)
@@ -54,7 +54,7 @@ def eval_command(
         recalibrate_bn(run.net, a, calib, bn_images)
         emit({"arch": a.to_dict(), "split": split, "top1": round(evaluate(run.net, a, loader), 5),
               "macs": int(arch_stats(run.space, a)["macs"]), "checkpoint_hash": run.checkpoint_hash,
-              **({"checkpoint_step": step} if from_checkpoint else {})})
+              **where})
 
 
 def register(app: typer.Typer) -> None:
