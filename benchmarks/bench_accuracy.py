@@ -182,11 +182,12 @@ def main() -> None:
             row["supernet - scratch (pp)"] = 100 * (row["supernet top-1"] - row["scratch top-1"])
         rows.append(row)
         print(row, file=sys.stderr)
+    columns = list(dict.fromkeys(c for row in rows for c in row))  # twins may be missing for some rows
     where = (f"checkpoint at {run.info.get('checkpoint_progress')}" if args.from_checkpoint else "final weights")
     body = (f"Run `{args.run}` (recipe `{run.config.name}`, {steps} steps of batch {run.config.train.batch_size}, "
             f"{where}, {run.checkpoint_hash[:12]}); test split, BN recalibrated on 2000 training images. "
             f"From-scratch twins: the same arch alone, {steps} steps, same batch/optimiser/augmentation, "
-            f"one cosine schedule from the first phase's LR.\n\n" + table(rows))
+            f"one cosine schedule from the first phase's LR.\n\n" + table(rows, columns))
     print(body)
     if not args.no_write:
         write_section(f"accuracy-{run.config.name}", f"Accuracy after `{run.config.name}`: supernet subnets vs "

@@ -58,13 +58,18 @@ def _int_list(value: Any, where: str) -> tuple[int, ...] | None:
     return tuple(sorted({_number(v, f"{where}[{i}]", integer=True, positive=True) for i, v in enumerate(value)}))
 
 
+KD_SOURCES = ("teacher", "inplace")
+
+
 @dataclass(frozen=True)
 class PhaseConfig:
     """One step of progressive shrinking. `kernel`/`expand`/`depth`: the choices unlocked in this phase (null: the
     largest only); `resolutions`: sampled per step (null: all of the space's); `epochs` × `steps_per_epoch`
     (null: the whole training set per epoch) batches; LR `lr` after `warmup_steps`, cosine down to `lr_min`;
     `subnets_per_step` subnets each step (with `sandwich`: the phase's largest and smallest among them);
-    `kd_weight` (null: the experiment's `train.kd_weight`) on distillation from the frozen largest net;
+    `kd_weight` (null: the experiment's `train.kd_weight`) on distillation from `kd_source`: `teacher`, the largest
+    net frozen when the first distilling phase starts (OFA), or `inplace`, the step's own largest subnet (BigNAS's
+    in-place distillation: no teacher phase needed; needs `sandwich`, the largest itself learns from the labels);
     `sort_channels` reorders expanded channels by importance when the phase starts (OFA, before elastic expand)."""
 
     name: str
@@ -80,6 +85,7 @@ class PhaseConfig:
     subnets_per_step: int = 1
     sandwich: bool = False
     kd_weight: float | None = None
+    kd_source: str = "teacher"
     sort_channels: bool = False
 
     @classmethod
@@ -100,6 +106,11 @@ class PhaseConfig:
             kw["kd_weight"] = _number(data["kd_weight"], f"{where}.kd_weight", low=0)
         for key in ("kernel", "expand", "depth", "resolutions"):
             kw[key] = _int_list(data.get(key), f"{where}.{key}")
+        if "kd_source" in data:
+            if data["kd_source"] not in KD_SOURCES:
+                raise ConfigError(f"field '{where}.kd_source' must be one of {', '.join(KD_SOURCES)}, "
+                                  f"got {data['kd_source']!r}")
+            kw["kd_source"] = data["kd_source"]
         for key in ("sandwich", "sort_channels"):
             if key in data:
                 if not isinstance(data[key], bool):
@@ -108,6 +119,9 @@ class PhaseConfig:
         phase = cls(**kw)
         if phase.sandwich and phase.subnets_per_step < 2:
             raise ConfigError(f"field '{where}.subnets_per_step' must be >= 2 with sandwich: true (largest + smallest)")
+        if phase.kd_source == "inplace" and not phase.sandwich:
+            raise ConfigError(f"field '{where}.kd_source' = inplace needs sandwich: true (the step's largest subnet is "
+                              f"the teacher)")
         return phase
 
 
@@ -229,6 +243,9 @@ class ExperimentConfig:
         d = self.to_dict()
         d.pop("name"), d.pop("description")
         d["data"].pop("data_dir")
+        for p in d["phases"]:  # a field added later, at its default: the hashes of earlier runs stay valid
+            if p.get("kd_source") == "teacher":
+                p.pop("kd_source")
         for key in ("workers", "log_every", "checkpoint_every", "eval_images", "final_eval", "device",
                     "threads"):
             d["train"].pop(key)

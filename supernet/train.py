@@ -268,7 +268,8 @@ def train(config: ExperimentConfig, out_dir: str | Path, *, resume: bool = False
         if fresh_phase and phase.sort_channels:
             net.sort_channels()
         kd_weight = t.kd_weight if phase.kd_weight is None else phase.kd_weight
-        if kd_weight > 0 and teacher is None:
+        inplace_kd = kd_weight > 0 and phase.kd_source == "inplace"
+        if kd_weight > 0 and not inplace_kd and teacher is None:
             teacher = _frozen_teacher(net, space, calib, t.bn_calib_images)
         optimizer = make_optimizer(net, config, phase)
         scheduler = make_scheduler(optimizer, phase, phase.epochs * n_steps)
@@ -300,13 +301,13 @@ def train(config: ExperimentConfig, out_dir: str | Path, *, resume: bool = False
                 archs = sample_subnets(space, phase, r, rng)
                 with torch.autocast(ctx.device.type, dtype=torch.bfloat16, enabled=cuda):
                     soft = None
-                    if kd_weight > 0:
+                    if kd_weight > 0 and not inplace_kd:
                         with torch.no_grad():
                             soft = teacher(x).float()
                     net.train()
                     optimizer.zero_grad(set_to_none=True)
                     loss_sum = 0.0
-                    for arch in archs:
+                    for i, arch in enumerate(archs):
                         net.set_active(arch)
                         logits = net(x).float()
                         loss = F.cross_entropy(logits, y, label_smoothing=t.label_smoothing)
@@ -314,6 +315,8 @@ def train(config: ExperimentConfig, out_dir: str | Path, *, resume: bool = False
                             loss = loss + kd_weight * distillation_loss(logits, soft)
                         (loss / len(archs)).backward()
                         loss_sum += float(loss.detach())
+                        if inplace_kd and i == 0:  # the sandwich's largest: the teacher of the step's others
+                            soft = logits.detach()
                 net.set_active(space.largest())
                 ddp.average_gradients(params, ctx)
                 optimizer.step()

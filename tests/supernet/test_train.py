@@ -151,6 +151,8 @@ def test_sandwich_sampling_and_phase_extremes(tiny):
     ({"phases": [{"name": "a", "lr": -1}]}, r"phases\[0\]\.lr"),
     ({"phases": [{"name": "a", "sandwich": True}]}, r"phases\[0\]\.subnets_per_step"),
     ({"phases": [{"name": "a", "kernel": "big"}]}, r"phases\[0\]\.kernel"),
+    ({"phases": [{"name": "a", "kd_source": "self"}]}, r"phases\[0\]\.kd_source.*teacher, inplace"),
+    ({"phases": [{"name": "a", "kd_source": "inplace"}]}, r"phases\[0\]\.kd_source.*sandwich"),
     ({"train": {"optimizer": "lion"}}, "train.optimizer"),
     ({"train": {"batch": 3}}, "unknown key.*batch"),
     ({"data": {"name": "mnist"}}, "data.name"),
@@ -165,6 +167,47 @@ def test_config_hash_ignores_where_the_data_lives(tiny):
     assert tiny.with_data_dir("/elsewhere").config_hash() == tiny.config_hash()
     assert replace(tiny, seed=1).config_hash() != tiny.config_hash()
     assert ExperimentConfig.from_dict(__import__("yaml").safe_load(tiny.to_yaml())) == tiny
+
+
+def test_config_hash_of_earlier_runs_unchanged_by_kd_source(tiny):
+    """kd_source came later: at its default it stays out of the hash, so earlier runs still resume."""
+    inplace = replace(tiny, phases=tuple(replace(p, kd_source="inplace") if p.sandwich else p for p in tiny.phases))
+    assert inplace.config_hash() != tiny.config_hash()
+    # the hash that the GPU run of this recipe wrote to its run.json before the field existed
+    gpu = ExperimentConfig.from_yaml(ROOT / "experiments" / "fashion-mnist-full-gpu.yaml")
+    assert gpu.config_hash() == "0958c3615be322da90a55457fdaafb3890e1d0885ac7049a675b9839ad0c6311"
+    assert ExperimentConfig.from_dict(__import__("yaml").safe_load(inplace.to_yaml())) == inplace
+
+
+def test_inplace_distillation_uses_the_steps_largest_subnet(tmp_path, monkeypatch):
+    """BigNAS-style: every subnet trained from step 0, no frozen teacher; the sandwich's largest learns from the
+    labels and its detached logits (same step, same batch) are the soft targets of the others."""
+    import supernet.train as tr
+
+    cfg = ExperimentConfig.from_dict({
+        "name": "joint", "space": "tiny-mbv3", "seed": 0,
+        "data": {"name": "digits", "val_size": 100, "seed": 0},
+        "train": {"batch_size": 32, "optimizer": "adamw", "kd_weight": 1.0, "checkpoint_every": 100,
+                  "log_every": 1, "bn_calib_images": 64, "eval_images": 64, "final_eval": False, "device": "cpu"},
+        "phases": [{"name": "joint", "steps_per_epoch": 2, "lr": 0.001, "kernel": [3, 5, 7], "depth": [2, 3, 4],
+                    "expand": [3, 4, 6], "subnets_per_step": 3, "sandwich": True, "kd_source": "inplace"}]})
+    calls, active = [], []
+    real_kd, real_set = tr.distillation_loss, tr.Supernet.set_active
+    monkeypatch.setattr(tr, "_frozen_teacher", lambda *a, **k: pytest.fail("in-place KD built a frozen teacher"))
+    monkeypatch.setattr(tr.Supernet, "set_active", lambda self, arch: (active.append(arch), real_set(self, arch))[1])
+
+    def spy(student, teacher):
+        calls.append((active[-1], teacher.requires_grad))
+        return real_kd(student, teacher)
+
+    monkeypatch.setattr(tr, "distillation_loss", spy)
+    out = train(cfg, tmp_path / "joint", progress=False, log=lambda m: None)
+    space = load_run(out).space
+    # 2 steps x (smallest + 1 random) distilled; never the largest, and the targets carry no gradient
+    assert len(calls) == 4 and all(not grad for _, grad in calls)
+    assert all(arch != space.largest(arch.r) for arch, _ in calls)
+    assert any(arch == space.smallest(arch.r) for arch, _ in calls)
+    assert torch.load(out / "checkpoint.pt", weights_only=True)["teacher"] is None
 
 
 def test_shipped_recipes_load():
