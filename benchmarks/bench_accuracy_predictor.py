@@ -40,6 +40,9 @@ def main() -> None:
     ap.add_argument("--holdout", type=float, default=0.2)
     ap.add_argument("--holdout-val-images", type=int, default=None)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--curve", default=None,
+                    help="comma-separated fitted-set sizes (e.g. 128,256): each kind also fitted on the plan's first "
+                         "N fitted subnets and scored on the same held-out ones (a learning curve)")
     ap.add_argument("--no-write", action="store_true", help="print figures only")
     ap.add_argument("--section", default="accuracy-predictor", help="BENCHMARKS.md section to write")
     ap.add_argument("--title", default="Accuracy predictor fidelity (demo run)")
@@ -88,6 +91,17 @@ def main() -> None:
         f"\n\n`--model auto` picks by {3}-fold cross-validated Kendall τ on the training share "
         f"({select_s:.0f} s): **{chosen}{'(' + '+'.join(members) + ')' if members else ''}**.\n\n" + table(sel)
     )
+    if args.curve:
+        sizes = sorted({int(n) for n in args.curve.split(",") if 0 < int(n) < len(y)} | {len(y)})
+        curve = []
+        for n in sizes:
+            scored = {r["model"]: r for r in compare_models(run.space, codes[:n], y[:n], seed=args.seed,
+                                                             heldout=(h_codes, h_y))}
+            curve.append({"fitted subnets": n, **{f"{m} S / K": f"{r['spearman']:.3f} / {r['kendall']:.3f}"
+                                                   for m, r in scored.items()}})
+            print(curve[-1])
+        body += (f"\n\nLearning curve: each kind fitted on the plan's first N fitted subnets, scored on the same "
+                 f"{len(h_y)} held out (Spearman / Kendall).\n\n" + table(curve))
     if not args.no_write:
         write_section(args.section, args.title, body)
 
