@@ -9,7 +9,7 @@
 #      launches), so seven processes share it.
 # Usage: benchmarks/cuda_full.sh OUT_DIR RUN_DIR [GPU_PROFILE]
 # (env: PYTHON; DEADLINE, seconds from the start by which everything is stopped, default 560)
-# Afterwards, on any machine, with the finished run folder (OUT_DIR/run) back in RUN_DIR:
+# Afterwards, on any machine, with the finished run folder back in RUN_DIR (tar xzf OUT_DIR/run.tar.gz):
 #   python benchmarks/bench_accuracy.py --run RUN_DIR --twins OUT_DIR/twins.jsonl    (reuses the twins)
 set -u
 OUT=${1:?usage: benchmarks/cuda_full.sh OUT_DIR RUN_DIR [GPU_PROFILE]}
@@ -50,7 +50,8 @@ TWIN_THREADS=2 timeout "$(left)" $PY benchmarks/bench_accuracy.py --run "$RUN" -
 echo "twins exit code $?" >> "$OUT/checks.log"
 wait $FULL
 tail -n 6 "$OUT/full.log" >> "$OUT/checks.log"
-mkdir -p "$OUT/run"
-cp "$RUN"/{run.json,experiment.yaml,metrics.csv} "$OUT/run/" 2>/dev/null
-cp "$RUN/supernet.pt" "$OUT/run/" 2>/dev/null || cp "$RUN/checkpoint.pt" "$OUT/run/"
+# One archive (a device lease may bring back only a few files): the run folder without its TensorBoard logs, and
+# without the checkpoint once the final weights exist
+EXCLUDE="--exclude=tensorboard"; [ -f "$RUN/supernet.pt" ] && EXCLUDE="$EXCLUDE --exclude=checkpoint.pt"
+tar czf "$OUT/run.tar.gz" $EXCLUDE -C "$(dirname "$RUN")" "$(basename "$RUN")"
 step done
