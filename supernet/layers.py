@@ -89,6 +89,13 @@ def _bn(x: torch.Tensor, bn: nn.BatchNorm2d, c: int) -> torch.Tensor:
                         use_batch, factor, bn.eps)
 
 
+def _first(t: torch.Tensor, n: int | None, dim: int = 0) -> torch.Tensor:
+    """The first `n` entries of `t` along `dim` (0 or 1); `t` itself when that is all of them (or `n` is None)."""
+    if n is None or n == t.shape[dim]:
+        return t
+    return t[:n] if dim == 0 else t[:, :n]
+
+
 def _act(x: torch.Tensor, name: str) -> torch.Tensor:
     return F.relu(x, inplace=True) if name == "relu" else F.hardswish(x, inplace=True)
 
@@ -171,12 +178,14 @@ class ElasticMBConv(nn.Module):
     def mid_channels(self, expand: float) -> int:
         return make_divisible(round(self.cin * expand), self.divisor)
 
-    def depthwise_kernel(self, ks: int) -> torch.Tensor:
-        """The active k×k depthwise weight: centre crops of the largest kernel, chained through the transforms."""
+    def depthwise_kernel(self, ks: int, channels: int | None = None) -> torch.Tensor:
+        """The active k×k depthwise weight of the first `channels` channels (default: all): centre crops of the
+        largest kernel, chained through the transforms. (The transforms run on all channels before the first
+        `channels` are taken: the same numbers to the bit as ever, so a recipe trains the same weights.)"""
         w = self.dw_weight
         kmax = w.shape[-1]
         if ks == kmax:
-            return w
+            return _first(w, channels)
         if ks not in self.kernel_choices:
             raise ValueError(f"kernel {ks} is not one of {self.kernel_choices}")
         for big, small in zip(self.kernel_choices[::-1][:-1], self.kernel_choices[::-1][1:]):
@@ -186,21 +195,25 @@ class ElasticMBConv(nn.Module):
             w = F.linear(flat, self.kernel_transforms[f"{big}to{small}"]).reshape(centre.shape)
             if small == ks:
                 break
-        return w
+        return _first(w, channels)
 
     def forward(self, x: torch.Tensor, ks: int, e: float) -> torch.Tensor:
         mid = self.mid_channels(e)
-        y = F.conv2d(x, self.expand_conv.weight[:mid])
+        # Slices only where the subnet takes part of a tensor: each one costs a call and, in training, a
+        # zero-filled full-size gradient in backward (what bounds a small net's step on a GPU)
+        y = F.conv2d(x, _first(self.expand_conv.weight, mid))
         y = _act(_bn(y, self.expand_bn, mid), self.act)
-        y = depthwise_conv(y, self.depthwise_kernel(ks)[:mid], self.stride)
+        y = depthwise_conv(y, self.depthwise_kernel(ks, mid), self.stride)
         y = _act(_bn(y, self.dw_bn, mid), self.act)
         if self.se_reduce is not None:
             se_mid = make_divisible(mid // self.se_reduction, self.divisor)
             s = y.mean((2, 3), keepdim=True)
-            s = F.relu(F.conv2d(s, self.se_reduce.weight[:se_mid, :mid], self.se_reduce.bias[:se_mid]), inplace=True)
-            s = F.hardsigmoid(F.conv2d(s, self.se_expand.weight[:mid, :se_mid], self.se_expand.bias[:mid]))
+            s = F.relu(F.conv2d(s, _first(_first(self.se_reduce.weight, se_mid), mid, 1),
+                                _first(self.se_reduce.bias, se_mid)), inplace=True)
+            s = F.hardsigmoid(F.conv2d(s, _first(_first(self.se_expand.weight, mid), se_mid, 1),
+                                       _first(self.se_expand.bias, mid)))
             y = y * s
-        y = F.conv2d(y, self.project_conv.weight[:, :mid])
+        y = F.conv2d(y, _first(self.project_conv.weight, mid, 1))
         y = _bn(y, self.project_bn, self.cout)
         return x + y if self.residual else y
 
@@ -212,7 +225,7 @@ class ElasticMBConv(nn.Module):
         block = MBConv(self.cin, self.cout, ks, self.stride, mid, self.act, se_mid, self.residual)
         block.expand[0].weight.copy_(self.expand_conv.weight[:mid])
         _copy_bn(block.expand[1], self.expand_bn, slice(0, mid))
-        block.depthwise[0].weight.copy_(self.depthwise_kernel(ks)[:mid])
+        block.depthwise[0].weight.copy_(self.depthwise_kernel(ks, mid))
         _copy_bn(block.depthwise[1], self.dw_bn, slice(0, mid))
         if block.se is not None:
             block.se.reduce.weight.copy_(self.se_reduce.weight[:se_mid, :mid])
