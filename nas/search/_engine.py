@@ -45,9 +45,11 @@ class Session:
 
     @property
     def done(self) -> bool:
+        if self.remaining == 0:  # the whole budget ran: finished, even if a stop was asked for meanwhile
+            return True
         if not self.stopped and self._should_stop is not None and self._should_stop():
             self.stopped = True
-        return self.stopped or self.remaining == 0
+        return self.stopped
 
     def rng(self, salt: int = 0) -> np.random.Generator:
         """A generator seeded by (seed, trials already done, salt): a resumed search draws fresh candidates."""

@@ -139,17 +139,20 @@ def test_concurrency_limit_queues_the_rest(serve):
 def test_cancel_then_resume_keeps_trials(serve):
     server = serve()
     with server.client() as c:
-        exp_id = c.post("/experiments", json=spec(budget=2000, devices=("cpu-host",), strategy="random")).json()["id"]
+        # a budget far beyond what runs between the first progress report and the cancel landing (a fast moment
+        # here once ran all of 2,000 trials in that window)
+        budget = 10_000
+        exp_id = c.post("/experiments", json=spec(budget=budget, devices=("cpu-host",), strategy="random")).json()["id"]
         wait_for(lambda: c.get(f"/experiments/{exp_id}").json(), lambda s: s["trials_done"] > 0 or finished(s),
-                 "first trials")
+                 "first trials", poll_s=0.02)
         assert c.post(f"/experiments/{exp_id}/cancel").status_code == 200
         state = wait_for(lambda: c.get(f"/experiments/{exp_id}").json(), finished, "the cancel")
         assert state["status"] == "cancelled"
         kept = state["trials_done"]
-        assert 0 < kept < 2000
+        assert 0 < kept < budget
         assert c.post(f"/experiments/{exp_id}/resume").status_code == 202
         state = wait_for(lambda: c.get(f"/experiments/{exp_id}").json(), finished, "the resumed search")
-    assert state["status"] == "succeeded" and state["trials_done"] == 2000
+    assert state["status"] == "succeeded" and state["trials_done"] == budget
     assert state["result"]["devices"]["cpu-host"]["resumed_from"] >= kept
 
 

@@ -147,6 +147,15 @@ def test_progress_and_should_stop():
     assert seen[0][1] == 5000 and seen[-1][2]["score"] == res.best_values["score"]
 
 
+def test_a_stop_asked_once_the_budget_ran_out_is_not_a_stop():
+    """The whole budget ran before the stop was seen: the search finished (a cancelled job would otherwise be
+    recorded as cancelled with every trial done)."""
+    seen = []
+    res = run(SPACE, ProxyObjective(), directions=DIRS, budget=1000, seed=0, strategy="random",
+              progress=lambda done, total, best: seen.append(done), should_stop=lambda: bool(seen) and seen[-1] >= 1000)
+    assert not res.stopped and len(res.trials) == 1000
+
+
 def test_persistent_study_resumes_and_keeps_the_trials(tmp_path):
     db = tmp_path / "search.db"
     first = run(SPACE, ProxyObjective(), directions=DIRS, budget=150, seed=0, strategy="evolution",
