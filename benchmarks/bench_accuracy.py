@@ -21,7 +21,6 @@ import os
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from contextlib import nullcontext
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -31,6 +30,7 @@ import torch.nn.functional as F  # noqa: E402
 
 from benchmarks._report import table, write_section  # noqa: E402
 from supernet import ArchConfig, Supernet  # noqa: E402
+from supernet._io import write_text  # noqa: E402
 from supernet.config import PhaseConfig  # noqa: E402
 from supernet.counting import count_macs  # noqa: E402
 from supernet.data import augment_batch, make_loader  # noqa: E402
@@ -57,7 +57,6 @@ def train_from_scratch(run: TrainedRun, arch: ArchConfig, steps: int, seed: int,
     opt = make_optimizer(net, cfg, phase)
     sched = make_scheduler(opt, phase, steps)
     per_epoch = len(splits.train) // cfg.train.batch_size
-    autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if dev.type == "cuda" else nullcontext())
     done, epoch, start = 0, 0, time.perf_counter()
     net.train()
     while done < steps:
@@ -68,7 +67,7 @@ def train_from_scratch(run: TrainedRun, arch: ArchConfig, steps: int, seed: int,
             if cfg.data.augment:
                 x = augment_batch(x, gen, pad=splits.pad, flip=splits.flip)
             x = resize_to(x, arch.r).contiguous(memory_format=torch.channels_last)
-            with autocast:
+            with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda"):
                 loss = F.cross_entropy(net(x), y, label_smoothing=cfg.train.label_smoothing)
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -110,13 +109,11 @@ def read_twins(path: Path | None) -> dict[str, dict]:
 
 
 def append_twin(path: Path | None, rec: dict) -> None:
-    """One finished twin, appended as one JSON line (flushed and synced: a killed benchmark keeps it)."""
+    """One finished twin added as a JSON line; the file is rewritten whole (a killed benchmark keeps the twins
+    it finished and never leaves half a line)."""
     if path is None:
         return
-    with path.open("a") as f:
-        f.write(json.dumps(rec) + "\n")
-        f.flush()
-        os.fsync(f.fileno())
+    write_text(path, (path.read_text() if path.is_file() else "") + json.dumps(rec) + "\n")
 
 
 def main() -> None:

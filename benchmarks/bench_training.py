@@ -14,7 +14,6 @@ import argparse
 import statistics
 import sys
 import time
-from contextlib import nullcontext
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -29,14 +28,13 @@ from supernet import SearchSpace, Supernet  # noqa: E402
 def _train_seconds(net: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, steps: int) -> float:
     opt = torch.optim.SGD(net.parameters(), lr=1e-3, momentum=0.9)
     cuda = x.device.type == "cuda"
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if cuda else nullcontext()
     net.train()
     if cuda:
         torch.cuda.synchronize()
     start = time.perf_counter()
     for _ in range(steps):
         opt.zero_grad(set_to_none=True)
-        with autocast:
+        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=cuda):
             loss = F.cross_entropy(net(x), y)
         loss.backward()
         opt.step()
