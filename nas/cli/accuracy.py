@@ -13,7 +13,7 @@ app = typer.Typer(help="Accuracy predictor of a trained run: measure subnets (re
 @app.command("fit")
 def fit(run_dir: str = typer.Argument(..., help="training run folder (runs/<name>)"),
         samples: int = typer.Option(500, "--samples", min=10, help="subnets to measure (kept across restarts)"),
-        model: str = typer.Option("auto", "--model", help="auto | mlp | gbr | rf | gp | ensemble"),
+        model: str = typer.Option("auto", "--model", help="auto | mlp | gbr | rf | gp | ensemble, or a kind on another feature set: gbr[blocks]"),
         seed: int = typer.Option(0, "--seed", help="seeds the subnet plan, the split and the models"),
         holdout: float = typer.Option(0.2, "--holdout", help="share of measured subnets held out for fidelity"),
         folds: int = typer.Option(3, "--folds", min=2, help="cross-validation folds for --model auto"),
@@ -25,13 +25,11 @@ def fit(run_dir: str = typer.Argument(..., help="training run folder (runs/<name
         device: str = typer.Option("cpu", "--device", help="torch device for measuring (cpu, cuda)")) -> None:
     """Measure SAMPLES subnets (BN-recalibrated top-1 on the validation split), choose and fit a model, print
     its held-out fidelity as JSON. Progress goes to stderr; a killed job resumes where it stopped."""
-    from predictors.accuracy import MODEL_CHOICES, fit_run_predictor
+    from predictors.accuracy import fit_run_predictor
+    from predictors.accuracy.fit import check_model
     from predictors.accuracy.store import predictor_dir
 
-    if model not in MODEL_CHOICES:
-        from predictors.accuracy import AccuracyPredictorError
-
-        raise AccuracyPredictorError(f"--model {model!r} is not allowed; allowed: {', '.join(MODEL_CHOICES)}")
+    check_model(model, "--model")
     p = fit_run_predictor(run_dir, samples=samples, model=model, seed=seed, holdout=holdout, folds=folds,
                           bn_images=bn_images, val_images=val_images, holdout_val_images=holdout_val_images,
                           device=device, progress=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any, ClassVar, Sequence
@@ -25,12 +26,29 @@ def register_accuracy_model(cls: type["AccuracyModel"]) -> type["AccuracyModel"]
     return cls
 
 
+_VIEW = re.compile(r"^([a-z_]+)\[([a-z+]+)\]$")
+
+
+def parse_model_name(name: str) -> tuple[str, dict[str, Any]]:
+    """(kind, parameter overrides) of a model name: a registered kind (`gbr`), or a kind on another of the feature
+    sets (`gbr[blocks]`: gradient boosting on the per-block view)."""
+    m = _VIEW.match(name) if isinstance(name, str) else None
+    kind, overrides = (m.group(1), {"features": m.group(2)}) if m else (name, {})
+    if kind not in ACCURACY_MODELS or (overrides and (kind == "ensemble"
+                                                      or overrides["features"] not in FEATURE_SETS)):
+        raise AccuracyPredictorError(f"field 'model' = {name!r} is not allowed; allowed: "
+                                     f"{', '.join(ACCURACY_MODELS)}, or a kind on another feature set as "
+                                     f"kind[features] with features one of {', '.join(FEATURE_SETS)}")
+    return kind, overrides
+
+
 def make_accuracy_model(kind: str, space: SearchSpace, **params: Any) -> "AccuracyModel":
-    """A fresh (unfitted) model of `kind` for `space`."""
-    if kind not in ACCURACY_MODELS:
-        raise AccuracyPredictorError(f"field 'model' = {kind!r} is not allowed; allowed: "
-                                     f"{', '.join(ACCURACY_MODELS)}")
-    return ACCURACY_MODELS[kind](space, **params)
+    """A fresh (unfitted) model of `kind` for `space`; `kind` may name a feature set too (`gbr[blocks]`)."""
+    kind, overrides = parse_model_name(kind)
+    if "features" in overrides and params.get("features", overrides["features"]) != overrides["features"]:
+        raise AccuracyPredictorError(f"field 'features' = {params['features']!r} contradicts the model name's "
+                                     f"[{overrides['features']}]")
+    return ACCURACY_MODELS[kind](space, **{**params, **overrides})
 
 
 def write_bytes_atomic(path: Path, data: bytes) -> None:

@@ -8,14 +8,15 @@ from typing import Any, Sequence
 import numpy as np
 
 from predictors.accuracy._base import (ACCURACY_MODELS, AccuracyModel, AccuracyPredictorError, ArchsOrCodes,
-                                       make_accuracy_model, register_accuracy_model)
+                                       make_accuracy_model, parse_model_name, register_accuracy_model)
 from supernet.space import SearchSpace
 
 
 @register_accuracy_model
 class EnsembleAccuracy(AccuracyModel):
-    """The mean of several kinds' predictions. `predict_std` combines the members' spread with the variance of
-    members that give one (when none does, the spread alone)."""
+    """The mean of several kinds' predictions; a member may be a kind on another feature set (`gbr[blocks]`).
+    `predict_std` combines the members' spread with the variance of members that give one (when none does, the
+    spread alone)."""
 
     kind = "ensemble"
 
@@ -23,15 +24,29 @@ class EnsembleAccuracy(AccuracyModel):
                  member_params: dict[str, dict[str, Any]] | None = None, seed: int = 0):
         super().__init__(space, seed=seed)
         members = list(members)
-        bad = [m for m in members if m not in ACCURACY_MODELS or m == "ensemble"]
-        if len(members) < 2 or bad:
+        if len(members) < 2 or any(not self._member_ok(m) for m in members):
             allowed = ", ".join(k for k in ACCURACY_MODELS if k != "ensemble")
-            raise AccuracyPredictorError(f"field 'members' must name 2 or more kinds among {allowed}, "
-                                         f"got {members}")
+            raise AccuracyPredictorError(f"field 'members' must name 2 or more kinds among {allowed} (each may "
+                                         f"name a feature set, as gbr[blocks]), got {members}")
         self.members = members
         self.member_params = {k: dict(v) for k, v in (member_params or {}).items()}
-        self.models = [make_accuracy_model(m, space, **{"seed": seed, **self.member_params.get(m, {})})
-                       for m in members]
+        self.models = [make_accuracy_model(m, space, **{"seed": seed, **self._params_of(m)}) for m in members]
+
+    @staticmethod
+    def _member_ok(name: Any) -> bool:
+        try:
+            return parse_model_name(name)[0] != "ensemble"
+        except AccuracyPredictorError:
+            return False
+
+    def _params_of(self, member: str) -> dict[str, Any]:
+        """`member_params` for a member: its own entry, else its kind's (`gbr[blocks]` takes `gbr`'s), without a
+        `features` the member's name sets."""
+        kind, overrides = parse_model_name(member)
+        p = dict(self.member_params.get(member, self.member_params.get(kind, {})))
+        if overrides:
+            p.pop("features", None)
+        return p
 
     def params(self) -> dict[str, Any]:
         return {"members": list(self.members), "member_params": self.member_params, "seed": self.seed}

@@ -109,12 +109,14 @@ class RfAccuracy(_SklearnAccuracy):
 
 @register_accuracy_model
 class GpAccuracy(_SklearnAccuracy):
-    """A Gaussian process (scikit-learn) on standardised summary features: constant × RBF with one length scale
-    per feature, plus white noise; `predict_std` is its posterior standard deviation (accuracy units)."""
+    """A Gaussian process (scikit-learn) on the standardised per-block features: constant × RBF with one length
+    scale per feature (so it learns which blocks matter), plus white noise; `predict_std` is its posterior standard
+    deviation (accuracy units). The per-block view beat the per-stage summary in cross-validation on every measured
+    run we have (BENCHMARKS.md, "accuracy-predictor-500")."""
 
     kind = "gp"
 
-    def __init__(self, space: SearchSpace, *, restarts: int = 1, features: str = "summary", seed: int = 0):
+    def __init__(self, space: SearchSpace, *, restarts: int = 1, features: str = "blocks", seed: int = 0):
         super().__init__(space, features=features, seed=seed)
         self.restarts = int(restarts)
 

@@ -3,6 +3,7 @@ it helps), a held-out share of the measured subnets gives the fidelity that is r
 
 from __future__ import annotations
 
+import inspect
 import time
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from predictors.accuracy._features import AccuracyPredictorError
+from predictors.accuracy._base import parse_model_name
+from predictors.accuracy._features import FEATURE_SETS, AccuracyPredictorError
 from predictors.accuracy.dataset import heldout_path, measure_subnets, measured_path, run_measurer, table_codes
 from predictors.accuracy.models import ACCURACY_MODELS, make_accuracy_model
 from predictors.accuracy.store import AccuracyPredictor, save_accuracy_predictor
@@ -19,17 +21,36 @@ from predictors.metrics import fidelity
 from supernet.space import SearchSpace
 
 BASE_KINDS = ("mlp", "gbr", "rf", "gp")
+# What `auto` cross-validates: each kind on its default features, and gradient boosting on the per-block view too
+# (two views of one learner disagree usefully: their mean ranked better than either in cross-validation).
+CANDIDATES = ("mlp", "gbr", "gbr[blocks]", "rf", "gp")
 MODEL_CHOICES = ("auto", *BASE_KINDS, "ensemble")
 ENSEMBLE_MARGIN = 0.005  # an ensemble is chosen only when it beats the best single kind's Kendall τ by this
+
+
+def check_model(model: str, field: str = "field 'model'") -> None:
+    """Refuse a model name `fit_predictor` does not take, naming `field` and what is allowed."""
+    if model in MODEL_CHOICES:
+        return
+    try:
+        parse_model_name(model)
+    except AccuracyPredictorError:
+        raise AccuracyPredictorError(f"{field} = {model!r} is not allowed; allowed: "
+                                     f"{', '.join(MODEL_CHOICES)}, or kind[features] (e.g. gbr[blocks]) with "
+                                     f"features one of {', '.join(FEATURE_SETS)}") from None
 
 
 def _params(kind: str, params: dict[str, dict[str, Any]] | None, seed: int) -> dict[str, Any]:
     if kind == "ensemble":
         return {"seed": seed, "member_params": dict(params or {})}
-    return {"seed": seed, **(params or {}).get(kind, {})}
+    base, overrides = parse_model_name(kind)
+    own = dict((params or {}).get(kind, (params or {}).get(base, {})))
+    if overrides:
+        own.pop("features", None)
+    return {"seed": seed, **own}
 
 
-def cross_validate(space: SearchSpace, codes: np.ndarray, y: np.ndarray, kinds: tuple[str, ...] = BASE_KINDS, *,
+def cross_validate(space: SearchSpace, codes: np.ndarray, y: np.ndarray, kinds: tuple[str, ...] = CANDIDATES, *,
                    folds: int = 3, seed: int = 0, params: dict[str, dict[str, Any]] | None = None,
                    ) -> dict[str, np.ndarray]:
     """Out-of-fold predictions per kind (`folds`-fold, shuffled by `seed`)."""
@@ -49,11 +70,12 @@ def cross_validate(space: SearchSpace, codes: np.ndarray, y: np.ndarray, kinds: 
 
 
 def select_model(space: SearchSpace, codes: np.ndarray, y: np.ndarray, *, folds: int = 3, seed: int = 0,
-                 kinds: tuple[str, ...] = BASE_KINDS, params: dict[str, dict[str, Any]] | None = None,
+                 kinds: tuple[str, ...] = CANDIDATES, params: dict[str, dict[str, Any]] | None = None,
                  ) -> tuple[str, list[str], list[dict[str, Any]]]:
     """(kind, ensemble members or [], one row per candidate with its cross-validated Kendall τ and Spearman ρ).
 
-    Candidates: each kind, and the mean of the best 2, 3, … kinds (scored on the same out-of-fold predictions).
+    Candidates: each of `kinds` (kind names, or `kind[features]`), and the mean of the best 2, 3, … of them (scored
+    on the same out-of-fold predictions).
     """
     oof = cross_validate(space, codes, y, kinds, folds=folds, seed=seed, params=params)
 
@@ -103,8 +125,7 @@ def fit_predictor(space: SearchSpace, codes: np.ndarray, y: np.ndarray, checkpoi
     """Fit an accuracy predictor on measured (codes, top-1): hold out `holdout` of them for the recorded fidelity
     (or, given `heldout` = (codes, top-1) measured apart, fit on all and score on those), choose the kind by
     cross-validation on the fitting share when `model` is `auto`, and fit it on that share."""
-    if model not in MODEL_CHOICES:
-        raise AccuracyPredictorError(f"field 'model' = {model!r} is not allowed; allowed: {', '.join(MODEL_CHOICES)}")
+    check_model(model)
     _check_holdout(holdout)
     n = len(y)
     if heldout is None:
@@ -134,19 +155,30 @@ def fit_predictor(space: SearchSpace, codes: np.ndarray, y: np.ndarray, checkpoi
     return AccuracyPredictor(fitted, checkpoint_hash, fid, info)
 
 
+def model_name(model: Any) -> str:
+    """A fitted model's name as `auto` would write it: `gbr`, `gbr[blocks]` (a kind off its default features),
+    `ensemble(gbr+gbr[blocks]+gp)`."""
+    if model.kind == "ensemble":
+        return "ensemble(" + "+".join(model.members) + ")"
+    default = inspect.signature(type(model)).parameters.get("features")
+    features = getattr(model, "features", None)
+    return model.kind if default is None or features == default.default else f"{model.kind}[{features}]"
+
+
 def compare_models(space: SearchSpace, codes: np.ndarray, y: np.ndarray, *,
-                   kinds: tuple[str, ...] = (*BASE_KINDS, "ensemble"), holdout: float = 0.2, seed: int = 0,
+                   kinds: tuple[str, ...] = (*CANDIDATES, "ensemble", "auto"), holdout: float = 0.2, seed: int = 0,
                    params: dict[str, dict[str, Any]] | None = None,
                    heldout: tuple[np.ndarray, np.ndarray] | None = None) -> list[dict[str, Any]]:
     """Held-out fidelity and fit time of each kind on the same split, or fitted on all of (codes, y) and scored
-    on `heldout` (what BENCHMARKS.md reports)."""
+    on `heldout` (what BENCHMARKS.md reports). `auto`'s row names what it chose (`chosen`) and its
+    cross-validation table (`selection`)."""
     rows = []
     for kind in kinds:
         t0 = time.perf_counter()
         p = fit_predictor(space, codes, y, "", model=kind, holdout=holdout, seed=seed, params=params,
                           heldout=heldout)
-        rows.append({"model": kind, **p.fidelity, "n_train": p.info["n_train"],
-                     "fit_s": round(time.perf_counter() - t0, 2)})
+        rows.append({"model": kind, "chosen": model_name(p.model), **p.fidelity, "n_train": p.info["n_train"],
+                     "fit_s": round(time.perf_counter() - t0, 2), "selection": p.info["selection"]})
     return rows
 
 
@@ -188,8 +220,7 @@ def fit_run_predictor(run_dir: str | Path, *, samples: int = 500, model: str = "
     (2,000 images give each subnet about ±0.7 pp)."""
     from supernet.run import load_run
 
-    if model not in MODEL_CHOICES:
-        raise AccuracyPredictorError(f"field 'model' = {model!r} is not allowed; allowed: {', '.join(MODEL_CHOICES)}")
+    check_model(model)
     _split_samples(samples, holdout)  # refuse bad sizes before loading the run
     run = load_run(run_dir, device)
     t0 = time.perf_counter()
@@ -209,4 +240,4 @@ def fit_run_predictor(run_dir: str | Path, *, samples: int = 500, model: str = "
 
 
 __all__ = ["fit_predictor", "fit_run_predictor", "measure_run_tables", "select_model", "cross_validate",
-           "compare_models", "BASE_KINDS", "MODEL_CHOICES", "ACCURACY_MODELS"]
+           "compare_models", "model_name", "check_model", "BASE_KINDS", "CANDIDATES", "MODEL_CHOICES", "ACCURACY_MODELS"]

@@ -6,6 +6,8 @@ import pytest
 
 from predictors.accuracy import (ACCURACY_MODELS, AccuracyPredictorError, MlpAccuracy, fit_predictor,
                                  make_accuracy_model, plan_subnets, select_model)
+from predictors.accuracy._base import parse_model_name
+from predictors.accuracy.fit import CANDIDATES, compare_models, model_name
 from predictors.accuracy.models import AccuracyModel
 from supernet import SearchSpace
 from supernet.counting import count_macs
@@ -81,8 +83,8 @@ def test_fit_is_deterministic_in_seed(data):
 def test_selection_by_cross_validation_and_held_out_fidelity(data):
     codes, y = data
     kind, members, rows = select_model(SPACE, codes[:120], y[:120], folds=3, params=FAST)
-    assert kind in ACCURACY_MODELS
-    assert {r["candidate"] for r in rows} >= {"mlp", "gbr", "rf", "gp"}
+    assert parse_model_name(kind)[0] in ACCURACY_MODELS
+    assert {r["candidate"] for r in rows} >= {"mlp", "gbr", "gbr[blocks]", "rf", "gp"}
     best = max(rows, key=lambda r: r["kendall"])
     if kind == "ensemble":
         assert best["members"] == members
@@ -128,3 +130,55 @@ def test_bad_data_is_refused(data):
         model.fit(codes[:10], y[:10] * 100)
     with pytest.raises(NasError, match="shape"):
         model.fit(codes[:10, :-1], y[:10])
+
+
+def test_a_kind_on_another_feature_set():
+    assert parse_model_name("gbr") == ("gbr", {})
+    assert parse_model_name("gbr[blocks]") == ("gbr", {"features": "blocks"})
+    assert make_accuracy_model("rf[onehot+summary]", SPACE).features == "onehot+summary"
+    assert make_accuracy_model("gp", SPACE).features == "blocks"  # the GP reads the per-block view by default
+    for bad in ("gbr[nope]", "ensemble[blocks]", "xgb[blocks]", "gbr[blocks", "[blocks]"):
+        with pytest.raises(AccuracyPredictorError, match="kind\\[features\\]"):
+            make_accuracy_model(bad, SPACE)
+    with pytest.raises(AccuracyPredictorError, match="field 'features' = 'summary' contradicts"):
+        make_accuracy_model("gbr[blocks]", SPACE, features="summary")
+
+
+def test_an_ensemble_of_one_kind_on_two_views_saves_and_loads(data, tmp_path):
+    codes, y = data
+    model = make_accuracy_model("ensemble", SPACE, members=["gbr", "gbr[blocks]"],
+                                member_params={"gbr": {"n_estimators": 60, "features": "onehot"}})
+    # gbr's parameters reach the gbr[blocks] member too, but not gbr's feature set
+    assert [(m.features, m.n_estimators) for m in model.models] == [("onehot", 60), ("blocks", 60)]
+    model.fit(codes[:150], y[:150])
+    assert not np.allclose(model.models[0].predict(codes[150:]), model.models[1].predict(codes[150:]))
+    spec = model.save(tmp_path, "e-")
+    again = AccuracyModel.load(SPACE, spec, tmp_path)
+    assert again.members == ["gbr", "gbr[blocks]"]
+    np.testing.assert_allclose(again.predict(codes[150:]), model.predict(codes[150:]), rtol=1e-6)
+    with pytest.raises(AccuracyPredictorError, match="gbr\\[blocks\\]"):
+        make_accuracy_model("ensemble", SPACE, members=["gbr", "gbr[bad]"])
+
+
+def test_fit_predictor_takes_a_kind_on_a_view_and_refuses_a_bad_one(data):
+    codes, y = data
+    p = fit_predictor(SPACE, codes[:80], y[:80], "abc", model="gbr[blocks]", params=FAST)
+    assert (p.model.kind, p.model.features, p.model.n_estimators) == ("gbr", "blocks", 150)
+    with pytest.raises(AccuracyPredictorError, match="field 'model' = 'gbr\\[x\\]' is not allowed"):
+        fit_predictor(SPACE, codes[:80], y[:80], "abc", model="gbr[x]")
+
+
+def test_compare_models_names_what_auto_chose(data):
+    codes, y = data
+    rows = compare_models(SPACE, codes[:90], y[:90], kinds=("gbr", "gbr[blocks]", "gp[summary]", "auto"),
+                          params=FAST, heldout=(codes[200:], y[200:]))
+    by = {r["model"]: r for r in rows}
+    assert [by[k]["chosen"] for k in ("gbr", "gbr[blocks]", "gp[summary]")] == ["gbr", "gbr[blocks]", "gp[summary]"]
+    assert by["gbr"]["selection"] == [] and len(by["auto"]["selection"]) >= len(CANDIDATES)
+    chosen = by["auto"]["chosen"]
+    best = max(by["auto"]["selection"], key=lambda r: r["kendall"])
+    assert chosen == best["candidate"] or chosen.startswith("ensemble(")
+    assert all(r["n_train"] == 90 and 0 < r["spearman"] <= 1 for r in rows)
+    assert model_name(make_accuracy_model("gp", SPACE)) == "gp"
+    assert model_name(make_accuracy_model("ensemble", SPACE, members=["gbr", "rf[blocks]"])) == \
+        "ensemble(gbr+rf[blocks])"

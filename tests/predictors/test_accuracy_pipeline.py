@@ -165,5 +165,9 @@ def test_cli_show_and_bad_model(fitted_run, tmp_path):
     out = subprocess.run([str(NAS), "accuracy", "fit", str(fitted_run), "--model", "xgb"], capture_output=True,
                          text=True, timeout=300)
     assert out.returncode == 2 and "--model" in out.stderr and "auto" in out.stderr
+    out = subprocess.run([str(NAS), "accuracy", "fit", str(fitted_run), "--model", "gbr[x]"], capture_output=True,
+                         text=True, timeout=300)
+    assert out.returncode == 2 and "--model = 'gbr[x]'" in out.stderr and "blocks" in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1
     out = subprocess.run([str(NAS), "accuracy", "show", str(tmp_path)], capture_output=True, text=True, timeout=300)
     assert out.returncode == 2 and "run.json" in out.stderr
