@@ -67,8 +67,10 @@ def main() -> None:
     out = []
     for r in rows:
         ok = r["kendall"] >= TARGETS["kendall"] and r["spearman"] >= TARGETS["spearman"]
-        name = r["model"] if r["model"] == r["chosen"] else \
-            r["chosen"] if r["chosen"].startswith(r["model"] + "(") else f"{r['model']}: {r['chosen']}"
+        if r["model"] == r["chosen"] or r["chosen"].startswith(r["model"] + "("):
+            name = r["chosen"]  # gbr[blocks]; ensemble(mlp+gbr+rf+gp)
+        else:
+            name = f"{r['model']}: {r['chosen']}"  # auto: what it chose
         out.append({"model": name, "Spearman": round(r["spearman"], 3), "Kendall": round(r["kendall"], 3),
                     "RMSE (pp)": round(100 * r["rmse"], 3), "MAPE %": round(100 * r["mape"], 2),
                     "within ±10% %": round(100 * r["within_10pct"], 1), "fit s": r["fit_s"],

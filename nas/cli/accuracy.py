@@ -13,7 +13,8 @@ app = typer.Typer(help="Accuracy predictor of a trained run: measure subnets (re
 @app.command("fit")
 def fit(run_dir: str = typer.Argument(..., help="training run folder (runs/<name>)"),
         samples: int = typer.Option(500, "--samples", min=10, help="subnets to measure (kept across restarts)"),
-        model: str = typer.Option("auto", "--model", help="auto | mlp | gbr | rf | gp | ensemble, or a kind on another feature set: gbr[blocks]"),
+        model: str = typer.Option("auto", "--model", help="auto | mlp | gbr | rf | gp | ensemble, or a kind on "
+                                  "another feature set, quoted: 'gbr[blocks]'"),
         seed: int = typer.Option(0, "--seed", help="seeds the subnet plan, the split and the models"),
         holdout: float = typer.Option(0.2, "--holdout", help="share of measured subnets held out for fidelity"),
         folds: int = typer.Option(3, "--folds", min=2, help="cross-validation folds for --model auto"),

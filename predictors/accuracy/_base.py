@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import re
 from abc import ABC, abstractmethod
 from pathlib import Path
@@ -26,13 +27,13 @@ def register_accuracy_model(cls: type["AccuracyModel"]) -> type["AccuracyModel"]
     return cls
 
 
-_VIEW = re.compile(r"^([a-z_]+)\[([a-z+]+)\]$")
+_VIEW = re.compile(r"([a-z_]+)\[([a-z+]+)\]")
 
 
 def parse_model_name(name: str) -> tuple[str, dict[str, Any]]:
     """(kind, parameter overrides) of a model name: a registered kind (`gbr`), or a kind on another of the feature
     sets (`gbr[blocks]`: gradient boosting on the per-block view)."""
-    m = _VIEW.match(name) if isinstance(name, str) else None
+    m = _VIEW.fullmatch(name) if isinstance(name, str) else None
     kind, overrides = (m.group(1), {"features": m.group(2)}) if m else (name, {})
     if kind not in ACCURACY_MODELS or (overrides and (kind == "ensemble"
                                                       or overrides["features"] not in FEATURE_SETS)):
@@ -40,6 +41,16 @@ def parse_model_name(name: str) -> tuple[str, dict[str, Any]]:
                                      f"{', '.join(ACCURACY_MODELS)}, or a kind on another feature set as "
                                      f"kind[features] with features one of {', '.join(FEATURE_SETS)}")
     return kind, overrides
+
+
+def model_name(model: AccuracyModel) -> str:
+    """A model's name as `auto` writes it: `gbr`, `gbr[blocks]` (a kind off its default features),
+    `ensemble(gbr+gbr[blocks]+gp)`."""
+    if model.kind == "ensemble":
+        return "ensemble(" + "+".join(model.members) + ")"  # type: ignore[attr-defined]
+    default = inspect.signature(type(model)).parameters.get("features")
+    features = getattr(model, "features", None)
+    return model.kind if default is None or features == default.default else f"{model.kind}[{features}]"
 
 
 def make_accuracy_model(kind: str, space: SearchSpace, **params: Any) -> "AccuracyModel":

@@ -49,7 +49,10 @@ class EnsembleAccuracy(AccuracyModel):
         return p
 
     def params(self) -> dict[str, Any]:
-        return {"members": list(self.members), "member_params": self.member_params, "seed": self.seed}
+        # every member's own parameters, so a saved ensemble does not depend on the kinds' defaults at load time
+        full = {m: {k: v for k, v in model.params().items() if k != "seed"}
+                for m, model in zip(self.members, self.models)}
+        return {"members": list(self.members), "member_params": full, "seed": self.seed}
 
     def _fit(self, codes: np.ndarray, y: np.ndarray) -> None:
         for model in self.models:

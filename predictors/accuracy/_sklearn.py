@@ -11,7 +11,7 @@ import numpy as np
 
 from predictors.accuracy._base import (AccuracyModel, AccuracyPredictorError, ArchsOrCodes, _check_features,
                                        _read_state_file, register_accuracy_model, write_bytes_atomic)
-from predictors.accuracy._features import features
+from predictors.accuracy._features import FEATURE_SETS, features
 from supernet.space import SearchSpace
 
 # Types a saved scikit-learn model may hold beyond skops' defaults; anything else is refused at load.
@@ -58,6 +58,21 @@ class _SklearnAccuracy(AccuracyModel):
             raise AccuracyPredictorError(f"{folder / state} holds types this loader does not trust: "
                                          f"{', '.join(refused)}")
         self.estimator = sio.loads(data, trusted=sorted(untrusted))
+        self._match_features(folder / state)
+
+    def _match_features(self, path: Path) -> None:
+        """Make `features` the set the stored estimator was fitted on. A file saved before a kind's default feature
+        set changed (gp: summary, then blocks) may not record it; the one set of the fitted width is then taken,
+        and a width no set or several sets give is refused."""
+        width = getattr(self.estimator, "n_features_in_", None)
+        probe = self.space.encode([self.space.smallest()])
+        if width is None or features(self.space, probe, self.features).shape[1] == width:
+            return
+        fits = [f for f in FEATURE_SETS if features(self.space, probe, f).shape[1] == width]
+        if len(fits) != 1:
+            raise AccuracyPredictorError(f"{path} was fitted on {width} features, which the feature set "
+                                         f"{self.features!r} of this {self.kind} model does not give; refit it")
+        self.features = fits[0]
 
 
 @register_accuracy_model
@@ -112,7 +127,7 @@ class GpAccuracy(_SklearnAccuracy):
     """A Gaussian process (scikit-learn) on the standardised per-block features: constant × RBF with one length
     scale per feature (so it learns which blocks matter), plus white noise; `predict_std` is its posterior standard
     deviation (accuracy units). The per-block view beat the per-stage summary in cross-validation on every measured
-    run we have (BENCHMARKS.md, "accuracy-predictor-500")."""
+    run we have (BENCHMARKS.md, "accuracy-predictor-500-full-val")."""
 
     kind = "gp"
 

@@ -3,7 +3,6 @@ it helps), a held-out share of the measured subnets gives the fidelity that is r
 
 from __future__ import annotations
 
-import inspect
 import time
 from pathlib import Path
 from typing import Any
@@ -12,7 +11,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from predictors.accuracy._base import parse_model_name
+from predictors.accuracy._base import model_name, parse_model_name
 from predictors.accuracy._features import FEATURE_SETS, AccuracyPredictorError
 from predictors.accuracy.dataset import heldout_path, measure_subnets, measured_path, run_measurer, table_codes
 from predictors.accuracy.models import ACCURACY_MODELS, make_accuracy_model
@@ -155,16 +154,6 @@ def fit_predictor(space: SearchSpace, codes: np.ndarray, y: np.ndarray, checkpoi
     return AccuracyPredictor(fitted, checkpoint_hash, fid, info)
 
 
-def model_name(model: Any) -> str:
-    """A fitted model's name as `auto` would write it: `gbr`, `gbr[blocks]` (a kind off its default features),
-    `ensemble(gbr+gbr[blocks]+gp)`."""
-    if model.kind == "ensemble":
-        return "ensemble(" + "+".join(model.members) + ")"
-    default = inspect.signature(type(model)).parameters.get("features")
-    features = getattr(model, "features", None)
-    return model.kind if default is None or features == default.default else f"{model.kind}[{features}]"
-
-
 def compare_models(space: SearchSpace, codes: np.ndarray, y: np.ndarray, *,
                    kinds: tuple[str, ...] = (*CANDIDATES, "ensemble", "auto"), holdout: float = 0.2, seed: int = 0,
                    params: dict[str, dict[str, Any]] | None = None,
@@ -240,4 +229,5 @@ def fit_run_predictor(run_dir: str | Path, *, samples: int = 500, model: str = "
 
 
 __all__ = ["fit_predictor", "fit_run_predictor", "measure_run_tables", "select_model", "cross_validate",
-           "compare_models", "model_name", "check_model", "BASE_KINDS", "CANDIDATES", "MODEL_CHOICES", "ACCURACY_MODELS"]
+           "compare_models", "model_name", "check_model", "BASE_KINDS", "CANDIDATES", "MODEL_CHOICES",
+           "ACCURACY_MODELS"]

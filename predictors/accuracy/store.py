@@ -13,7 +13,7 @@ import numpy as np
 
 from predictors.accuracy._features import AccuracyPredictorError
 from predictors.accuracy.dataset import PREDICTOR_DIR
-from predictors.accuracy.models import AccuracyModel, write_bytes_atomic
+from predictors.accuracy.models import AccuracyModel, model_name, write_bytes_atomic
 from supernet.arch import ArchConfig
 from supernet.errors import CheckpointError, NasError
 from supernet.space import SearchSpace
@@ -39,6 +39,11 @@ class AccuracyPredictor:
     def kind(self) -> str:
         return self.model.kind
 
+    @property
+    def name(self) -> str:
+        """The model's name with its feature set or members: `gbr[blocks]`, `ensemble(gp+gbr)`."""
+        return model_name(self.model)
+
     def predict(self, archs_or_codes: Sequence[ArchConfig] | np.ndarray) -> np.ndarray:
         """Predicted top-1 accuracy in [0, 1], (N,)."""
         return self.model.predict(archs_or_codes)
@@ -59,7 +64,7 @@ class AccuracyPredictor:
 
     def fidelity_report(self) -> dict[str, Any]:
         """The held-out fidelity recorded at fit time, with the model kind and data sizes."""
-        return {"model": self.kind, **self.fidelity, "n_train": self.info.get("n_train"),
+        return {"model": self.name, **self.fidelity, "n_train": self.info.get("n_train"),
                 "n_heldout": self.info.get("n_heldout")}
 
 
@@ -74,6 +79,7 @@ def save_accuracy_predictor(predictor: AccuracyPredictor, run_dir: str | Path) -
     folder.mkdir(parents=True, exist_ok=True)
     spec = predictor.model.save(folder, prefix="model-")
     manifest = {"format": FORMAT, "checkpoint_hash": predictor.checkpoint_hash, "kind": predictor.kind,
+                "name": predictor.name,
                 "space": predictor.space.to_dict(), "model": spec, "fidelity": predictor.fidelity, **predictor.info}
     write_bytes_atomic(folder / MANIFEST, (json.dumps(manifest, indent=2, default=_json) + "\n").encode())
     keep = set(_files(spec["state"]))

@@ -4,10 +4,10 @@ the same predictions, and refuses bad input with a typed error."""
 import numpy as np
 import pytest
 
-from predictors.accuracy import (ACCURACY_MODELS, AccuracyPredictorError, MlpAccuracy, fit_predictor,
+from predictors.accuracy import (AccuracyPredictorError, MlpAccuracy, fit_predictor,
                                  make_accuracy_model, plan_subnets, select_model)
 from predictors.accuracy._base import parse_model_name
-from predictors.accuracy.fit import CANDIDATES, compare_models, model_name
+from predictors.accuracy.fit import CANDIDATES, ENSEMBLE_MARGIN, compare_models, model_name
 from predictors.accuracy.models import AccuracyModel
 from supernet import SearchSpace
 from supernet.counting import count_macs
@@ -83,7 +83,7 @@ def test_fit_is_deterministic_in_seed(data):
 def test_selection_by_cross_validation_and_held_out_fidelity(data):
     codes, y = data
     kind, members, rows = select_model(SPACE, codes[:120], y[:120], folds=3, params=FAST)
-    assert parse_model_name(kind)[0] in ACCURACY_MODELS
+    assert kind in (*CANDIDATES, "ensemble")
     assert {r["candidate"] for r in rows} >= {"mlp", "gbr", "gbr[blocks]", "rf", "gp"}
     best = max(rows, key=lambda r: r["kendall"])
     if kind == "ensemble":
@@ -137,7 +137,7 @@ def test_a_kind_on_another_feature_set():
     assert parse_model_name("gbr[blocks]") == ("gbr", {"features": "blocks"})
     assert make_accuracy_model("rf[onehot+summary]", SPACE).features == "onehot+summary"
     assert make_accuracy_model("gp", SPACE).features == "blocks"  # the GP reads the per-block view by default
-    for bad in ("gbr[nope]", "ensemble[blocks]", "xgb[blocks]", "gbr[blocks", "[blocks]"):
+    for bad in ("gbr[nope]", "ensemble[blocks]", "xgb[blocks]", "gbr[blocks", "[blocks]", "gbr[blocks]\n"):
         with pytest.raises(AccuracyPredictorError, match="kind\\[features\\]"):
             make_accuracy_model(bad, SPACE)
     with pytest.raises(AccuracyPredictorError, match="field 'features' = 'summary' contradicts"):
@@ -175,10 +175,34 @@ def test_compare_models_names_what_auto_chose(data):
     by = {r["model"]: r for r in rows}
     assert [by[k]["chosen"] for k in ("gbr", "gbr[blocks]", "gp[summary]")] == ["gbr", "gbr[blocks]", "gp[summary]"]
     assert by["gbr"]["selection"] == [] and len(by["auto"]["selection"]) >= len(CANDIDATES)
-    chosen = by["auto"]["chosen"]
-    best = max(by["auto"]["selection"], key=lambda r: r["kendall"])
-    assert chosen == best["candidate"] or chosen.startswith("ensemble(")
+    chosen, selection = by["auto"]["chosen"], by["auto"]["selection"]
+    best_single = max((r for r in selection if len(r["members"]) == 1), key=lambda r: r["kendall"])
+    best_ens = max((r for r in selection if len(r["members"]) > 1), key=lambda r: r["kendall"])
+    # auto takes the best ensemble only where it beats the best single candidate by the margin
+    assert chosen == (best_ens["candidate"] if best_ens["kendall"] > best_single["kendall"] + ENSEMBLE_MARGIN
+                      else best_single["candidate"])
     assert all(r["n_train"] == 90 and 0 < r["spearman"] <= 1 for r in rows)
     assert model_name(make_accuracy_model("gp", SPACE)) == "gp"
     assert model_name(make_accuracy_model("ensemble", SPACE, members=["gbr", "rf[blocks]"])) == \
         "ensemble(gbr+rf[blocks])"
+
+
+def test_an_ensemble_saved_before_gp_read_the_per_block_view_still_loads(data, tmp_path):
+    """Ensembles saved before recorded no member parameters, so their gp (fitted on the per-stage summary, the
+    default then) must not be rebuilt on today's default; and one whose width no feature set gives is refused."""
+    codes, y = data
+    old = make_accuracy_model("ensemble", SPACE, members=["gbr", "gp"],
+                              member_params={"gbr": {"n_estimators": 40}, "gp": {"features": "summary", "restarts": 0}})
+    old.fit(codes[:100], y[:100])
+    spec = old.save(tmp_path, "o-")
+    assert spec["params"]["member_params"]["gp"]["features"] == "summary"  # saved in full from now on
+    spec["params"]["member_params"] = {"gbr": {"n_estimators": 40}}  # what an older version wrote
+    again = AccuracyModel.load(SPACE, spec, tmp_path)
+    assert again.models[1].features == "summary"
+    np.testing.assert_allclose(again.predict(codes[100:]), old.predict(codes[100:]), rtol=1e-6)
+
+    gp = make_accuracy_model("gp", SPACE, restarts=0).fit(codes[:60], y[:60])
+    gp.estimator[0].n_features_in_ = 7  # a width no feature set has
+    spec = gp.save(tmp_path, "g-")
+    with pytest.raises(AccuracyPredictorError, match="fitted on 7 features.*refit"):
+        AccuracyModel.load(SPACE, spec, tmp_path)
