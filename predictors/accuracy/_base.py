@@ -43,6 +43,17 @@ def parse_model_name(name: str) -> tuple[str, dict[str, Any]]:
     return kind, overrides
 
 
+def params_for(name: str, by_name: dict[str, dict[str, Any]] | None) -> dict[str, Any]:
+    """The parameters `by_name` gives model `name`: its own entry, else its kind's (`gbr[blocks]` takes `gbr`'s),
+    without a `features` the name itself sets."""
+    kind, overrides = parse_model_name(name)
+    by_name = by_name or {}
+    p = dict(by_name.get(name, by_name.get(kind, {})))
+    if overrides:
+        p.pop("features", None)
+    return p
+
+
 def model_name(model: AccuracyModel) -> str:
     """A model's name as `auto` writes it: `gbr`, `gbr[blocks]` (a kind off its default features),
     `ensemble(gbr+gbr[blocks]+gp)`."""

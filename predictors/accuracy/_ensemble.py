@@ -8,7 +8,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from predictors.accuracy._base import (ACCURACY_MODELS, AccuracyModel, AccuracyPredictorError, ArchsOrCodes,
-                                       make_accuracy_model, parse_model_name, register_accuracy_model)
+                                       make_accuracy_model, params_for, parse_model_name, register_accuracy_model)
 from supernet.space import SearchSpace
 
 
@@ -29,8 +29,8 @@ class EnsembleAccuracy(AccuracyModel):
             raise AccuracyPredictorError(f"field 'members' must name 2 or more kinds among {allowed} (each may "
                                          f"name a feature set, as gbr[blocks]), got {members}")
         self.members = members
-        self.member_params = {k: dict(v) for k, v in (member_params or {}).items()}
-        self.models = [make_accuracy_model(m, space, **{"seed": seed, **self._params_of(m)}) for m in members]
+        self.models = [make_accuracy_model(m, space, **{"seed": seed, **params_for(m, member_params)})
+                       for m in members]
 
     @staticmethod
     def _member_ok(name: Any) -> bool:
@@ -38,15 +38,6 @@ class EnsembleAccuracy(AccuracyModel):
             return parse_model_name(name)[0] != "ensemble"
         except AccuracyPredictorError:
             return False
-
-    def _params_of(self, member: str) -> dict[str, Any]:
-        """`member_params` for a member: its own entry, else its kind's (`gbr[blocks]` takes `gbr`'s), without a
-        `features` the member's name sets."""
-        kind, overrides = parse_model_name(member)
-        p = dict(self.member_params.get(member, self.member_params.get(kind, {})))
-        if overrides:
-            p.pop("features", None)
-        return p
 
     def params(self) -> dict[str, Any]:
         # every member's own parameters, so a saved ensemble does not depend on the kinds' defaults at load time

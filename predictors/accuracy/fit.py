@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from predictors.accuracy._base import model_name, parse_model_name
+from predictors.accuracy._base import model_name, params_for, parse_model_name
 from predictors.accuracy._features import FEATURE_SETS, AccuracyPredictorError
 from predictors.accuracy.dataset import heldout_path, measure_subnets, measured_path, run_measurer, table_codes
 from predictors.accuracy.models import ACCURACY_MODELS, make_accuracy_model
@@ -42,11 +42,7 @@ def check_model(model: str, field: str = "field 'model'") -> None:
 def _params(kind: str, params: dict[str, dict[str, Any]] | None, seed: int) -> dict[str, Any]:
     if kind == "ensemble":
         return {"seed": seed, "member_params": dict(params or {})}
-    base, overrides = parse_model_name(kind)
-    own = dict((params or {}).get(kind, (params or {}).get(base, {})))
-    if overrides:
-        own.pop("features", None)
-    return {"seed": seed, **own}
+    return {"seed": seed, **params_for(kind, params)}
 
 
 def cross_validate(space: SearchSpace, codes: np.ndarray, y: np.ndarray, kinds: tuple[str, ...] = CANDIDATES, *,
