@@ -63,10 +63,15 @@ MCU_FIELDS: dict[str, str] = {
 }
 
 
+# Every number a predictor reads from a profile must be finite: NaN or infinity in a clock, an overhead or a
+# coefficient would make every prediction NaN (and NaN compares as "fits"). Only fidelity figures may be NaN.
+_STRICT = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
 class Figure(BaseModel):
     """One number with its unit and where it came from."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = _STRICT
     value: float
     unit: str
     source: Source
@@ -104,7 +109,7 @@ def _check_figures(values: dict[str, Any], fields: dict[str, str], section: str)
 class LutEntry(BaseModel):
     """One OFA lookup-table entry: latency of one op in ms (mean, std over `count` runs)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = _STRICT
     mean: float = Field(ge=0)
     std: float = Field(default=0.0, ge=0)
     count: int = Field(default=1, ge=0)
@@ -113,7 +118,7 @@ class LutEntry(BaseModel):
 class LookupTable(BaseModel):
     """Per-op latency (ms) per resolution, keyed as OFA keys its tables."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = _STRICT
     source: Source
     tables: dict[int, dict[str, LutEntry]] = Field(default_factory=dict)
 
@@ -121,7 +126,7 @@ class LookupTable(BaseModel):
 class LearnedModel(BaseModel):
     """Per-op-kind linear regressors (ms per feature unit), `features` naming the columns of each `coef` row."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = _STRICT
     source: Source
     features: list[str]
     coef: dict[str, list[float]]
@@ -131,7 +136,7 @@ class LearnedModel(BaseModel):
 class Correction(BaseModel):
     """End-to-end correction for one space: latency = scale * sum-of-ops + per_block * active blocks + offset_ms."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = _STRICT
     source: Source
     scale: float = 1.0
     per_block_ms: float = 0.0
@@ -156,7 +161,7 @@ class Fidelity(BaseModel):
 class LatencySection(BaseModel):
     """How latency was (or will be) measured and what was learned from it."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = _STRICT
     batch_size: int = Field(default=1, ge=1)
     threads: int | None = Field(default=None, ge=1)
     backend: Literal["torch", "onnxruntime", "cuda", "tflite", "tinyengine", "other"] | None = None
@@ -170,7 +175,7 @@ class LatencySection(BaseModel):
 class DeviceProfile(BaseModel):
     """A device: kind (cpu, gpu, mcu), spec figures, MCU cost figures, and latency tables/models."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = _STRICT
     name: str
     kind: Literal["cpu", "gpu", "mcu"]
     description: str = ""

@@ -25,6 +25,12 @@ from supernet.errors import NasError
 # Objectives and constraints a device search can use: the columns of `predictors.Predictors.predict`.
 METRICS = ("accuracy", "latency_ms", "sram_bytes", "flash_bytes", "macs", "params")
 CONSTRAINTS = ("latency_ms", "sram_bytes", "flash_bytes", "macs", "params")
+# Bounds on a spec's numbers: the whole budget (per device × devices) fits a 32-bit column on every database,
+# a seed is what NumPy's and Optuna's generators take, a name fits the store's columns and is a path component.
+MAX_BUDGET, MAX_DEVICES, MAX_SEED, MAX_NAME = 1_000_000, 32, 2**32 - 1, 128
+# Strategy options that choose where a search's work goes (a network address): the server's to set, never a
+# client's (`nas serve --ray-address`); a spec sent to a server asks for the server's cluster by leaving them out.
+SERVER_OPTIONS = ("ray_address",)
 
 
 class SpecError(NasError):
@@ -53,15 +59,15 @@ class ExperimentSpec(BaseModel):
     """A search experiment: which supernet, which devices under which budgets, what to optimise, how long."""
 
     model_config = ConfigDict(extra="forbid")
-    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=MAX_NAME)
     run: Path | None = None  # a training run folder: its space and its fitted accuracy predictor
     space: str | None = None  # a space preset or YAML, when searching without a trained run
-    devices: list[DeviceSpec] = Field(min_length=1)
+    devices: list[DeviceSpec] = Field(min_length=1, max_length=MAX_DEVICES)
     objectives: dict[str, Literal["minimize", "maximize"]] = Field(min_length=1)
     strategy: str | None = None
-    strategy_options: dict[str, Any] = Field(default_factory=dict)
-    budget: int = Field(gt=0)
-    seed: int = 0
+    strategy_options: dict[str, Any] = Field(default_factory=dict)  # checked by check_spec against the strategy
+    budget: int = Field(gt=0, le=MAX_BUDGET, description="trials per device")
+    seed: int = Field(default=0, ge=0, le=MAX_SEED)
 
     @field_validator("objectives")
     @classmethod
@@ -111,18 +117,38 @@ def _predictors(spec: ExperimentSpec, space: SearchSpace, device: str) -> Any:
     return Predictors.for_run(spec.run, device) if spec.run is not None else Predictors(space, device)
 
 
-def check_spec(spec: ExperimentSpec) -> dict[str, Any]:
-    """Everything that can be known wrong before searching: unknown devices, objectives the predictors cannot
-    give, constraints no subnet can meet. Returns the predictors per device name; raises SpecError."""
+def check_strategy(spec: ExperimentSpec, *, from_client: bool = False) -> None:
+    """The spec's strategy and its options, checked as the strategy itself checks them (known names, types,
+    ranges); `from_client`: the spec came to a server, which alone sets SERVER_OPTIONS. Raises SpecError."""
+    from nas.search import available_strategies, get_strategy
+
+    if spec.strategy is None:
+        if spec.strategy_options:
+            raise SpecError("field 'strategy_options': options need field 'strategy' (the default strategy "
+                            f"takes none); allowed strategies: {', '.join(available_strategies())}")
+        return
+    if spec.strategy not in available_strategies():
+        raise SpecError(f"field 'strategy': unknown strategy '{spec.strategy}'; "
+                        f"allowed: {', '.join(available_strategies())}")
+    for key in SERVER_OPTIONS:
+        if from_client and key in spec.strategy_options:
+            raise SpecError(f"field 'strategy_options.{key}': set by the server (nas serve --{key.replace('_', '-')}"
+                            "); leave it out to search on the server's cluster")
+    try:
+        get_strategy(spec.strategy, **spec.strategy_options)
+    except NasError as exc:
+        raise SpecError(f"field 'strategy_options': {exc}") from None
+
+
+def check_spec(spec: ExperimentSpec, *, from_client: bool = False) -> dict[str, Any]:
+    """Everything that can be known wrong before searching: unknown devices, strategies and their options,
+    objectives the predictors cannot give, constraints no subnet can meet. The one check of a spec, for the CLI,
+    the API (at creation) and the worker alike. Returns the predictors per device name; raises SpecError."""
     space = _space(spec)
     if "accuracy" in spec.objectives and spec.run is None:
         raise SpecError("field 'objectives': 'accuracy' needs field 'run' (a trained run with a fitted accuracy "
                         "predictor); without one use latency_ms, sram_bytes, flash_bytes, macs or params")
-    from nas.search import available_strategies
-
-    if spec.strategy is not None and spec.strategy not in available_strategies():
-        raise SpecError(f"field 'strategy': unknown strategy '{spec.strategy}'; "
-                        f"allowed: {', '.join(available_strategies())}")
+    check_strategy(spec, from_client=from_client)
     names = [d.name for d in spec.devices]
     if len(set(names)) != len(names):
         raise SpecError(f"field 'devices': each device may appear once, got {names}")
@@ -234,7 +260,8 @@ def _table(path: Path, df: pd.DataFrame) -> Path:
 
 def run_experiment(spec: ExperimentSpec, out_dir: str | Path, *, storage: str | None = None,
                    progress: Callable[[str, int, int, dict[str, float] | None], None] | None = None,
-                   should_stop: Callable[[], bool] | None = None, ray_address: str | None = None) -> dict[str, Any]:
+                   should_stop: Callable[[], bool] | None = None, ray_address: str | None = None,
+                   from_client: bool = False, study_name: str | None = None) -> dict[str, Any]:
     """Run one search per device of `spec` into `out_dir`; return a summary (per device: files and best figures).
 
     storage: Optuna storage URL (default: SQLite `out_dir/search.db`); started again on the same storage, an
@@ -242,28 +269,30 @@ def run_experiment(spec: ExperimentSpec, out_dir: str | Path, *, storage: str | 
     progress: `progress(device, done, budget, best_values)` after each recorded batch.
     should_stop: polled between batches; True ends the experiment early (`summary["stopped"]`), trials kept.
     ray_address: a Ray cluster for the `ray-tune` strategy.
+    from_client: the spec came from a server's client (see `check_spec`).
+    study_name: the Optuna studies are named `<study_name>:<device>` (default: the spec's name).
     """
     from nas.search import Constraint, get_strategy, run
 
     if not isinstance(spec, ExperimentSpec):
         raise SpecError(f"expected an ExperimentSpec, got {type(spec).__name__}")
-    predictors = check_spec(spec)
+    predictors = check_spec(spec, from_client=from_client)
     options = dict(spec.strategy_options)
     strategy_name = spec.strategy
     if ray_address:
         if strategy_name not in (None, "ray-tune"):
             raise SpecError(f"a Ray address needs field 'strategy' to be ray-tune (or unset), got '{spec.strategy}'")
         strategy_name, options["ray_address"] = "ray-tune", ray_address
-    try:
-        if strategy_name:
-            get_strategy(strategy_name, **options)  # options checked before any work
-    except NasError as exc:
-        raise SpecError(f"field 'strategy_options': {exc}") from None
+        try:
+            get_strategy(strategy_name, **options)
+        except NasError as exc:
+            raise SpecError(f"ray address: {exc}") from None
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     _write_text(out / "spec.yaml", yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False))
     storage = storage or f"sqlite:///{(out / 'search.db').resolve()}"
-    summary: dict[str, Any] = {"name": spec.name, "storage": storage, "stopped": False, "devices": {}}
+    study_name = study_name or spec.name
+    summary: dict[str, Any] = {"name": study_name, "storage": storage, "stopped": False, "devices": {}}
     for dev in spec.devices:
         if should_stop is not None and should_stop():
             summary["stopped"] = True
@@ -276,7 +305,7 @@ def run_experiment(spec: ExperimentSpec, out_dir: str | Path, *, storage: str | 
         res = run(preds.space, objective, directions=dict(spec.objectives),
                   budget=spec.budget, seed=spec.seed, strategy=strategy,
                   constraints=[Constraint(k, v) for k, v in dev.constraints.items()], storage=storage,
-                  study_name=f"{spec.name}:{dev.name}",
+                  study_name=f"{study_name}:{dev.name}",
                   progress=None if progress is None else (lambda d, t, b, _n=dev.name: progress(_n, d, t, b)),
                   should_stop=should_stop)
         summary["devices"][dev.name] = _write_device(out / _safe(dev.name), dev, spec, preds, res)

@@ -38,6 +38,10 @@ def worker_env(settings: Settings) -> dict[str, str]:
     env["NAS_DB_URL"] = settings.database_url
     env["NAS_RUNS_DIR"] = str(settings.runs_dir.resolve())
     env["NAS_PROFILES_DIR"] = str(settings.profiles_dir)  # uploaded devices are found by name in searches
+    if settings.ray_address:
+        env["NAS_RAY_ADDRESS"] = settings.ray_address
+    for secret in ("NAS_API_TOKEN", "NAS_API_TOKEN_FILE"):  # a worker never serves requests
+        env.pop(secret, None)
     env.setdefault("OMP_NUM_THREADS", "1")  # several workers share the machine's cores
     return env
 

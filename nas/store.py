@@ -13,7 +13,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator
 
-from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Integer, String, Text, create_engine, event, select
+from sqlalchemy import (JSON, Boolean, CheckConstraint, DateTime, Float, ForeignKey, Integer, String, Text,
+                        create_engine, event, select)
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
@@ -21,6 +22,16 @@ JOB_KINDS = ("search", "export")
 JOB_STATES = ("queued", "running", "succeeded", "failed", "cancelled", "interrupted")
 ACTIVE_STATES = ("queued", "running")
 FINAL_STATES = ("succeeded", "failed", "cancelled")
+
+
+INT32_MAX = 2**31 - 1  # PostgreSQL's `integer`; SQLite's is wider, so the same bound is a CHECK on both
+
+
+def _bounded(table: str, *int_columns: str, names: tuple[str, ...] = ()) -> tuple[CheckConstraint, ...]:
+    """CHECK constraints that make SQLite refuse what PostgreSQL's column types refuse: integers beyond 32 bits,
+    strings longer than their VARCHAR(255)."""
+    return (*(CheckConstraint(f"{c} BETWEEN 0 AND {INT32_MAX}", name=f"{table}_{c}_range") for c in int_columns),
+            *(CheckConstraint(f"length({c}) <= 255", name=f"{table}_{c}_length") for c in names))
 
 
 def utcnow() -> datetime:
@@ -62,6 +73,7 @@ class Experiment(Base):
     """A search experiment: its spec (as `nas search` reads it), where its outputs go, and what it found so far."""
 
     __tablename__ = "nas_experiments"
+    __table_args__ = _bounded("nas_experiments", "budget", "trials_done", names=("name", "study_name"))
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     name: Mapped[str] = mapped_column(String(255))
     spec: Mapped[dict[str, Any]] = mapped_column(JSON)

@@ -108,8 +108,7 @@ def run_search(store: Store, settings: Settings, job: Job, ctx: JobContext) -> b
     with store.session() as s:
         exp = s.get(Experiment, job.target_id)
         spec_data, out_dir, exp_id, study = dict(exp.spec), Path(exp.out_dir), exp.id, exp.study_name
-    # the spec's name names the Optuna studies: made unique per experiment so two experiments never share trials
-    spec = ExperimentSpec.model_validate({**spec_data, "name": study})
+    spec = ExperimentSpec.model_validate(spec_data)
     done: dict[str, int] = {}
     last = [0.0]
 
@@ -129,8 +128,11 @@ def run_search(store: Store, settings: Settings, job: Job, ctx: JobContext) -> b
             j.message = f"{e.trials_done} of {e.budget} trials ({device})"
 
     out_dir.mkdir(parents=True, exist_ok=True)
+    # the studies are named per experiment (not by the spec's name) so two experiments never share trials; the
+    # spec is checked as at its creation (a client's spec; the Ray cluster, if any, is the server's)
     summary = run_experiment(spec, out_dir, storage=settings.database_url, progress=progress,
-                             should_stop=ctx.should_stop)
+                             should_stop=ctx.should_stop, study_name=study, from_client=True,
+                             ray_address=settings.ray_address if spec.strategy == "ray-tune" else None)
     devices = summary.get("devices", {})
     best: dict[str, Any] = {}
     for device, info in devices.items():
@@ -189,7 +191,7 @@ def run_job(job_id: str, settings: Settings | None = None) -> str:
         print(f"error: no job {job_id} in {settings.database_url}", file=sys.stderr)
         return "missing"
     ctx = JobContext(store, job_id)
-    signal.signal(signal.SIGTERM, lambda *_: setattr(ctx, "terminated", True))
+    signal.signal(signal.SIGTERM, lambda *_: _on_sigterm(ctx, settings))
     store.update_job(job_id, status="running", pid=os.getpid(), message=f"running {job.kind}")
     error, stopped = None, True
     try:
@@ -197,6 +199,39 @@ def run_job(job_id: str, settings: Settings | None = None) -> str:
     except Exception as exc:  # recorded for the user; the traceback goes to the job's log
         traceback.print_exc()
         error = f"{type(exc).__name__}: {exc}"
+    with _OUTCOME:  # one outcome recorded, by this thread or by a SIGTERM that could not wait
+        status = _record_outcome(store, job_id, ctx, error, stopped)
+        _RECORDED.set()
+    store.close()
+    return status
+
+
+_OUTCOME, _RECORDED = threading.Lock(), threading.Event()
+STOP_GRACE_S = 5.0  # how long a SIGTERM waits for the job to reach a point where it can stop
+
+
+def _on_sigterm(ctx: JobContext, settings: Settings) -> None:
+    """Ask the job to stop at its next check; if it is stuck where it cannot check (connecting to a Ray cluster,
+    inside a long library call), record the outcome and exit after STOP_GRACE_S all the same."""
+    ctx.terminated = True
+
+    def force() -> None:
+        try:
+            with _OUTCOME:
+                if not _RECORDED.is_set():
+                    log.warning("job %s did not stop within %.0f s of SIGTERM; exiting", ctx.job_id, STOP_GRACE_S)
+                    store = Store(settings.database_url)
+                    _record_outcome(store, ctx.job_id, ctx, None, True)
+                    store.close()
+        finally:
+            os._exit(0)
+
+    timer = threading.Timer(STOP_GRACE_S, force)
+    timer.daemon = True
+    timer.start()
+
+
+def _record_outcome(store: Store, job_id: str, ctx: JobContext, error: str | None, stopped: bool) -> str:
     latest = store.job(job_id)
     ctx.cancelled = ctx.cancelled or bool(latest is not None and latest.cancel_requested)
     if error is None and not stopped:
@@ -220,7 +255,6 @@ def run_job(job_id: str, settings: Settings | None = None) -> str:
             values["interruptions"] = j.interruptions + 1
         for k, v in values.items():
             setattr(j, k, v)
-    store.close()
     return status
 
 

@@ -14,6 +14,8 @@ from supernet._io import read_yaml
 from supernet.arch import ArchConfig
 from supernet.errors import InvalidArchError, SpaceError
 
+MIN_RESOLUTION, MAX_RESOLUTION = 8, 4096  # px: the input sizes an arch's `r` may ask for
+
 ACTIVATIONS = ("relu", "h_swish")
 _PRESETS: dict[str, Path | "SearchSpace"] = {}
 
@@ -214,9 +216,10 @@ class SearchSpace:
         for i, v in enumerate(arch.d):
             if v not in self.depth_choices:
                 raise InvalidArchError(f"field 'd[{i}]' = {v} is not allowed; allowed: {list(self.depth_choices)}")
-        # Any resolution a user gives is accepted (OFA publishes nets above its training range); only nonsense is refused.
-        if arch.r < 8:
-            raise InvalidArchError(f"field 'r' = {arch.r} is too small; resolutions must be >= 8 px "
+        # Any plausible resolution is accepted (OFA publishes nets above its training range); nonsense is refused.
+        if not MIN_RESOLUTION <= arch.r <= MAX_RESOLUTION:
+            raise InvalidArchError(f"field 'r' = {arch.r} is out of range; resolutions must be between "
+                                   f"{MIN_RESOLUTION} and {MAX_RESOLUTION} px "
                                    f"(trained: {self.resolutions[0]}..{self.resolutions[-1]})")
         return arch
 
@@ -230,7 +233,15 @@ class SearchSpace:
                 if isinstance(value, (list, tuple)) and len(value) != n:
                     raise InvalidArchError(f"field '{name}' must list {n} {what} for space '{self.name}', "
                                            f"got {len(value)}")
-        return self.validate(ArchConfig.from_dict(data))
+        arch = self.validate(ArchConfig.from_dict(data))
+        # ArchConfig rewrites inactive slots (beyond a stage's depth) as copies of the last active block, so what
+        # a user sent there is checked as sent: every slot, active or not, holds one of the choices (as in OFA).
+        for name, allowed in (("ks", self.kernel_choices), ("e", self.expand_choices)):
+            for i, v in enumerate(data[name]):
+                if v not in allowed:
+                    raise InvalidArchError(f"field '{name}[{i}]' = {v} is not allowed (an inactive slot still holds "
+                                           f"one of the choices); allowed: {list(allowed)}")
+        return arch
 
     # ---------------------------------------------------------------- sampling
     def largest(self, r: int | None = None) -> ArchConfig:

@@ -5,60 +5,21 @@ from __future__ import annotations
 import logging
 import os
 from contextlib import asynccontextmanager
-from typing import Any, AsyncIterator
+from typing import AsyncIterator
 
 from fastapi import Depends, FastAPI
 
 from nas.api.cache import LruCache
 from nas.api.deps import require_token
 from nas.api.errors import install_error_handlers
+from nas.api.middleware import BodyLimit, TokenGate, install_method_handling
+from nas.api.openapi import document_responses
 from nas.api.routers import devices, experiments, exports, health, predict, runs, spaces
 from nas.jobs import JobRunner
 from nas.settings import Settings
 from nas.store import Store
 
 log = logging.getLogger("nas.api")
-
-
-class BodyLimit:
-    """ASGI middleware: 413 for a request body over `limit` bytes, declared or streamed."""
-
-    def __init__(self, app: Any, limit: int) -> None:
-        self.app, self.limit = app, limit
-
-    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            return await self.app(scope, receive, send)
-        for key, value in scope.get("headers", []):
-            if key == b"content-length" and value.isdigit() and int(value) > self.limit:
-                return await self._too_large(send)
-        seen = 0
-
-        async def limited() -> dict:
-            nonlocal seen
-            message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.limit:
-                    raise _TooLarge()
-            return message
-
-        try:
-            await self.app(scope, limited, send)
-        except _TooLarge:
-            await self._too_large(send)
-
-    async def _too_large(self, send: Any) -> None:
-        import json
-
-        body = json.dumps({"detail": f"request body is larger than the limit of {self.limit} bytes"}).encode()
-        await send({"type": "http.response.start", "status": 413,
-                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
-        await send({"type": "http.response.body", "body": body})
-
-
-class _TooLarge(Exception):
-    pass
 
 
 def create_app(settings: Settings | None = None, *, start_jobs: bool = True) -> FastAPI:
@@ -88,11 +49,14 @@ def create_app(settings: Settings | None = None, *, start_jobs: bool = True) -> 
     app.state.settings = settings
     app.state.predictors = LruCache(maxsize=64)
     install_error_handlers(app)
+    install_method_handling(app)
     app.include_router(health.router)
-    guarded = [Depends(require_token)]
+    guarded = [Depends(require_token)] if settings.token else []  # no token: no security in the OpenAPI document
     for module in (spaces, devices, runs, predict, experiments, exports):
         app.include_router(module.router, dependencies=guarded)
     app.add_middleware(BodyLimit, limit=settings.max_upload_bytes)
+    app.add_middleware(TokenGate, fastapi_app=app, token=settings.token)  # outermost: 401 before the body is read
+    document_responses(app)
     return app
 
 

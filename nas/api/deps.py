@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import hmac
-
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from nas.api.errors import ApiError
+from nas.api.middleware import token_ok
 from nas.jobs import JobRunner
 from nas.settings import Settings
 from nas.store import Store
 
-_bearer = HTTPBearer(auto_error=False, description="the server's token (`nas serve --token` or NAS_API_TOKEN)")
+_bearer = HTTPBearer(auto_error=False, description="the server's token (NAS_API_TOKEN, or `nas serve --token-file`)")
 
 
 def get_settings(request: Request) -> Settings:
@@ -30,9 +29,7 @@ def get_runner(request: Request) -> JobRunner:
 def require_token(request: Request,
                   credentials: HTTPAuthorizationCredentials | None = Depends(_bearer)) -> None:
     """401 unless the request carries `Authorization: Bearer <token>` (when the server has a token)."""
-    token = request.app.state.settings.token
-    if not token:
-        return
-    given = credentials.credentials if credentials is not None else ""
-    if not hmac.compare_digest(given.encode(), token.encode()):
+    # nas.api.middleware.TokenGate has already answered 401 before the body was read; this is the same check, for
+    # the OpenAPI document's security and for an app mounted without that middleware
+    if not token_ok(request.app.state.settings.token, request.headers.get("authorization")):
         raise ApiError(401, "missing or wrong bearer token", headers={"WWW-Authenticate": "Bearer"})

@@ -160,3 +160,22 @@ class ExportOut(JobOut):
     experiment: str | None
     files: list[str]
     download: str | None = Field(description="where to GET the zip once the export succeeded")
+
+
+class ErrorOut(BaseModel):
+    """An error that is about the request as a whole (401, 404, 409, 413, ...)."""
+
+    detail: str
+
+
+class ErrorItem(BaseModel):
+    loc: list[str | int] = Field(description="the field's path, e.g. [\"body\", \"archs\", 3, \"ks\", 2]")
+    msg: str
+    type: str
+    ctx: dict[str, Any] | None = Field(default=None, description="`allowed`: the allowed values, where few")
+
+
+class ValidationErrorOut(BaseModel):
+    """422: what is wrong with which field (FastAPI's shape, whether pydantic or the service found it)."""
+
+    detail: list[ErrorItem]

@@ -87,7 +87,7 @@ def prepare_spec(data: dict[str, Any], exp_id: str, out_dir: Path, *, store: Sto
     except ValidationError as exc:
         raise ApiError(422, validation_detail(exc)) from None
     try:
-        check_spec(parsed)
+        check_spec(parsed, from_client=True)
     except SpecError as exc:
         raise FieldError(("body", *_loc_of(str(exc))), str(exc), type_="spec_error") from None
     out = parsed.model_dump(mode="json")

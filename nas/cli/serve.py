@@ -15,8 +15,15 @@ def serve(host: str = typer.Option("127.0.0.1", "--host", help="address to liste
                                                           "postgresql://... for PostgreSQL) [env NAS_DB_URL]"),
           runs_dir: str | None = typer.Option(None, "--runs-dir", help="runs, experiments and exports folder "
                                                                        "[env NAS_RUNS_DIR, default runs]"),
-          token: str | None = typer.Option(None, "--token", help="bearer token required on every route but "
-                                                                 "/healthz [env NAS_API_TOKEN]"),
+          token: str | None = typer.Option(None, "--token", help="bearer token on the command line, where `ps` "
+                                                                 "shows it: prefer --token-file or NAS_API_TOKEN"),
+          token_file: str | None = typer.Option(None, "--token-file", help="file whose first line is the bearer "
+                                                                           "token every route but /healthz requires "
+                                                                           "[env NAS_API_TOKEN_FILE, or the token "
+                                                                           "itself in NAS_API_TOKEN]"),
+          ray_address: str | None = typer.Option(None, "--ray-address", help="Ray cluster for searches with "
+                                                                             "strategy ray-tune [env NAS_RAY_ADDRESS; "
+                                                                             "default: a Ray per search]"),
           workers: int | None = typer.Option(None, "--workers", min=1, max=64,
                                              help="jobs run at once; more wait queued [env NAS_WORKERS, default 2]"),
           resume: bool | None = typer.Option(None, "--resume/--no-resume",
@@ -31,12 +38,16 @@ def serve(host: str = typer.Option("127.0.0.1", "--host", help="address to liste
     from nas.cli._common import fail
     from nas.settings import Settings
 
+    if token is not None:
+        typer.echo("warning: --token shows the token to anyone who can list processes; use --token-file or "
+                   "NAS_API_TOKEN", err=True)
     try:
-        settings = Settings.from_env(db_url=db, runs_dir=runs_dir, token=token, workers=workers,
-                                     resume_on_start=resume)
+        settings = Settings.from_env(db_url=db, runs_dir=runs_dir, token=token, token_file=token_file,
+                                     workers=workers, resume_on_start=resume, ray_address=ray_address)
     except ValueError as exc:
         fail(str(exc).splitlines()[0] if str(exc) else "invalid settings")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     typer.echo(f"nas serve: store {settings.database_url.split('@')[-1]}, {settings.workers} worker(s), "
-               f"token {'required' if settings.token else 'off'}", err=True)
+               f"token {'required' if settings.token else 'off'}"
+               f"{', Ray cluster ' + settings.ray_address if settings.ray_address else ''}", err=True)
     uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level)

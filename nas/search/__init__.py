@@ -7,8 +7,8 @@ from nas.search._pareto import hypervolume_2d, nondominated_mask
 from nas.search._problem import Constraint, Evaluation, Problem, SearchError
 from nas.search._store import open_storage
 from nas.search._strategies import (Evolution, OptunaSampler, RandomSearch, Strategy, available_strategies,
-                                    get_strategy, register_strategy)
+                                    get_strategy, register_strategy, strategy_options)
 
 __all__ = ["run", "SearchResult", "Session", "Constraint", "Evaluation", "Problem", "SearchError", "Strategy",
            "Evolution", "RandomSearch", "OptunaSampler", "available_strategies", "get_strategy",
-           "register_strategy", "default_strategy", "hypervolume_2d", "nondominated_mask", "open_storage"]
+           "register_strategy", "strategy_options", "default_strategy", "hypervolume_2d", "nondominated_mask", "open_storage"]

@@ -114,6 +114,8 @@ class RayTune:
             raise SearchError(f"ray-tune: sampler must be 'tpe' or 'nsga2', got {sampler!r}")
         if max_concurrent < 1:
             raise SearchError(f"ray-tune: max_concurrent must be >= 1, got {max_concurrent}")
+        if not 0 < cpus_per_trial <= 1024:
+            raise SearchError(f"ray-tune: cpus_per_trial must be > 0 (and at most 1024), got {cpus_per_trial}")
         self.ray_address, self.max_concurrent = ray_address, max_concurrent
         self.cpus_per_trial, self.sampler = cpus_per_trial, sampler
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 from datetime import datetime, timezone
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -82,6 +83,10 @@ class TrialStore:
         elif stored != p.names:
             raise SearchError(f"study '{name}' was made for another space ({len(stored)} parameters); "
                               f"use another study name")
+        if study.metric_names is None:  # where optuna-dashboard (and study.trials_dataframe) find the objectives' names
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                study.set_metric_names(p.objective_names)
         self.storage, self.study_id = storage, storage.get_study_id_from_name(name)
         for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):  # left by a crashed process
             tid = storage.get_trial_id_from_study_id_trial_number(self.study_id, t.number)

@@ -7,6 +7,8 @@ A strategy gets a `Session` and drives it: it draws candidates (choice-index row
 
 from __future__ import annotations
 
+import inspect
+import typing
 from typing import Any, Callable, Protocol, runtime_checkable
 
 import numpy as np
@@ -38,14 +40,52 @@ def available_strategies() -> list[str]:
     return sorted(_REGISTRY)
 
 
-def get_strategy(strategy: str | Strategy, **options: Any) -> Strategy:
-    """A Strategy from a registered name (with options) or the object itself."""
-    if isinstance(strategy, str):
-        if strategy not in _REGISTRY:
-            raise SearchError(f"unknown strategy '{strategy}'; available: {', '.join(available_strategies())}")
+def _factory(name: str) -> Callable[..., Strategy]:
+    if name not in _REGISTRY:
+        raise SearchError(f"unknown strategy '{name}'; available: {', '.join(available_strategies())}")
+    return _REGISTRY[name]
+
+
+def strategy_options(name: str) -> dict[str, Any]:
+    """The options strategy `name` takes, with their defaults: its factory's keyword parameters, so an option a
+    strategy gains is allowed (and type-checked from its annotation) everywhere specs are checked."""
+    factory = _factory(name)
+    params = inspect.signature(factory).parameters.values()
+    return {p.name: (None if p.default is p.empty else p.default) for p in params
+            if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+
+
+def _typed(name: str, factory: Callable[..., Strategy], options: dict[str, Any]) -> dict[str, Any]:
+    """`options` checked against the factory's annotations (a JSON or YAML value converted where pydantic's lax
+    mode would: 2.0 -> 2), each error naming the option."""
+    from pydantic import TypeAdapter, ValidationError
+
+    target = factory.__init__ if inspect.isclass(factory) else factory
+    hints = typing.get_type_hints(target)
+    out = {}
+    for key, value in options.items():
         try:
-            return _REGISTRY[strategy](**options)
-        except TypeError as exc:
+            out[key] = TypeAdapter(hints.get(key, Any)).validate_python(value)
+        except ValidationError as exc:
+            raise SearchError(f"strategy '{name}': option '{key}': {exc.errors()[0]['msg']}, got {value!r}") from None
+    return out
+
+
+def get_strategy(strategy: str | Strategy, **options: Any) -> Strategy:
+    """A Strategy from a registered name (with options, each checked: known, typed, in range) or the object itself."""
+    if isinstance(strategy, str):
+        factory = _factory(strategy)
+        allowed = strategy_options(strategy)
+        unknown = sorted(set(options) - set(allowed))
+        if unknown:
+            raise SearchError(f"strategy '{strategy}': unknown option(s) {', '.join(map(repr, unknown))}; allowed: "
+                              f"{', '.join(allowed) or 'none'}")
+        typed = _typed(strategy, factory, options)
+        try:
+            return factory(**typed)
+        except SearchError:
+            raise
+        except (TypeError, ValueError) as exc:  # Optuna's own checks of its sampler's options
             raise SearchError(f"strategy '{strategy}': {exc}") from None
     if not isinstance(strategy, Strategy):
         raise SearchError(f"strategy must be a name ({', '.join(available_strategies())}) or an object with "
@@ -64,6 +104,8 @@ class RandomSearch:
     name = "random"
 
     def __init__(self, batch_size: int = 512):
+        if batch_size < 1:
+            raise SearchError(f"random: batch_size must be >= 1, got {batch_size}")
         self.batch_size = batch_size
 
     def search(self, session: Session) -> None:
@@ -182,21 +224,38 @@ class OptunaSampler:
                 study.tell(t, [float(v) for v in ev.values[i]])
 
 
-def _tpe(batch_size: int = 16, **options: Any) -> OptunaSampler:
+def _sampler_strategy(name: str, make_sampler: Callable[[int], optuna.samplers.BaseSampler],
+                      batch_size: int) -> OptunaSampler:
+    if batch_size < 1:
+        raise SearchError(f"{name}: batch_size must be >= 1, got {batch_size}")
+    make_sampler(0)  # Optuna checks its own options here, before any search starts
+    return OptunaSampler(name, make_sampler, batch_size)
+
+
+def _tpe(batch_size: int = 16, n_startup_trials: int = 10, n_ei_candidates: int = 24,
+         constant_liar: bool = False) -> OptunaSampler:
     # multivariate TPE is ~10x faster per trial than the independent one on many categorical parameters
-    return OptunaSampler("optuna-tpe", lambda seed: optuna.samplers.TPESampler(
-        seed=seed, multivariate=True, **options), batch_size)
+    if n_startup_trials < 0 or n_ei_candidates < 1:
+        raise SearchError(f"optuna-tpe: n_startup_trials must be >= 0 and n_ei_candidates >= 1, got "
+                          f"{n_startup_trials} and {n_ei_candidates}")
+    return _sampler_strategy("optuna-tpe", lambda seed: optuna.samplers.TPESampler(
+        seed=seed, multivariate=True, n_startup_trials=n_startup_trials, n_ei_candidates=n_ei_candidates,
+        constant_liar=constant_liar), batch_size)
 
 
-def _nsga2(population_size: int = 50, **options: Any) -> OptunaSampler:
-    return OptunaSampler("optuna-nsga2", lambda seed: optuna.samplers.NSGAIISampler(
-        seed=seed, population_size=population_size, **options), population_size)
+def _nsga2(population_size: int = 50, mutation_prob: float | None = None, crossover_prob: float = 0.9,
+           swapping_prob: float = 0.5) -> OptunaSampler:
+    return _sampler_strategy("optuna-nsga2", lambda seed: optuna.samplers.NSGAIISampler(
+        seed=seed, population_size=population_size, mutation_prob=mutation_prob, crossover_prob=crossover_prob,
+        swapping_prob=swapping_prob), population_size)
 
 
-def _ray(**options: Any) -> Strategy:
+def _ray(ray_address: str | None = None, max_concurrent: int = 2, cpus_per_trial: float = 1,
+         sampler: str = "tpe") -> Strategy:
     from nas.search._ray import RayTune
 
-    return RayTune(**options)
+    return RayTune(ray_address=ray_address, max_concurrent=max_concurrent, cpus_per_trial=cpus_per_trial,
+                   sampler=sampler)
 
 
 register_strategy("random", RandomSearch)

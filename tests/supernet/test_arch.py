@@ -79,7 +79,9 @@ def test_space_validation_names_field_index_and_allowed_values():
         ({**good, "d": [1] + good["d"][1:]}, "field 'd[0]' = 1 is not allowed; allowed: [2, 3, 4]"),
         ({**good, "d": good["d"][:-1], "ks": good["ks"][:-4], "e": good["e"][:-4]}, "field 'd' must list 4 depths"),
         ({**good, "ks": good["ks"] * 2, "e": good["e"] * 2, "d": good["d"] * 2}, "field 'd' must list 4 depths"),
-        ({**good, "r": 4}, "field 'r' = 4 is too small"),
+        ({**good, "r": 4}, "field 'r' = 4 is out of range; resolutions must be between 8 and 4096 px"),
+        ({**good, "r": 2**63}, f"field 'r' = {2**63} is out of range; resolutions must be between 8 and 4096 px"),
+        ({**good, "r": [5000]}, "field 'r' = 5000 is out of range"),
     ]
     for data, needle in cases:
         with pytest.raises(InvalidArchError) as err:
@@ -91,3 +93,16 @@ def test_space_accepts_resolutions_outside_the_trained_range():
     ofa = SearchSpace.preset("ofa-mbv3-w1.0")
     a = ofa.sample(0)
     assert ofa.validate(ArchConfig(a.ks, a.e, a.d, 260)).r == 260  # OFA published nets at 236-260 px
+
+
+def test_values_in_inactive_slots_are_checked_as_sent():
+    small = TINY.smallest().to_dict()  # depth 2 of 4: slots 2 and 3 of each stage are inactive
+    assert TINY.arch_from_dict(small) == TINY.smallest()
+    for name, bad in (("ks", -5), ("e", 5)):
+        values = list(small[name])
+        values[3] = bad
+        with pytest.raises(InvalidArchError, match=rf"field '{name}\[3\]' = {bad} is not allowed \(an inactive slot"):
+            TINY.arch_from_dict({**small, name: values})
+    other = list(small["ks"])
+    other[3] = 7  # an inactive slot holding another allowed choice is the same subnet, as in OFA's configs
+    assert TINY.arch_from_dict({**small, "ks": other}) == TINY.smallest()

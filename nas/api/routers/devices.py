@@ -7,18 +7,22 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 from typing import Any
 
 import yaml
 from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
+from starlette.concurrency import run_in_threadpool
 from pydantic import ValidationError
 
 from nas.api.deps import get_settings, get_store
 from nas.api.errors import Conflict, FieldError, validation_detail, ApiError
 from nas.api.resolve import device_names, device_origin, load_device, load_space, valid_name
+from nas.api.openapi import error_responses
 from nas.api.schemas import DeviceOut
 from nas.settings import Settings
 from nas.store import Device, Store
+from supernet._io import load_yaml
 
 router = APIRouter(prefix="/devices", tags=["devices"])
 KINDS = ("cpu", "gpu", "mcu")
@@ -56,7 +60,7 @@ async def _read_limited(file: UploadFile, limit: int) -> bytes:
     return data
 
 
-@router.post("", response_model=DeviceOut, status_code=201)
+@router.post("", response_model=DeviceOut, status_code=201, responses=error_responses(409))
 async def add_device(request: Request, file: UploadFile = File(..., description="a profile (.yaml/.json) or "
                                                                                 "measurements (.csv: arch, latency_ms)"),
                      name: str | None = Form(None, description="device name (required for a CSV)"),
@@ -65,15 +69,16 @@ async def add_device(request: Request, file: UploadFile = File(..., description=
                      base: str | None = Form(None, description="a known device whose specs a CSV fit starts from"),
                      replace: bool = Form(False, description="replace a device added earlier with the same name"),
                      store: Store = Depends(get_store), settings: Settings = Depends(get_settings)) -> DeviceOut:
+    if name is not None:
+        _check_name(name)  # before any parse or fit
     data = await _read_limited(file, settings.max_upload_bytes)
     filename = (file.filename or "").lower()
+    # parsing and fitting take seconds on a large upload: in a worker thread, so the server answers meanwhile
     if filename.endswith(".csv") or (file.content_type or "").startswith("text/csv"):
-        profile, origin = _fit_from_csv(store, data, name, space, kind, base), "fitted"
+        profile, origin = await run_in_threadpool(_fit_from_csv, store, data, name, space, kind, base), "fitted"
     else:
-        profile, origin = _parse_profile(data, name), "uploaded"
-    if not valid_name(profile.name):
-        raise FieldError(("body", "name"), f"device name '{profile.name}' must match {r'[A-Za-z0-9][A-Za-z0-9._-]*'} "
-                                           "(at most 128 characters)")
+        profile, origin = await run_in_threadpool(_parse_profile, data, name), "uploaded"
+    _check_name(profile.name)
     existing = device_origin(store, profile.name)
     if existing is None and profile.name in device_names(store):
         raise Conflict(f"device '{profile.name}' is a shipped or measured profile; upload under another name")
@@ -91,11 +96,17 @@ async def add_device(request: Request, file: UploadFile = File(..., description=
     return _out(store, load_device(store, profile.name))
 
 
+def _check_name(name: str) -> None:
+    if not valid_name(name):
+        raise FieldError(("body", "name"), f"device name '{name}' must match {r'[A-Za-z0-9][A-Za-z0-9._-]*'} "
+                                           "(at most 128 characters)")
+
+
 def _parse_profile(data: bytes, name: str | None) -> Any:
     from hw_profiles import DeviceProfile
 
     try:
-        parsed = yaml.safe_load(data.decode("utf-8"))
+        parsed = load_yaml(data.decode("utf-8"))
     except (UnicodeDecodeError, yaml.YAMLError) as exc:
         raise FieldError(("body", "file"), f"not a YAML or JSON profile: {exc}") from None
     if not isinstance(parsed, dict):
@@ -139,6 +150,8 @@ def _fit_from_csv(store: Store, data: bytes, name: str | None, space_name: str |
         try:
             archs.append(space.arch_from_dict(json.loads(row["arch"])))
             ms.append(float(row["latency_ms"]))
+            if not (math.isfinite(ms[-1]) and ms[-1] > 0):
+                raise ValueError(f"latency_ms must be a positive finite number of ms, got {row['latency_ms']!r}")
         except (json.JSONDecodeError, ValueError, TypeError, NasError) as exc:
             raise FieldError(("body", "file", i + 2), f"row {i + 2}: {exc}") from None
     codes, y = space.encode(archs), np.asarray(ms)
@@ -161,4 +174,7 @@ def _fit_from_csv(store: Store, data: bytes, name: str | None, space_name: str |
                        rmse=cv["rmse"], mape=cv["mape"], within_10pct=cv["within_10pct"], source="fitted")
         lat.fidelity = {**lat.fidelity, space.name: [fid]}
     lat.lookup_table = None  # the fitted model is what this device's latency comes from
-    return prof.model_copy(update={"latency": lat})
+    try:  # validated whole, as an uploaded profile is: a degenerate fit must not store NaN coefficients
+        return DeviceProfile.model_validate({**prof.model_dump(), "latency": lat.model_dump()})
+    except ValidationError as exc:
+        raise FieldError(("body", "file"), f"the fitted model is unusable: {exc.errors()[0]['msg']}") from None

@@ -18,6 +18,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 
 from nas.api.deps import get_runner, get_settings, get_store
 from nas.api.errors import Conflict, FieldError
+from nas.api.openapi import error_responses
 from nas.api.queue import get_with_job, list_with_jobs, queue_job
 from nas.api.resolve import inside
 from nas.api.schemas import Accepted, ExperimentOut, ParetoOut
@@ -25,6 +26,7 @@ from nas.api.spec import prepare_spec, spec_budget, spec_devices
 from nas.jobs import JobRunner, JobStateError, cancel_job, resume_job
 from nas.settings import Settings
 from nas.store import Experiment, Job, Store, new_id
+from supernet._io import load_yaml
 
 router = APIRouter(prefix="/experiments", tags=["experiments"])
 _SPEC_BODY = {"requestBody": {"required": True, "content": {
@@ -65,8 +67,10 @@ def _get(store: Store, exp_id: str) -> tuple[Experiment, Job]:
 async def _spec_from_request(request: Request) -> dict[str, Any]:
     raw = await request.body()
     ctype = request.headers.get("content-type", "").split(";")[0].strip()
-    try:
-        data = yaml.safe_load(raw.decode("utf-8")) if "yaml" in ctype else json.loads(raw)
+    try:  # YAML's aliases are bounded (a few hundred bytes must not expand to gigabytes); JSON nests boundedly
+        data = load_yaml(raw.decode("utf-8")) if "yaml" in ctype else json.loads(raw)
+    except RecursionError:
+        raise FieldError(("body",), "the body nests too deep to read", type_="json_invalid") from None
     except (UnicodeDecodeError, json.JSONDecodeError, yaml.YAMLError) as exc:
         raise FieldError(("body",), f"the body must be an experiment spec as JSON (or YAML with a YAML "
                                     f"content type): {exc}", type_="json_invalid") from None
@@ -76,7 +80,8 @@ async def _spec_from_request(request: Request) -> dict[str, Any]:
     return data
 
 
-@router.post("", status_code=202, response_model=Accepted, openapi_extra=_SPEC_BODY)
+@router.post("", status_code=202, response_model=Accepted, openapi_extra=_SPEC_BODY,
+             responses=error_responses(503))
 async def create_experiment(request: Request, response: Response, store: Store = Depends(get_store),
                             settings: Settings = Depends(get_settings),
                             runner: JobRunner = Depends(get_runner)) -> Accepted:
@@ -99,7 +104,7 @@ def get_experiment(exp_id: str, store: Store = Depends(get_store)) -> Experiment
     return experiment_out(*_get(store, exp_id), detail=True)
 
 
-@router.get("/{exp_id}/pareto", response_model=ParetoOut)
+@router.get("/{exp_id}/pareto", response_model=ParetoOut, responses=error_responses(409))
 def get_pareto(exp_id: str, device: str = Query(..., description="one of the experiment's devices"),
                store: Store = Depends(get_store), settings: Settings = Depends(get_settings)) -> ParetoOut:
     exp, job = _get(store, exp_id)
@@ -129,7 +134,8 @@ def cancel_experiment(exp_id: str, store: Store = Depends(get_store),
     return experiment_out(*_get(store, exp_id))
 
 
-@router.post("/{exp_id}/resume", status_code=202, response_model=Accepted)
+@router.post("/{exp_id}/resume", status_code=202, response_model=Accepted,
+             responses=error_responses(409))
 def resume_experiment(exp_id: str, store: Store = Depends(get_store),
                       runner: JobRunner = Depends(get_runner)) -> Accepted:
     """Queue an interrupted, failed or cancelled experiment again: its finished trials are kept."""

@@ -13,13 +13,13 @@ from fastapi.responses import FileResponse
 
 from nas.api.deps import get_runner, get_settings, get_store
 from nas.api.errors import ApiError, Conflict, FieldError
+from nas.api.openapi import error_responses
 from nas.api.queue import get_with_job, list_with_jobs, queue_job
 from nas.api.resolve import inside, load_device, resolve_run_dir
 from nas.api.schemas import Accepted, ExportOut, ExportRequest
 from nas.jobs import JobRunner
 from nas.settings import Settings
 from nas.store import Experiment, Export, Job, Store
-from supernet import ArchConfig
 from supernet.errors import InvalidArchError
 
 router = APIRouter(prefix="/exports", tags=["exports"])
@@ -66,7 +66,7 @@ def create_export(body: ExportRequest, response: Response, store: Store = Depend
         space_dict = json.loads((run_dir / "run.json").read_text()).get("space")
         from supernet import SearchSpace
 
-        SearchSpace.from_dict(space_dict).validate(ArchConfig.from_dict(arch))
+        SearchSpace.from_dict(space_dict).arch_from_dict(arch)
     except InvalidArchError as exc:
         raise FieldError(("body", "arch"), str(exc), type_="invalid_arch") from None
     return queue_job(store, runner, response, "export", lambda job: Export(
@@ -85,7 +85,7 @@ def get_export(export_id: str, store: Store = Depends(get_store)) -> ExportOut:
 
 
 @router.get("/{export_id}/download", response_class=FileResponse,
-            responses={200: {"content": {"application/zip": {}}}, 409: {"description": "not finished"}})
+            responses={200: {"content": {"application/zip": {}}}, **error_responses(409, 410)})
 def download_export(export_id: str, store: Store = Depends(get_store),
                     settings: Settings = Depends(get_settings)) -> FileResponse:
     ex, job = _get(store, export_id)

@@ -18,8 +18,9 @@ from nas.api.resolve import load_device, load_space, resolve_run_dir
 from nas.api.schemas import ArchIn, Prediction, PredictRequest, PredictResponse
 from nas.settings import Settings
 from nas.store import Store
-from supernet import ArchConfig, SearchSpace
+from supernet import SearchSpace
 from supernet.errors import CheckpointError, InvalidArchError, NasError
+from supernet.space import MAX_RESOLUTION, MIN_RESOLUTION
 
 router = APIRouter(tags=["predict"])
 
@@ -70,12 +71,13 @@ def encode_archs(space: SearchSpace, archs: list[ArchIn]) -> np.ndarray:
     codes = _fast_codes(space, archs)
     if codes is not None:
         return codes
+    valid = []
     for i, a in enumerate(archs):
         try:
-            space.validate(ArchConfig.from_dict(a.model_dump()))
+            valid.append(space.arch_from_dict(a.model_dump()))
         except InvalidArchError as exc:
             raise FieldError(("body", "archs", i, *_field_of(str(exc))), str(exc), type_="invalid_arch") from None
-    return space.encode([ArchConfig.from_dict(a.model_dump()) for a in archs])
+    return space.encode(valid)
 
 
 def _fast_codes(space: SearchSpace, archs: list[ArchIn]) -> np.ndarray | None:
@@ -97,7 +99,7 @@ def _fast_codes(space: SearchSpace, archs: list[ArchIn]) -> np.ndarray | None:
         if not np.array_equal(table[idx], values):
             return None
         parts.append(idx)
-    if np.any(r < 8) or np.any(r != np.round(r)):
+    if np.any(r < MIN_RESOLUTION) or np.any(r > MAX_RESOLUTION) or np.any(r != np.round(r)):
         return None
     return space.canonical_codes(np.concatenate([*parts, r[:, None]], axis=1).astype(np.int64))
 
