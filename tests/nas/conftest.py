@@ -177,10 +177,10 @@ def start_server(runs_dir: Path, *, db: str | None = None, token: str | None = N
            "--runs-dir", str(runs_dir), "--workers", str(workers), "--log-level", "warning", *(args or [])]
     if db:
         cmd += ["--db", db]
-    if token:
-        cmd += ["--token", token]
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("NAS_")}
     full_env.update({"PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "NAS_PROFILES_DIR": str(runs_dir / "profiles")})
+    if token:
+        full_env["NAS_API_TOKEN"] = token  # never on the command line, where `ps` shows it
     full_env.update(env or {})
     with open(log_path, "ab") as log:
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=runs_dir.parent, env=full_env)
