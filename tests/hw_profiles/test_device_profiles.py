@@ -100,3 +100,35 @@ def test_user_profile_preferred_and_round_trip(monkeypatch, tmp_path):
     assert again.specs == measured.specs
     assert not list(tmp_path.glob(".*tmp"))  # written whole, no leftovers
     assert isinstance(DeviceProfile.model_validate(yaml.safe_load(path.read_text())), DeviceProfile)
+
+
+@pytest.mark.parametrize("path, value", [
+    (("specs", "clock", "value"), float("nan")),
+    (("specs", "sram", "value"), float("inf")),
+    (("latency", "corrections"), {"tiny-mbv3/learned": {"source": "fitted", "offset_ms": float("inf")}}),
+    (("latency", "learned"), {"source": "fitted", "features": ["macs"], "coef": {"conv": [float("nan")]}}),
+])
+def test_nan_and_infinity_are_refused_wherever_a_predictor_reads_a_number(path, value):
+    data = load_profile("stm32f746").model_dump()
+    node = data
+    for key in path[:-1]:
+        node = node[key]
+    node[path[-1]] = value
+    with pytest.raises(Exception, match="finite|nan|inf"):
+        DeviceProfile.model_validate(data)
+
+
+def test_nan_in_a_profile_file_is_a_profile_error(tmp_path):
+    text = (hw_devices() / "stm32f746.yaml").read_text().replace("value: 216", "value: .nan")
+    assert ".nan" in text
+    (tmp_path / "nan.yaml").write_text(text)
+    with pytest.raises(ProfileError, match="clock"):
+        load_profile(tmp_path / "nan.yaml")
+
+
+def hw_devices():
+    from pathlib import Path
+
+    import hw_profiles
+
+    return Path(hw_profiles.__file__).parent / "devices"

@@ -53,3 +53,31 @@ def test_ofa_lookup_tables_name_the_malformed_file(tmp_path):
     bad.write_text("conv: [unclosed")
     with pytest.raises(PredictorError, match=f"cannot read lookup table {bad}: not valid YAML"):
         read_ofa_tables(tmp_path)
+
+
+def _alias_bomb(levels: int) -> str:
+    lines = ['a: &a ["x", "x", "x", "x", "x", "x", "x", "x", "x"]']
+    for i in range(levels):
+        prev, cur = chr(97 + i), chr(98 + i)
+        lines.append(f"{cur}: &{cur} [{', '.join(['*' + prev] * 9)}]")
+    return "\n".join(lines) + "\n"
+
+
+def test_yaml_expansion_is_bounded_before_anything_is_built():
+    from supernet._io import MAX_YAML_NODES, YamlBombError, load_yaml
+
+    assert load_yaml("a: &x {k: [1, 2]}\nb: *x\n") == {"a": {"k": [1, 2]}, "b": {"k": [1, 2]}}
+    assert load_yaml("") is None and load_yaml(_alias_bomb(3))["d"][0][0][0][0] == "x"  # 9**4 values: allowed
+    with pytest.raises(YamlBombError, match=f"expands to more than {MAX_YAML_NODES} values"):
+        load_yaml(_alias_bomb(8))  # 9**9 values from a few hundred bytes
+    with pytest.raises(YamlBombError, match="refers to itself"):
+        load_yaml("a: &a [1, *a]\n")
+    with pytest.raises(YamlBombError, match="nests too deep"):
+        load_yaml("[" * 50_000)
+
+
+def test_a_spec_file_with_an_alias_bomb_is_a_spec_error(tmp_path):
+    path = tmp_path / "bomb.yaml"
+    path.write_text("name: b\nstrategy_options:\n" + "".join("  " + line + "\n" for line in _alias_bomb(8).splitlines()))
+    with pytest.raises(SpecError, match="not valid YAML: the document expands to more than"):
+        ExperimentSpec.from_yaml(path)
