@@ -1,7 +1,7 @@
 """A small HTTP client of the REST API, for scripts, notebooks and `nas predict|search|export --server URL`.
 
     from nas.client import Client
-    c = Client("http://127.0.0.1:8000", token="...")       # token defaults to $NAS_API_TOKEN
+    c = Client("http://127.0.0.1:8000", token="...")       # default: $NAS_API_TOKEN, or $NAS_API_TOKEN_FILE's
     rows = c.predict("tiny-mbv3", ["stm32f746"], [arch.to_dict()])
     exp = c.wait_experiment(c.create_experiment(spec))
     c.download_export(c.wait_export(c.create_export(device="stm32f746", experiment=exp["id"]))["id"], "out.zip")
@@ -47,6 +47,13 @@ class Client:
     """Calls one server; every method returns the JSON the server sent (dicts and lists)."""
 
     def __init__(self, url: str, token: str | None = None, timeout: float = 120.0) -> None:
+        if token is None and os.environ.get("NAS_API_TOKEN_FILE"):
+            from nas.settings import read_token_file
+
+            try:
+                token = read_token_file(os.environ["NAS_API_TOKEN_FILE"])
+            except ValueError as exc:
+                raise ApiClientError(str(exc)) from None
         token = token if token is not None else os.environ.get("NAS_API_TOKEN")
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self.url = url.rstrip("/")

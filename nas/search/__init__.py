@@ -11,4 +11,5 @@ from nas.search._strategies import (Evolution, OptunaSampler, RandomSearch, Stra
 
 __all__ = ["run", "SearchResult", "Session", "Constraint", "Evaluation", "Problem", "SearchError", "Strategy",
            "Evolution", "RandomSearch", "OptunaSampler", "available_strategies", "get_strategy",
-           "register_strategy", "strategy_options", "default_strategy", "hypervolume_2d", "nondominated_mask", "open_storage"]
+           "register_strategy", "strategy_options", "default_strategy", "hypervolume_2d", "nondominated_mask",
+           "open_storage"]

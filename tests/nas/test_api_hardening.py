@@ -92,8 +92,8 @@ def _bomb(levels: int = 8) -> str:
     return "\n".join(lines) + "\n"
 
 
-def test_a_yaml_alias_bomb_is_refused_before_it_expands(app_client):
-    c = app_client()
+def test_a_yaml_alias_bomb_is_refused_before_it_expands(app_client, db_url):
+    c = app_client(db_url)
     body = ("name: h\nspace: tiny-mbv3\ndevices: [stm32f746]\nobjectives: {latency_ms: minimize}\nbudget: 5\n"
             "strategy: random\nstrategy_options:\n" + _bomb())
     assert len(body) < 1000

@@ -138,6 +138,7 @@ def test_a_ray_address_with_another_strategy_or_bad_options_are_refused_before_w
         run_experiment(ExperimentSpec.from_dict(spec_dict()), tmp_path / "a", ray_address="127.0.0.1:6379")
     with pytest.raises(SpecError, match=r"field 'strategy_options'.*population must be >= 2"):
         run_experiment(ExperimentSpec.from_dict(spec_dict(strategy_options={"population": 1})), tmp_path / "b")
-    with pytest.raises(SpecError, match=r"field 'strategy_options'.*unknown option\(s\) 'popsize'; allowed: population"):
+    with pytest.raises(SpecError,
+                       match=r"field 'strategy_options'.*unknown option\(s\) 'popsize'; allowed: population"):
         run_experiment(ExperimentSpec.from_dict(spec_dict(strategy_options={"popsize": 9})), tmp_path / "c")
     assert not list(tmp_path.iterdir())

@@ -78,6 +78,7 @@ def test_yaml_expansion_is_bounded_before_anything_is_built():
 
 def test_a_spec_file_with_an_alias_bomb_is_a_spec_error(tmp_path):
     path = tmp_path / "bomb.yaml"
-    path.write_text("name: b\nstrategy_options:\n" + "".join("  " + line + "\n" for line in _alias_bomb(8).splitlines()))
+    nested = "".join("  " + line + "\n" for line in _alias_bomb(8).splitlines())
+    path.write_text("name: b\nstrategy_options:\n" + nested)
     with pytest.raises(SpecError, match="not valid YAML: the document expands to more than"):
         ExperimentSpec.from_yaml(path)
