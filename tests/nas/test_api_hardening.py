@@ -225,6 +225,9 @@ def test_a_csv_fit_runs_off_the_event_loop_after_the_name_check(app_client, monk
     d = detail(c.post("/devices", files={"file": ("m.csv", _csv(12), "text/csv")},
                       data={"name": "../bad name", "space": SPACE}))
     assert d[0]["loc"] == ["body", "name"] and fits == []  # refused before any fit
+    taken = c.post("/devices", files={"file": ("m.csv", _csv(12), "text/csv")},
+                   data={"name": "stm32f746", "space": SPACE})
+    assert taken.status_code == 409 and fits == []
 
     answer = {}
     upload = threading.Thread(target=lambda: answer.update(r=c.post(

@@ -69,8 +69,8 @@ async def add_device(request: Request, file: UploadFile = File(..., description=
                      base: str | None = Form(None, description="a known device whose specs a CSV fit starts from"),
                      replace: bool = Form(False, description="replace a device added earlier with the same name"),
                      store: Store = Depends(get_store), settings: Settings = Depends(get_settings)) -> DeviceOut:
-    if name is not None:
-        _check_name(name)  # before any parse or fit
+    if name:
+        _check_name(store, name, replace)  # before any parse or fit
     data = await _read_limited(file, settings.max_upload_bytes)
     filename = (file.filename or "").lower()
     # parsing and fitting take seconds on a large upload: in a worker thread, so the server answers meanwhile
@@ -78,12 +78,7 @@ async def add_device(request: Request, file: UploadFile = File(..., description=
         profile, origin = await run_in_threadpool(_fit_from_csv, store, data, name, space, kind, base), "fitted"
     else:
         profile, origin = await run_in_threadpool(_parse_profile, data, name), "uploaded"
-    _check_name(profile.name)
-    existing = device_origin(store, profile.name)
-    if existing is None and profile.name in device_names(store):
-        raise Conflict(f"device '{profile.name}' is a shipped or measured profile; upload under another name")
-    if existing is not None and not replace:
-        raise Conflict(f"device '{profile.name}' exists; send replace=true to replace it")
+    _check_name(store, profile.name, replace)
 
     from hw_profiles import save_profile
 
@@ -96,10 +91,16 @@ async def add_device(request: Request, file: UploadFile = File(..., description=
     return _out(store, load_device(store, profile.name))
 
 
-def _check_name(name: str) -> None:
+def _check_name(store: Store, name: str, replace: bool) -> None:
+    """422 for a name that cannot be a profile's, 409 for one taken (unless an upload may replace it)."""
     if not valid_name(name):
         raise FieldError(("body", "name"), f"device name '{name}' must match {r'[A-Za-z0-9][A-Za-z0-9._-]*'} "
                                            "(at most 128 characters)")
+    existing = device_origin(store, name)
+    if existing is None and name in device_names(store):
+        raise Conflict(f"device '{name}' is a shipped or measured profile; upload under another name")
+    if existing is not None and not replace:
+        raise Conflict(f"device '{name}' exists; send replace=true to replace it")
 
 
 def _parse_profile(data: bytes, name: str | None) -> Any:
