@@ -73,7 +73,7 @@ def test_yaml_expansion_is_bounded_before_anything_is_built():
     with pytest.raises(YamlBombError, match="refers to itself"):
         load_yaml("a: &a [1, *a]\n")
     with pytest.raises(YamlBombError, match="nests too deep"):
-        load_yaml("[" * 50_000)
+        load_yaml("[" * 10_000)
 
 
 def test_a_spec_file_with_an_alias_bomb_is_a_spec_error(tmp_path):
