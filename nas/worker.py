@@ -191,7 +191,8 @@ def run_job(job_id: str, settings: Settings | None = None) -> str:
         print(f"error: no job {job_id} in {settings.database_url}", file=sys.stderr)
         return "missing"
     ctx = JobContext(store, job_id)
-    signal.signal(signal.SIGTERM, lambda *_: _on_sigterm(ctx, settings))
+    if threading.current_thread() is threading.main_thread():  # signals reach the main thread only
+        _watch_sigterm(ctx, settings)
     store.update_job(job_id, status="running", pid=os.getpid(), message=f"running {job.kind}")
     error, stopped = None, True
     try:
@@ -210,10 +211,24 @@ _OUTCOME, _RECORDED = threading.Lock(), threading.Event()
 STOP_GRACE_S = 5.0  # how long a SIGTERM waits for the job to reach a point where it can stop
 
 
-def _on_sigterm(ctx: JobContext, settings: Settings) -> None:
-    """Ask the job to stop at its next check; if it is stuck where it cannot check (connecting to a Ray cluster,
-    inside a long library call), record the outcome and exit after STOP_GRACE_S all the same."""
-    ctx.terminated = True
+def _watch_sigterm(ctx: JobContext, settings: Settings) -> None:
+    """On SIGTERM, ask the job to stop at its next check; if it is stuck where it cannot check, record the outcome
+    and exit after STOP_GRACE_S all the same.
+
+    A thread woken through the signal's wakeup fd does this, not the Python handler: a handler runs only when the
+    main thread next runs Python code (never, while it waits inside `ray.init` on an address that does not
+    answer), and a library may replace it (`ray.init` installs its own)."""
+    read_fd, write_fd = os.pipe()
+    os.set_blocking(write_fd, False)
+    signal.signal(signal.SIGTERM, lambda *_: setattr(ctx, "terminated", True))
+    signal.set_wakeup_fd(write_fd)  # the interpreter writes each signal's number here as it arrives
+
+    def watch() -> None:
+        while signal.SIGTERM not in os.read(read_fd, 64):
+            pass
+        ctx.terminated = True
+        time.sleep(STOP_GRACE_S)
+        force()
 
     def force() -> None:
         try:
@@ -226,9 +241,7 @@ def _on_sigterm(ctx: JobContext, settings: Settings) -> None:
         finally:
             os._exit(0)
 
-    timer = threading.Timer(STOP_GRACE_S, force)
-    timer.daemon = True
-    timer.start()
+    threading.Thread(target=watch, name="sigterm-watch", daemon=True).start()
 
 
 def _record_outcome(store: Store, job_id: str, ctx: JobContext, error: str | None, stopped: bool) -> str:

@@ -335,10 +335,11 @@ def test_token_settings_from_a_file_or_the_environment(tmp_path, monkeypatch):
 
 # ---------------------------------------------------------------- 5: a worker stuck where it cannot check
 STUCK_WORKER = """
-import sys, time
+import signal, sys, time
 import nas.worker as w
 w.STOP_GRACE_S = 0.5
-def stuck(store, settings, job, ctx):  # as in ray.init against an address that never answers
+def stuck(store, settings, job, ctx):  # as ray.init against an address that never answers: it replaces
+    signal.signal(signal.SIGTERM, lambda *_: None)  # the SIGTERM handler, then waits where nothing checks a flag
     print("started", flush=True)
     time.sleep(600)
     return False
