@@ -33,8 +33,8 @@ _DESCRIPTIONS = {
 
 def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """`responses=` for a route that answers these statuses besides the ones every route of its shape answers."""
-    return {s: {"model": ValidationErrorOut if s == 422 else ErrorOut, "description": _DESCRIPTIONS[s]}
-            for s in statuses}
+    return {s: {"model": ValidationErrorOut if s == 422 else ErrorOut,
+                "description": _DESCRIPTIONS.get(s, "an error")} for s in statuses}
 
 
 def _ref(model: type) -> dict[str, Any]:
@@ -56,6 +56,8 @@ def document_responses(app: FastAPI) -> None:
             components[model.__name__] = defs
         for ops in schema.get("paths", {}).values():
             for op in ops.values():
+                if not isinstance(op, dict) or "responses" not in op:
+                    continue  # a path-level entry, not an operation
                 statuses = set()
                 if "requestBody" in op:
                     statuses |= {400, 413, 422}
