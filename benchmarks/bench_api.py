@@ -37,10 +37,11 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start(runs: Path) -> tuple[subprocess.Popen, str]:
+def start(runs: Path, tree: Path = ROOT, env: dict[str, str] | None = None) -> tuple[subprocess.Popen, str]:
+    """`nas serve` from the source tree `tree` on a free loopback port, with `env` added: (process, URL)."""
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("NAS_")}
-    env["PYTHONPATH"] = str(ROOT)
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("NAS_")}, **(env or {})}
+    env["PYTHONPATH"] = str(tree)
     proc = subprocess.Popen([sys.executable, "-m", "nas", "serve", "--port", str(port), "--runs-dir", str(runs),
                              "--log-level", "warning"], env=env, cwd=runs.parent,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import os
 import statistics
 import subprocess
 import sys
@@ -29,31 +28,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks._report import table, write_section  # noqa: E402
-from tests.nas.conftest import free_port  # noqa: E402
+from benchmarks.bench_api import start  # noqa: E402
 
 BEFORE = "31dacf9"  # the last commit before issue 23's fixes
 TOKEN = "bench-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
-
-
-def serve(tree: Path, runs: Path) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("NAS_")}
-    env.update(PYTHONPATH=str(tree), OMP_NUM_THREADS="1", NAS_API_TOKEN=TOKEN,
-               NAS_PROFILES_DIR=str(runs / "profiles"))
-    runs.mkdir(parents=True)
-    proc = subprocess.Popen([sys.executable, "-m", "nas", "serve", "--port", str(port), "--runs-dir", str(runs),
-                             "--log-level", "warning"], env=env, cwd=runs.parent,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(600):
-        try:
-            if httpx.get(url + "/healthz", timeout=2).status_code == 200:
-                return proc, url
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    proc.kill()
-    raise RuntimeError(f"nas serve from {tree} did not start")
 
 
 def while_polling(url: str, work) -> tuple[object, float, list[float]]:
@@ -108,7 +87,9 @@ def bomb() -> bytes:
 
 def measure(label: str, tree: Path, rows: int, work_dir: Path) -> list[dict]:
     runs = work_dir / label / "runs"
-    proc, url = serve(tree, runs)
+    runs.mkdir(parents=True)
+    proc, url = start(runs, tree, {"OMP_NUM_THREADS": "1", "NAS_API_TOKEN": TOKEN,
+                                   "NAS_PROFILES_DIR": str(runs / "profiles")})
     out = []
     try:
         with httpx.Client(base_url=url, headers=AUTH, timeout=600) as c:
