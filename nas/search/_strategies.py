@@ -77,7 +77,8 @@ def get_strategy(strategy: str | Strategy, **options: Any) -> Strategy:
         factory = _factory(strategy)
         allowed = strategy_options(strategy)
         unknown = sorted(set(options) - set(allowed))
-        if unknown:
+        takes_any = any(p.kind == p.VAR_KEYWORD for p in inspect.signature(factory).parameters.values())
+        if unknown and not takes_any:  # a factory with **options checks its own
             raise SearchError(f"strategy '{strategy}': unknown option(s) {', '.join(map(repr, unknown))}; allowed: "
                               f"{', '.join(allowed) or 'none'}")
         typed = _typed(strategy, factory, options)
