@@ -30,8 +30,16 @@ from nas.store import Experiment, Export, Job, Store
 router = APIRouter()
 _tables = LruCache(maxsize=8)  # trials tables by (path, mtime): a hover asks for one row of the same 100k-row file
 _METRICS = ("accuracy", "latency_ms", "sram_bytes", "flash_bytes", "macs", "params")  # nas.experiment.METRICS
-_ID = PathParam(max_length=32, pattern=r"^[A-Za-z0-9]+$")
-_DEVICE = Query(..., max_length=128, pattern=NAME_RE.pattern, description="one of the experiment's devices")
+
+
+def _id() -> Any:  # a fresh Param per route: FastAPI fills in each one's name
+    return PathParam(max_length=32, pattern=r"^[A-Za-z0-9]+$")
+
+
+def _device() -> Any:
+    return Query(..., max_length=128, pattern=NAME_RE.pattern, description="one of the experiment's devices")
+
+
 _ERRORS = {404: {"description": "no such experiment"}, 422: {"description": "the device was not searched"}}
 
 
@@ -69,26 +77,15 @@ def _result_table(exp: Experiment, device: str, settings: Settings) -> pd.DataFr
 
 def _study_table(store: Store, exp: Experiment, device: str) -> pd.DataFrame:
     """Trials finished so far, from the experiment's Optuna study (the search is running or was stopped)."""
-    import optuna
-    from optuna.trial import TrialState
-
-    from nas.search._store import CON_PREFIX, FEASIBLE_ATTR
+    from nas.search._store import study_trials
 
     objectives = list(_objectives(exp))
-    try:
-        study = optuna.load_study(study_name=f"{exp.study_name}:{device}", storage=store.optuna_storage())
-    except KeyError:
-        return pd.DataFrame({"trial": pd.Series(dtype=int), "feasible": pd.Series(dtype=bool),
-                             **{o: pd.Series(dtype=float) for o in objectives}})
-    rows = []
-    for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-        row: dict[str, Any] = {"trial": t.number, **dict(zip(objectives, t.values or [])),
-                               "feasible": bool(t.user_attrs.get(FEASIBLE_ATTR, True))}
-        row.update({k[len(CON_PREFIX):]: v for k, v in t.user_attrs.items() if k.startswith(CON_PREFIX)})
-        row["arch"] = _arch_json(t.params)
-        rows.append(row)
-    return pd.DataFrame(rows) if rows else pd.DataFrame({"trial": pd.Series(dtype=int), "arch": [],
-                                                         "feasible": pd.Series(dtype=bool)})
+    trials = study_trials(store.optuna_storage(), f"{exp.study_name}:{device}") or []
+    if not trials:
+        return pd.DataFrame({"trial": pd.Series(dtype=int), "arch": pd.Series(dtype=str),
+                             "feasible": pd.Series(dtype=bool), **{o: pd.Series(dtype=float) for o in objectives}})
+    return pd.DataFrame([{"trial": t["trial"], **dict(zip(objectives, t["values"])), **t["constraints"],
+                          "feasible": t["feasible"], "arch": _arch_json(t["params"])} for t in trials])
 
 
 def _arch_json(params: dict[str, Any]) -> str:
@@ -123,7 +120,10 @@ def _marks(exp: Experiment, device: str, df: pd.DataFrame) -> tuple[np.ndarray, 
     rows = np.flatnonzero(ok)
     directions = [_objectives(exp)[o] for o in objectives]
     if len(rows):
-        front[rows[nondominated_mask(values[rows], directions)]] = True
+        on_front = rows[nondominated_mask(values[rows], directions)]
+        # a subnet sampled twice is on the front once, as in the search's own Pareto table
+        on_front = on_front[~df["arch"].iloc[on_front].duplicated().to_numpy()] if "arch" in df else on_front
+        front[on_front] = True
     arch = ((exp.best or {}).get(device) or {}).get("arch")
     if arch is not None and "arch" in df:
         from supernet import ArchConfig
@@ -145,7 +145,7 @@ def _column_json(series: pd.Series) -> str:
 
 
 @router.get("/experiments/{exp_id}/trials", response_model=TrialsOut, tags=["experiments"], responses=_ERRORS)
-def get_trials(exp_id: str = _ID, device: str = _DEVICE, store: Store = Depends(get_store),
+def get_trials(exp_id: str = _id(), device: str = _device(), store: Store = Depends(get_store),
                settings: Settings = Depends(get_settings)) -> Response:
     """Every finished trial of one device as columns (one array per figure, rows in trial order): the trials table
     of a finished search, or the trials recorded so far while it runs. Floats have 6 decimals."""
@@ -167,7 +167,7 @@ def get_trials(exp_id: str = _ID, device: str = _DEVICE, store: Store = Depends(
 @router.get("/experiments/{exp_id}/trials/{number}", response_model=TrialOut, tags=["experiments"],
             responses={404: {"description": "no such experiment or trial"},
                        422: {"description": "the device was not searched"}})
-def get_trial(exp_id: str = _ID, number: int = PathParam(ge=0, le=2**31), device: str = _DEVICE,
+def get_trial(exp_id: str = _id(), number: int = PathParam(ge=0, le=2**31), device: str = _device(),
               store: Store = Depends(get_store), settings: Settings = Depends(get_settings)) -> TrialOut:
     """One trial: its arch (OFA keys) and every figure recorded or predicted for it."""
     exp, job = _experiment(store, exp_id, device)
@@ -226,7 +226,7 @@ def get_device_fidelity(name: str = PathParam(max_length=128), store: Store = De
 @router.get("/exports/{export_id}/card", response_model=CardOut, tags=["exports"],
             responses={404: {"description": "no such export"}, 409: {"description": "not finished"},
                        410: {"description": "the bundle is gone"}})
-def get_card(export_id: str = _ID, store: Store = Depends(get_store),
+def get_card(export_id: str = _id(), store: Store = Depends(get_store),
              settings: Settings = Depends(get_settings)) -> CardOut:
     """The bundle's model card (card.json): accuracy and latency predicted beside measured, the memory verdict."""
     ex, job = get_with_job(store, Export, export_id, "export")

@@ -296,7 +296,7 @@ function devicePanel(panel, exp, device) {
     if (!t.keys.includes(xKey)) xKey = t.keys.find((k) => k !== yKey) || yKey;
     status.textContent = `${data.n} trials on ${device} (${data.source === "result" ? "finished search" : "recorded so far"}), ` +
       `${cols.feasible.filter(Boolean).length} feasible, ${cols.front.filter(Boolean).length} on the Pareto front.`;
-    drawControls(); drawChart(); table.update();
+    drawControls(); drawChart(); rows.update();
     window.__nas = { ...(window.__nas || {}), fetchMs, points: data.n, chartMs: chart.renderMs };
     performance.mark("nas:chart-drawn");
   }
@@ -358,21 +358,21 @@ function devicePanel(panel, exp, device) {
   async function select(i) {
     selected = i;
     drawChart();
-    table.mark(i);
+    rows.mark(i);
     const n = t.cols.trial[i];
     detail.replaceChildren(h("h2", {}, `Trial ${n}`), h("p", { class: "muted" }, "Loading…"));
     let tr;
     try { tr = await trial(n); } catch (e) { detail.replaceChildren(h("p", { class: "error" }, e.message)); return; }
-    const rows = Object.entries(tr.values).map(([k, v]) => [k, `${formatNumber(v)}${UNITS[k] && k !== "macs" && k !== "params" ? " " + UNITS[k] : ""}`,
+    const figures = Object.entries(tr.values).map(([k, v]) => [k, `${formatNumber(v)}${UNITS[k] && k !== "macs" && k !== "params" ? " " + UNITS[k] : ""}`,
       k in t.constraints ? `≤ ${formatNumber(t.constraints[k])}` : ""]);
     detail.replaceChildren(h("h2", {}, `Trial ${n}`),
       h("p", {}, tr.feasible ? "Feasible" : "Infeasible", t.cols.front[i] ? " · on the Pareto front" : "", t.chosen === n ? " · chosen" : ""),
-      table(["figure", "predicted", "bound"], rows),
+      table(["figure", "predicted", "bound"], figures),
       h("details", {}, h("summary", {}, "Arch (OFA keys)"), h("pre", { class: "arch-json" }, JSON.stringify(tr.arch))),
       exportForm(exp, device, tr.arch, n));
   }
 
-  const table = trialsTable(tableBox, () => t, (i) => select(i));
+  const rows = trialsTable(tableBox, () => t, (i) => select(i));
   load().catch((e) => { if (e instanceof ApiError && e.status === 409) status.textContent = e.message; else failedIn(status, e); });
   return {
     stop: () => { stopped = true; chart.destroy(); },
