@@ -89,7 +89,7 @@ def seed_experiment(runs: Path, n_trials: int, *, device: str = "cpu-host", spac
     """Record a finished experiment of `n_trials` trials on `device` in the store under `runs` (the server must not
     be running yet): a random search on the predictors in memory, its device folder written by
     nas.experiment as a real experiment's is. Returns the experiment id."""
-    from nas.experiment import DeviceSpec, ExperimentSpec, PredictorObjective, _write_device
+    from nas.experiment import ExperimentSpec, PredictorObjective, _write_device
     from nas.search import Constraint, get_strategy, run
     from nas.store import Experiment, Store, new_id
     from predictors import Predictors

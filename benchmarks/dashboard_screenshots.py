@@ -65,13 +65,16 @@ def main() -> None:
     try:
         with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=120) as c, \
                 sync_playwright() as p:
-            exp_id = c.post("/experiments", json=SEARCH).json()["id"]
+            search = with_cpu_budget(c, SEARCH)
+            r = c.post("/experiments", json=search)
+            assert r.status_code == 202, r.text
+            exp_id = r.json()["id"]
             state = wait_job(c, f"/experiments/{exp_id}")
             assert state["status"] == "succeeded", state
             ex_id = c.post("/exports", json={"experiment": exp_id, "device": "cpu-host",
                                              "formats": ["safetensors", "onnx"]}).json()["id"]
             assert wait_job(c, f"/exports/{ex_id}")["status"] == "succeeded"
-            live = c.post("/experiments", json={**SEARCH, "name": "long-search", "budget": 50_000}).json()["id"]
+            live = c.post("/experiments", json={**search, "name": "long-search", "budget": 50_000}).json()["id"]
             browser = p.chromium.launch(executable_path=chromium(), args=BROWSER_ARGS)
             page = signed_in_context(browser, TOKEN, viewport={"width": 1440, "height": 900}).new_page()
 
@@ -116,6 +119,20 @@ def main() -> None:
             browser.close()
     finally:
         stop_server(proc)
+
+
+def with_cpu_budget(c: httpx.Client, search: dict) -> dict:
+    """The search with a cpu-host latency bound halfway between its smallest and largest subnet, as measured here
+    (a fixed bound may be impossible on a slow or busy machine)."""
+    from supernet import SearchSpace
+
+    space = SearchSpace.preset("tiny-mbv3")
+    archs = [space.smallest(min(space.resolutions)).to_dict(), space.largest().to_dict()]
+    rows = c.post("/predict", json={"space": "tiny-mbv3", "devices": ["cpu-host"], "archs": archs}).json()
+    low, high = sorted(row["latency_ms"] for row in rows["predictions"])
+    devices = [dict(d) for d in search["devices"]]
+    devices[0] = {**devices[0], "constraints": {**devices[0]["constraints"], "latency_ms": round((low + high) / 2, 2)}}
+    return {**search, "devices": devices}
 
 
 def wait_job_running(c: httpx.Client, exp_id: str) -> None:

@@ -4,7 +4,6 @@ browser download); they skip, saying why, where the browser cannot start."""
 
 from __future__ import annotations
 
-import io
 import json
 import shutil
 from pathlib import Path
@@ -37,6 +36,7 @@ def store(tmp_path_factory, tiny_run):
     _measured_tables(runs / "tiny")
     server = start_server(runs, token="secret")
     c = server.client()
+    c.timeout = httpx.Timeout(300)  # a loaded CI machine; no test here bounds a wall-clock time
     exp_id = c.post("/experiments", json=search_spec()).json()["id"]
     state = wait_for(lambda: c.get(f"/experiments/{exp_id}").json(), finished, "the search")
     assert state["status"] == "succeeded", state
@@ -297,3 +297,17 @@ def test_browser_server_down_and_unknown_ids(page, store):
     page.wait_for_selector("#banner", state="hidden")  # the next poll finds the server again
     page.goto(store["server"].url + "/ui/exports/0123456789ab")
     page.wait_for_selector("#banner:has-text('not found'), p.error:has-text('not found')")
+
+
+def test_browser_failed_job_shows_its_error(page, store):
+    """A failed export as the API reports it (the answer stood in for, to need no failing worker): the page shows
+    the job's error."""
+    state = {"id": "0123456789ab", "run": "tiny", "device": DEVICE, "arch": {}, "experiment": None, "files": [],
+             "status": "failed", "progress": 0.3, "message": "exporting", "error": "Traceback ...\nOSError: disk full",
+             "attempts": 1, "interruptions": 0, "created_at": "2026-01-01T00:00:00Z", "started_at": None,
+             "finished_at": None, "download": None}
+    page.route("**/exports/0123456789ab", lambda route: route.fulfill(json=state)
+               if "/ui/" not in route.request.url else route.continue_())
+    page.goto(store["server"].url + "/ui/exports/0123456789ab")
+    box = page.wait_for_selector(".error-box")
+    assert "The job failed" in box.inner_text() and "OSError: disk full" in box.inner_text()

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from fastapi import APIRouter, Depends, Path as PathParam, Query, Request, Response
+from fastapi import APIRouter, Depends, Path as PathParam, Query, Response
 
 from nas.api.cache import LruCache
 from nas.api.deps import get_settings, get_store

@@ -530,7 +530,7 @@ async function launchView(root) {
   const strategy = h("input", { id: "f-strategy", placeholder: "default (evolution or NSGA-II)", list: "strategies" });
   const budget = h("input", { id: "f-budget", type: "number", min: 1, value: 400, required: true });
   const seed = h("input", { id: "f-seed", type: "number", value: 0 });
-  const formError = h("div", { class: "error", role: "alert", id: "form-error" });
+  const formError = h("div", { class: "error", role: "alert", id: "form-error", tabindex: "-1" });
   const form = h("form", { id: "launch", novalidate: true, onsubmit: submit },
     h("h1", {}, "Launch a search"),
     field("body.name", "Name", name),
@@ -580,7 +580,7 @@ async function launchView(root) {
         first = first || target;
       } else formError.textContent += `${(d.loc || []).slice(1).join(".") || "spec"}: ${text} `;
     }
-    (first || formError).focus && (first || form).focus();
+    (first || formError).focus();
   }
 
   async function submit(e) {
