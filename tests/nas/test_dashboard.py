@@ -113,6 +113,7 @@ def running(store):
     wait_for(lambda: c.get(f"/experiments/{exp_id}").json(), finished, "the cancel")
 
 
+@pytest.mark.slow
 def test_trials_while_running_come_from_the_study(store, running):
     c = store["client"]
     state = c.get(f"/experiments/{running}").json()
@@ -221,6 +222,7 @@ def test_browser_login_keeps_the_token_for_the_session(browser, store):
     ctx.close()
 
 
+@pytest.mark.slow
 def test_browser_list_shows_a_finished_and_a_running_experiment(page, store, running):
     page.wait_for_selector(f"tr[data-id='{running}'][data-status='running']")
     assert page.get_attribute(f"tr[data-id='{store['exp']}']", "data-status") == "succeeded"
@@ -268,6 +270,7 @@ def test_browser_bad_constraint_shows_the_field_error(page, store):
     assert store["client"].get("/experiments").json()[-1]["name"] != "search"  # nothing was launched
 
 
+@pytest.mark.slow
 def test_browser_export_a_trial_then_its_card(page, store):
     exp_id = store["exp"]
     page.goto(f"{store['server'].url}/ui/experiments/{exp_id}")

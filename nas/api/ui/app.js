@@ -696,7 +696,7 @@ async function exportView(root, id) {
     if (cardShown) return false;
     const headEls = [h("div", { class: "title" }, h("h1", {}, `Export ${x.id}`), badge(x.status)),
       h("p", { class: "muted" }, `${x.device} · run ${x.run}`, x.experiment ? [" · experiment ", link(`/ui/experiments/${x.experiment}`, x.experiment)] : ""),
-      h("div", { class: "progress-row" }, progressBar(x), x.message ? ` ${x.message}` : ""), jobError(x)];
+      h("div", { class: "progress-row" }, progressBar(x), x.message ? ` ${x.message}` : ""), jobError(x)].filter(Boolean);
     if (x.status !== "succeeded") { body.replaceChildren(...headEls); return ACTIVE.has(x.status); }
     const { card } = await api(`/exports/${id}/card`);
     cardShown = true;
