@@ -160,7 +160,7 @@ def get_trials(exp_id: str = _id(), device: str = _device(), store: Store = Depe
                      objectives=_objectives(exp), constraints=_constraints(exp, device), chosen=chosen, columns={})
     # built as text: 100k rows through pydantic take seconds, pandas writes them in milliseconds
     columns = ",".join(f"{json.dumps(c)}:{_column_json(df[c])}" for c in names)
-    body = head.model_dump_json()[:-len('"columns":{}}')] + '"columns":{' + columns + "}}"
+    body = head.model_dump_json(exclude={"columns"})[:-1] + ',"columns":{' + columns + "}}"
     return Response(body, media_type="application/json")
 
 

@@ -207,7 +207,9 @@ async function launchView(root) {
       if (loc[1] === "devices" && loc.length > 2) loc[2] = boxes[Number(loc[2])] ? boxes[Number(loc[2])].dataset.index : loc[2];
       let target = null;
       for (let k = loc.length; k > 1 && !target; k--) target = form.querySelector(`[data-loc="${CSS.escape(loc.slice(0, k).join("."))}"]`);
-      const text = d.msg + (d.ctx && d.ctx.allowed ? ` (allowed: ${d.ctx.allowed.join(", ")})` : "");
+      let text = d.msg + (d.ctx && d.ctx.allowed ? ` (allowed: ${d.ctx.allowed.join(", ")})` : "");
+      const unit = target && target.parentElement.querySelector(".unit");
+      if (target && unit && Number(target.dataset.scale) !== 1) text += ` (the API counts single units; this field is in ${unit.textContent})`;
       if (target) {
         target.setAttribute("aria-invalid", "true");
         const err = document.getElementById(`${target.id}-error`);
