@@ -43,7 +43,7 @@ def store(tmp_path_factory, tiny_run):
     profile = yaml.safe_load((ROOT / "hw_profiles" / "devices" / f"{DEVICE}.yaml").read_text())
     profile["latency"] = {**profile.get("latency", {}), "fidelity": {"tiny-mbv3": [
         {"predictor": "lookup-table", "n": 40, "spearman": 0.97, "kendall": 0.88, "rmse": 0.05, "mape": 0.04,
-         "within_10pct": 0.95}]}}
+         "within_10pct": 0.95, "points": [[1.0, 1.1], [2.0, 1.9], [3.0, 3.2]]}]}}
     r = c.post("/devices", files={"file": ("p.yaml", yaml.safe_dump(profile))}, data={"name": "laptop"})
     assert r.status_code == 201, r.text
     yield {"server": server, "client": c, "exp": exp_id, "state": state}
@@ -134,6 +134,7 @@ def test_run_subnets_and_device_fidelity(store):
     assert c.get("/runs/nope/subnets").status_code == 404
     fid = c.get("/devices/laptop/fidelity").json()
     assert fid["spaces"]["tiny-mbv3"][0]["spearman"] == 0.97
+    assert fid["spaces"]["tiny-mbv3"][0]["points"] == [[1.0, 1.1], [2.0, 1.9], [3.0, 3.2]]
     assert c.get(f"/devices/{DEVICE}/fidelity").json()["spaces"] == {}
     assert c.get("/devices/nope/fidelity").status_code == 404
 
@@ -314,3 +315,10 @@ def test_browser_failed_job_shows_its_error(page, store):
     page.goto(store["server"].url + "/ui/exports/0123456789ab")
     box = page.wait_for_selector(".error-box")
     assert "The job failed" in box.inner_text() and "OSError: disk full" in box.inner_text()
+
+
+def test_browser_device_predicted_against_measured(page, store):
+    page.goto(store["server"].url + "/ui/devices/laptop")
+    canvas = page.wait_for_selector("canvas[data-points]")
+    assert canvas.get_attribute("data-points") == "3"
+    assert "lookup-table (3)" in page.inner_text(".legend") and "0.970" in page.inner_text("table:has(caption)")

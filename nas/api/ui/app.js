@@ -293,7 +293,24 @@ async function deviceView(root, name) {
   for (const [space, entries] of spaces) {
     root.append(table(["predictor", "n", "Spearman", "Kendall", "RMSE (ms)", "MAPE", "within 10%", "source"],
       entries.map((e) => [e.predictor, e.n, formatNumber(e.spearman), formatNumber(e.kendall), formatNumber(e.rmse), pct(e.mape), pct(e.within_10pct), e.source]), `space ${space}`));
-    root.append(h("p", { class: "muted" }, "Figures on subnets measured here and held out from fitting. The profile keeps these figures, not the subnets' points, so no predicted-against-measured scatter can be drawn for it."));
+    const withPoints = entries.filter((e) => e.points && e.points.length);
+    if (!withPoints.length) {
+      root.append(h("p", { class: "muted" }, "This profile keeps the figures, not the held-out subnets' points (it was measured before they were kept): `nas profile` again draws the scatter."));
+      continue;
+    }
+    const x = [], y = [], who = [], groups = [];
+    const palette = ["#3a6fb0", "#e07b24", "#2e8b57", "#8e44ad"];
+    withPoints.forEach((e, k) => {
+      const start = x.length;
+      for (const [p, m] of e.points) { x.push(p); y.push(m); who.push(e.predictor); }
+      groups.push({ label: e.predictor, color: palette[k % palette.length], shape: "circle", size: 3,
+        index: Int32Array.from({ length: e.points.length }, (_, i) => start + i) });
+    });
+    const box = h("div", { class: "chart-box small" });
+    root.append(h("h3", {}, `Predicted against measured latency, ${space}`), box);
+    new Scatter(box).setData({ x: Float64Array.from(x), y: Float64Array.from(y), diagonal: true, groups,
+      xLabel: "predicted latency (ms)", yLabel: "measured latency (ms)",
+      describe: (i) => [h("strong", {}, who[i]), h("div", {}, `predicted ${formatNumber(x[i])} ms · measured ${formatNumber(y[i])} ms`)] });
   }
 }
 

@@ -54,7 +54,7 @@ export class Scatter {
 
   destroy() { window.removeEventListener("resize", this._resize); this.wrap.remove(); }
 
-  // data: {x, y: Float64Array; groups: [{label, color, shape: square|circle|star, size, index: Int32Array,
+  // data: {x, y: Float64Array; diagonal?: bool (draw y = x); groups: [{label, color, shape: square|circle|star, size, index: Int32Array,
   //        line?: bool}]; xLabel, yLabel; lines: [{axis: "x"|"y", value, label}]; selected?: i; describe(i)}
   setData(data) {
     this.data = data;
@@ -170,6 +170,13 @@ export class Scatter {
         ctx.fillText(l.label, a + 4 + tw > w - PAD.right ? a - 4 - tw : a + 4, PAD.top + 2); }
       else { const b = s.sy(l.value); ctx.moveTo(PAD.left, b); ctx.lineTo(w - PAD.right, b); ctx.fillText(l.label, PAD.left + 4, b + 2); }
       ctx.stroke();
+    }
+    if (d.diagonal) { // y = x: where a predictor's points would lie if it were exact
+      const lo = Math.max(s.x0, s.y0), hi = Math.min(s.x1, s.y1);
+      if (hi > lo) {
+        ctx.strokeStyle = "#777"; ctx.lineWidth = 1; ctx.beginPath();
+        ctx.moveTo(s.sx(lo), s.sy(lo)); ctx.lineTo(s.sx(hi), s.sy(hi)); ctx.stroke();
+      }
     }
     ctx.setLineDash([]);
   }
