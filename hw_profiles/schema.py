@@ -156,6 +156,8 @@ class Fidelity(BaseModel):
     within_10pct: float
     source: Source = "measured"
     resolutions: list[int] | None = None
+    points: list[tuple[float, float]] | None = Field(
+        default=None, description="(predicted ms, measured ms) of each held-out subnet, for a scatter of the two")
 
 
 class LatencySection(BaseModel):

@@ -95,9 +95,11 @@ def calibrate_profile(space: SearchSpace, base: DeviceProfile, cfg: TimingConfig
                            held_out_codes=test_c, held_out_ms=test_y)
     entries = []
     for name, pred in (("lookup-table", lut), ("learned", learned), ("roofline", roof)):
-        fid = fidelity(pred.predict(test_c), test_y)
+        predicted = pred.predict(test_c)
+        fid = fidelity(predicted, test_y)
         report.fidelity[name] = fid
         entries.append(Fidelity(predictor=name, n=len(test_y), resolutions=res, source="measured",
+                                points=[(round(float(p), 5), round(float(m), 5)) for p, m in zip(predicted, test_y)],
                                 **{k: round(v, 5) for k, v in fid.items()}))
     lat.lookup_table = LookupTable(source="measured", tables=tables)
     lat.learned = learned.to_model(note=f"fitted on {len(all_ops)} ops measured with {cfg.backend}")

@@ -14,7 +14,7 @@ from nas.api.deps import require_token
 from nas.api.errors import install_error_handlers
 from nas.api.middleware import BodyLimit, TokenGate, install_method_handling
 from nas.api.openapi import document_responses
-from nas.api.routers import devices, experiments, exports, health, predict, runs, spaces
+from nas.api.routers import details, devices, experiments, exports, health, predict, runs, spaces, ui
 from nas.jobs import JobRunner
 from nas.settings import Settings
 from nas.store import Store
@@ -45,15 +45,16 @@ def create_app(settings: Settings | None = None, *, start_jobs: bool = True) -> 
     app = FastAPI(title="ofa-nas", version="0.1.0", lifespan=lifespan,
                   description="Once-for-all NAS as a service: spaces, devices, trained runs, predictions, search "
                               "experiments and export bundles. Send `Authorization: Bearer <token>` when the server "
-                              "has a token (every route but /healthz needs it then).")
+                              "has a token (every route but /healthz needs it then). The dashboard is at /ui/.")
     app.state.settings = settings
     app.state.predictors = LruCache(maxsize=64)
     install_error_handlers(app)
     install_method_handling(app)
     app.include_router(health.router)
     guarded = [Depends(require_token)] if settings.token else []  # no token: no security in the OpenAPI document
-    for module in (spaces, devices, runs, predict, experiments, exports):
+    for module in (spaces, devices, runs, predict, experiments, exports, details):
         app.include_router(module.router, dependencies=guarded)
+    app.include_router(ui.router)  # the dashboard's static page (its API calls carry the token)
     app.add_middleware(BodyLimit, limit=settings.max_upload_bytes)
     app.add_middleware(TokenGate, fastapi_app=app, token=settings.token)  # outermost: 401 before the body is read
     document_responses(app)

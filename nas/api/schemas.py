@@ -179,3 +179,48 @@ class ValidationErrorOut(BaseModel):
     """422: what is wrong with which field (FastAPI's shape, whether pydantic or the service found it)."""
 
     detail: list[ErrorItem]
+class TrialsOut(BaseModel):
+    """One device's trials as columns: `columns[name][i]` is figure `name` of the i-th trial."""
+
+    experiment: str
+    device: str
+    status: JobStatus
+    source: Literal["result", "study"] = Field(description="result: the finished search's trials table; study: "
+                                                           "the trials recorded so far (running or stopped)")
+    n: int = Field(description="trials (rows)")
+    objectives: dict[str, Literal["minimize", "maximize"]]
+    constraints: dict[str, float] = Field(description="upper bounds per constrained figure, in its unit")
+    chosen: int | None = Field(description="trial number of the chosen subnet (the best feasible one)")
+    columns: dict[str, list[float | bool | None]] = Field(
+        description="trial, every objective, constraint and predicted figure present, feasible, front")
+
+
+class TrialOut(BaseModel):
+    experiment: str
+    device: str
+    trial: int
+    arch: dict[str, Any] = Field(description="the subnet in once-for-all's keys (ks, e, d, r)")
+    feasible: bool
+    values: dict[str, float] = Field(description="objectives, constraint values and predicted figures")
+
+
+class SubnetsOut(BaseModel):
+    """A run's measured subnets as columns (accuracy 0..1, macs, params, r px, split fit or heldout)."""
+
+    run: str
+    checkpoint_hash: str | None
+    n: int
+    columns: dict[str, list[float | str | None]]
+
+
+class DeviceFidelityOut(BaseModel):
+    device: str
+    state: str
+    spaces: dict[str, list[dict[str, Any]]] = Field(
+        description="per space: each latency predictor's fidelity on held-out measured subnets (spearman, kendall, "
+                    "rmse ms, mape, within_10pct, n)")
+
+
+class CardOut(BaseModel):
+    export: str
+    card: dict[str, Any] = Field(description="the bundle's card.json (without the command, which names server paths)")

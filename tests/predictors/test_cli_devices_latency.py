@@ -120,5 +120,7 @@ def test_profile_cpu_host_writes_measured_profile(monkeypatch, capsys, tmp_path)
     host = load_profile("cpu-host")
     assert host.state == "measured" and host.specs["peak_fp32"].source == "measured"
     assert len(host.latency.lookup_table.tables[24]) == res["ops_measured"]
+    for fid in host.latency.fidelity["tiny-mbv3"]:  # each held-out subnet, predicted beside measured (a scatter)
+        assert len(fid.points) == fid.n == 4 and all(p > 0 and m > 0 for p, m in fid.points)
     code, _, err = nas(monkeypatch, capsys, "profile", "cpu-host", "--space", "tiny-mbv3", "--backend", "tpu")
     assert code == 2 and "--backend must be torch or onnxruntime" in err
