@@ -47,8 +47,8 @@ class ProfileStage(_Strict):
     backend: str = "torch"
     n_test: int = Field(100, ge=2)
     n_fit: int = Field(20, ge=3)
-    repeats: int = Field(8, ge=1)
-    rounds: int = Field(3, ge=1)
+    repeats: int = Field(3, ge=1)
+    rounds: int = Field(8, ge=1)
     resolutions: list[int] | None = None
 
 

@@ -113,11 +113,17 @@ def test_import_export_ofa_round_trip(monkeypatch, capsys, tmp_path, archs):
 def test_profile_cpu_host_writes_measured_profile(monkeypatch, capsys, tmp_path):
     monkeypatch.setenv("NAS_PROFILES_DIR", str(tmp_path))
     code, (res,), err = nas(monkeypatch, capsys, "profile", "cpu-host", "--space", "tiny-mbv3", "--resolutions",
-                            "24", "--n-test", 4, "--n-fit", 3, "--repeats", 1, "--rounds", 1)
+                            "24", "--n-test", 4, "--n-fit", 3, "--repeats", 1, "--rounds", 2)
     assert code == 0, err
     assert res["profile"] == str(tmp_path / "cpu-host.yaml")
     assert set(res["fidelity"]) == {"lookup-table", "learned", "roofline"}
+    assert set(res["noise_ceiling"]) == {"spearman", "kendall", "rmse", "mape", "within_10pct"}
+    assert res["target"] == {"spearman": 0.95, "within_10pct": 0.9}
     host = load_profile("cpu-host")
+    stored = {f.predictor: f for f in host.latency.fidelity["tiny-mbv3"]}
+    assert stored["noise-ceiling"].spearman == round(res["noise_ceiling"]["spearman"], 5)
+    assert host.latency.warnings.get("tiny-mbv3", []) == res["warnings"]
+    assert all(f"warning: {w}" in err for w in res["warnings"])
     assert host.state == "measured" and host.specs["peak_fp32"].source == "measured"
     assert len(host.latency.lookup_table.tables[24]) == res["ops_measured"]
     code, _, err = nas(monkeypatch, capsys, "profile", "cpu-host", "--space", "tiny-mbv3", "--backend", "tpu")
