@@ -218,7 +218,11 @@ def interleaved_order(n_items: int, rounds: int, seed: int | np.random.Generator
     """One fresh random permutation of the items per round: each item is timed once per round, never twice in a
     row, and never always after the same neighbour (whose cache footprint it would inherit)."""
     rng = as_rng(seed)
-    return [rng.permutation(n_items) for _ in range(rounds)]
+    order = [rng.permutation(n_items) for _ in range(rounds)]
+    for prev, perm in zip(order, order[1:]):
+        if n_items > 1 and perm[0] == prev[-1]:  # across a round's boundary too
+            perm[[0, 1]] = perm[[1, 0]]
+    return order
 
 
 def robust_estimates(samples: np.ndarray, when: np.ndarray, *, window: int = 0, reject: float = 3.0

@@ -38,6 +38,9 @@ def test_rounds_are_interleaved_permutations():
     order = interleaved_order(5, 4, seed=0)
     assert len(order) == 4 and all(sorted(p) == list(range(5)) for p in order)
     assert len({tuple(p) for p in order}) > 1  # a fresh order per round
+    for seed in range(50):
+        flat = np.concatenate(interleaved_order(3, 6, seed))
+        assert np.all(flat[1:] != flat[:-1])
     clock = Clock()
     timers = [FakeTimer(clock, i, 1.0 + i) for i in range(5)]
     measure_runners(timers, TimingConfig(rounds=4, repeats=3, remeasure_above=0), seed=0)
