@@ -6,9 +6,9 @@
                                                             # a CPU-bound training loop (--no-companion: alone)
 
 Fidelity is measured honestly on held-out subnets timed end to end on this machine (batch 1, one thread, thread
-CPU time, 8 interleaved rounds x fastest of 3 runs, drift removed, outliers rejected). ofa-mbv3-w1.0 is measured at small resolutions only (full-size
-subnets take too long to time here); one resolution is left out of the table entirely so the learned per-op
-model must predict shapes it never saw.
+CPU time, 8 interleaved rounds x fastest of 3 runs, drift removed, outliers rejected). ofa-mbv3-w1.0 is
+measured at small resolutions only (full-size subnets take too long to time here); one resolution is left out
+of the table entirely so the learned per-op model must predict shapes it never saw.
 """
 
 from __future__ import annotations

@@ -16,7 +16,9 @@ from __future__ import annotations
 import re
 from typing import Iterable
 
-from hw_profiles.schema import _DIMENSIONS, KINDS, MCU_FIELDS, SPEC_FIELDS, DeviceProfile, Figure, LatencySection, ProfileError
+from hw_profiles.schema import (_DIMENSIONS, KINDS, MCU_FIELDS, SPEC_FIELDS, DeviceProfile, Figure, LatencySection,
+                                ProfileError)
+from hw_profiles.store import _shipped, list_profiles, load_profile
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _SPEC = re.compile(r"^\s*([a-z_0-9]+)\s*=\s*([0-9.eE+-]+)\s*([A-Za-z/%]*)\s*$")
@@ -32,7 +34,7 @@ _DEFAULTS: dict[str, dict[str, tuple[float, str]]] = {
             "layer_overhead": (4000.0, "cycles")},
 }
 _NEVER_DEFAULTED = {"mcu": ("sram", "flash")}
-_LATENCY = {"cpu": {"backend": "torch", "threads": 1}, "gpu": {}, "mcu": {"dtype": "int8"}}
+_LATENCY = {"cpu": {}, "gpu": {}, "mcu": {"dtype": "int8"}}
 
 
 def check_device_name(name: str) -> str:
@@ -109,19 +111,15 @@ def start_profile(device: str, kind: str | None = None, base: str | DeviceProfil
                   specs: dict[str, Figure] | None = None) -> tuple[DeviceProfile, bool]:
     """The profile a calibration starts from, and whether it is a new device: DEVICE itself when it is a known
     profile (name or YAML path) and no base is given, else a new profile named DEVICE (of `kind`, from `base`)."""
-    from hw_profiles.store import _shipped, list_profiles, load_profile
-
     check_kind(kind)
     if base is None:
-        try:
-            known = load_profile(device)
-        except ProfileError:
-            if "/" in device or device.endswith((".yaml", ".yml")):
-                raise
+        is_path = "/" in device or device.endswith((".yaml", ".yml"))
+        if not is_path and device not in list_profiles():
             if kind is None:
                 raise ProfileError(f"unknown device '{device}': for a new device give --kind {'|'.join(KINDS)} "
-                                   f"(and optionally --base PROFILE); known: {', '.join(list_profiles())}") from None
+                                   f"(and optionally --base PROFILE); known: {', '.join(list_profiles())}")
         else:
+            known = load_profile(device)  # a malformed profile of that name is reported, never overwritten
             if kind is not None and known.kind != kind:
                 raise ProfileError(f"--device '{device}' is a known {known.kind} profile, not a {kind}; "
                                    "give a new device a new name")

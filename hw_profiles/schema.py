@@ -95,8 +95,8 @@ def _check_figures(values: dict[str, Any], fields: dict[str, str], section: str)
             sub = ".".join(str(p) for p in err["loc"])
             msg = "unknown key (not allowed here)" if err["type"] == "extra_forbidden" else \
                 "missing required field" if err["type"] == "missing" else f"{err['msg']}, got {err.get('input')!r}"
-            raise ValueError(f"'{section}.{name}{'.' + sub if sub else ''}': {msg} "
-                             "(a figure is {value, unit, source: spec-sheet|measured|fitted|imported|defaulted, note})") from None
+            raise ValueError(f"'{section}.{name}{'.' + sub if sub else ''}': {msg} (a figure is "
+                             "{value, unit, source: spec-sheet|measured|fitted|imported|defaulted, note})") from None
         canonical, factors = _DIMENSIONS[fields[name]]
         if fig.unit not in factors:
             raise ValueError(f"'{section}.{name}' has unit '{fig.unit}', which is not a {fields[name]}; "

@@ -83,7 +83,8 @@ def _provenance(prof: DeviceProfile, new: bool) -> dict:
 def fit(space: str = typer.Option(..., "--space"), device: str = typer.Option(..., "--device", help=_DEVICE_HELP),
         measurements: str = typer.Option(..., "--measurements", help="CSV with columns arch (JSON), latency_ms"),
         out: str = typer.Option(None, "--out", help=_OUT_HELP),
-        kind: str = typer.Option(None, "--kind", help=_KIND_HELP), base: str = typer.Option(None, "--base", help=_BASE_HELP),
+        kind: str = typer.Option(None, "--kind", help=_KIND_HELP),
+        base: str = typer.Option(None, "--base", help=_BASE_HELP),
         spec: list[str] = typer.Option(None, "--spec", help=_SPEC_HELP),
         folds: int = typer.Option(5, "--folds", min=2), seed: int = typer.Option(0, "--seed")) -> None:
     """Fit DEVICE's learned latency model from whole-subnet measurements; report cross-validated fidelity."""
