@@ -2,11 +2,13 @@
 
     .venv/bin/python benchmarks/bench_latency.py            # full run (~10 min on 2 shared cores)
     .venv/bin/python benchmarks/bench_latency.py --quick    # smoke run, figures not written
+    .venv/bin/python benchmarks/bench_latency.py --runs 5   # cpu-host fidelity of 5 profiling runs, each beside
+                                                            # a CPU-bound training loop (--no-companion: alone)
 
 Fidelity is measured honestly on held-out subnets timed end to end on this machine (batch 1, one thread, thread
-CPU time, fastest of 3 passes x 8 runs). ofa-mbv3-w1.0 is measured at small resolutions only (full-size
-subnets take too long to time here); one resolution is left out of the table entirely so the learned per-op
-model must predict shapes it never saw.
+CPU time, 8 interleaved rounds x fastest of 3 runs, drift removed, outliers rejected). ofa-mbv3-w1.0 is
+measured at small resolutions only (full-size subnets take too long to time here); one resolution is left out
+of the table entirely so the learned per-op model must predict shapes it never saw.
 """
 
 from __future__ import annotations
@@ -116,10 +118,90 @@ def bench_throughput(measured: dict, n: int = 100_000) -> list[dict]:
     return rows
 
 
+_COMPANION = """
+import torch
+torch.set_num_threads(1)
+net = torch.nn.Sequential(torch.nn.Conv2d(16, 32, 3, padding=1), torch.nn.ReLU(), torch.nn.Conv2d(32, 16, 3, padding=1))
+opt = torch.optim.SGD(net.parameters(), lr=1e-3)
+x = torch.randn(8, 16, 32, 32)
+while True:
+    opt.zero_grad(); net(x).pow(2).mean().backward(); opt.step()
+"""
+
+
+def bench_under_load(runs: int, companion: bool, n_fit: int = 20, n_test: int = 100) -> None:
+    """`nas profile cpu-host` on tiny-mbv3 `runs` times (a fresh sample of subnets each), each beside a CPU-bound
+    training loop of our own (one thread: with 2 cores, the profile competes for the machine); held-out fidelity
+    of the lookup table (what the profile serves) and the learned model against the run's noise ceiling."""
+    import os
+    import subprocess
+
+    from predictors.profiling import TARGET
+
+    space = SearchSpace.preset("tiny-mbv3")
+    rows, t_all = [], time.perf_counter()
+    for k in range(runs):
+        proc = subprocess.Popen([sys.executable, "-c", _COMPANION]) if companion else None
+        try:
+            time.sleep(2.0 if companion else 0.0)
+            load0 = os.getloadavg()[0]
+            t0 = time.perf_counter()
+            _, rep = calibrate_profile(space, load_profile("cpu-host"), TimingConfig(), n_fit=n_fit, n_test=n_test,
+                                       seed=k)
+            seconds = time.perf_counter() - t0
+        finally:
+            if proc is not None:
+                proc.kill()
+                proc.wait()
+        lut, learned, ceil = rep.fidelity["lookup-table"], rep.fidelity["learned"], rep.noise_ceiling
+        ok = all(lut[m] >= v for m, v in TARGET.items())
+        rows.append({"run": k + 1, "load avg (1 min)": f"{load0:.1f} → {os.getloadavg()[0]:.1f}",
+                     "lookup-table Spearman": round(lut["spearman"], 3),
+                     "lookup-table ±10% %": round(100 * lut["within_10pct"], 1),
+                     "learned Spearman": round(learned["spearman"], 3),
+                     "learned ±10% %": round(100 * learned["within_10pct"], 1),
+                     "noise ceiling Spearman": round(ceil["spearman"], 3),
+                     "noise ceiling ±10% %": round(100 * ceil["within_10pct"], 1),
+                     "subnets re-timed": rep.remeasured, "bursts rejected": rep.rejected,
+                     "meets target": "yes" if ok else "no", "s": round(seconds)})
+        print(table(rows[-1:]), file=sys.stderr)
+    met = sum(r["meets target"] == "yes" for r in rows)
+    cfg = TimingConfig()
+    where = ("each beside a one-thread training loop of this script's own (conv forward/backward/SGD), on top of "
+             "whatever else the shared machine ran" if companion else "with no companion process of ours")
+    body = f"""
+`nas profile cpu-host --space tiny-mbv3` (all 3 resolutions, {n_fit} subnets to fit the end-to-end correction,
+{n_test} held out; {cfg.rounds} interleaved rounds × fastest of {cfg.repeats} runs, drift divided out, outliers
+rejected, subnets whose half-runs disagree by > {cfg.remeasure_above:.0%} re-timed) {runs} times, a fresh sample of
+subnets each run (seed = run − 1), {where}. Target: lookup table (what the profile serves) Spearman ≥
+{TARGET['spearman']} and ≥ {TARGET['within_10pct']:.0%} within ±10% on the held-out subnets. The noise ceiling is the
+run's own: each held-out subnet's two half-runs (alternate bursts) scored against each other, so it describes
+timings made with half the bursts; a predictor scored against the full timings can exceed it.
+
+{table(rows)}
+
+**{met} of {runs} runs meet the target.** The machine was shared with other jobs throughout (other helpers'
+test suites and searches; the load average column shows it, on 2 cores). Before this change (fastest of 3
+passes × 8 back-to-back runs, no drift removal), the demo's profile reached held-out Spearman 0.89 in one clean
+run and 0.69 in another, and this benchmark's earlier section 0.937 / 89% (section above, another day).
+Whole benchmark: {time.perf_counter() - t_all:.0f} s.
+"""
+    print(body)
+    key, title = ("latency-load", "cpu-host latency fidelity under load (5 profiling runs)") if companion else \
+        ("latency-idle", "cpu-host latency fidelity without a companion process")
+    write_section(key, title, body)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="few measurements, print only")
+    ap.add_argument("--runs", type=int, default=0, help="only profile cpu-host RUNS times beside a CPU-bound "
+                    "process and report each run's fidelity and noise ceiling")
+    ap.add_argument("--no-companion", action="store_true", help="with --runs: no CPU-bound process of ours")
     args = ap.parse_args()
+    if args.runs:
+        bench_under_load(args.runs, not args.no_companion)
+        return
     cfg = TimingConfig(backend="torch", threads=1)
     n_test, n_fit, n_unseen = (10, 5, 5) if args.quick else (100, 20, 40)
     fid_rows, timings, measured = [], [], {}

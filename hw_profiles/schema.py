@@ -1,6 +1,7 @@
 """DeviceProfile: a device as data (spec-sheet figures, measured tables, fitted coefficients), validated by pydantic.
 
-Every figure carries its unit and its source (`spec-sheet`, `measured`, `fitted`, `imported`). Units are checked
+Every figure carries its unit and its source (`spec-sheet`, `measured`, `fitted`, `imported`, or `defaulted`: a
+placeholder a new device was given because nobody stated it). Units are checked
 against what the field means (a bandwidth must be a bandwidth) and converted to the field's canonical unit, so
 `sram: {value: 320, unit: KB}` and `sram: {value: 327680, unit: B}` are the same figure.
 """
@@ -13,13 +14,18 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from supernet.errors import NasError
 
-SOURCES = ("spec-sheet", "measured", "fitted", "imported")
-Source = Literal["spec-sheet", "measured", "fitted", "imported"]
+SOURCES = ("spec-sheet", "measured", "fitted", "imported", "defaulted")
+Source = Literal["spec-sheet", "measured", "fitted", "imported", "defaulted"]
 KINDS = ("cpu", "gpu", "mcu")
 
 
 class ProfileError(NasError):
-    """A device profile is unknown, malformed, or lacks a figure a predictor needs."""
+    """A device profile is unknown, malformed, or lacks a figure a predictor needs; `field` names the input at
+    fault where one is (name, kind, base, spec) so the API can point at it."""
+
+    def __init__(self, message: str, field: str | None = None):
+        super().__init__(message)
+        self.field = field
 
 
 # dimension -> (canonical unit, {accepted unit: factor to canonical}). Memory sizes follow the JEDEC/datasheet
@@ -94,8 +100,8 @@ def _check_figures(values: dict[str, Any], fields: dict[str, str], section: str)
             sub = ".".join(str(p) for p in err["loc"])
             msg = "unknown key (not allowed here)" if err["type"] == "extra_forbidden" else \
                 "missing required field" if err["type"] == "missing" else f"{err['msg']}, got {err.get('input')!r}"
-            raise ValueError(f"'{section}.{name}{'.' + sub if sub else ''}': {msg} "
-                             "(a figure is {value, unit, source: spec-sheet|measured|fitted|imported, note})") from None
+            raise ValueError(f"'{section}.{name}{'.' + sub if sub else ''}': {msg} (a figure is "
+                             "{value, unit, source: spec-sheet|measured|fitted|imported|defaulted, note})") from None
         canonical, factors = _DIMENSIONS[fields[name]]
         if fig.unit not in factors:
             raise ValueError(f"'{section}.{name}' has unit '{fig.unit}', which is not a {fields[name]}; "
@@ -172,6 +178,7 @@ class LatencySection(BaseModel):
     learned: LearnedModel | None = None
     corrections: dict[str, Correction] = Field(default_factory=dict)
     fidelity: dict[str, list[Fidelity]] = Field(default_factory=dict)
+    warnings: dict[str, list[str]] = Field(default_factory=dict)  # per space: what the last calibration doubts
 
 
 class DeviceProfile(BaseModel):
@@ -181,6 +188,7 @@ class DeviceProfile(BaseModel):
     name: str
     kind: Literal["cpu", "gpu", "mcu"]
     description: str = ""
+    base: str | None = None  # the profile a new device's spec figures were copied from
     state: Literal["spec", "measured", "unmeasured", "fitted", "imported"] = "spec"
     specs: dict[str, Figure] = Field(default_factory=dict)
     mcu: dict[str, Figure] = Field(default_factory=dict)

@@ -47,8 +47,8 @@ class ProfileStage(_Strict):
     backend: str = "torch"
     n_test: int = Field(100, ge=2)
     n_fit: int = Field(20, ge=3)
-    repeats: int = Field(8, ge=1)
-    rounds: int = Field(3, ge=1)
+    repeats: int = Field(3, ge=1)
+    rounds: int = Field(8, ge=1)
     resolutions: list[int] | None = None
 
 
@@ -203,14 +203,17 @@ def _profile(spec: DemoSpec, space_name: str, space: Any, fresh: bool) -> tuple[
             fid = {f.predictor: {k: getattr(f, k) for k in ("n", "spearman", "kendall", "rmse", "mape",
                                                             "within_10pct")}
                    for f in prof.latency.fidelity[space_name]}
-            return "reused", {"profile": str(path), "fidelity": fid}
+            return "reused", {"profile": str(path), "fidelity": fid,
+                              "warnings": prof.latency.warnings.get(space_name, [])}
     base = load_profile(path) if path.is_file() and not fresh else load_profile(p.device)
     cfg = TimingConfig(threads=p.threads, backend=p.backend, repeats=p.repeats, rounds=p.rounds)
     prof, report = calibrate_profile(space, base, cfg, resolutions=p.resolutions, n_fit=p.n_fit, n_test=p.n_test,
                                      seed=0,
                                      progress=_bar_progress())
     save_profile(prof, path)
-    return "measured", {"profile": str(path), "fidelity": report.fidelity, "seconds": report.seconds}
+    fid = {**report.fidelity, **({"noise-ceiling": report.noise_ceiling} if report.noise_ceiling else {})}
+    return "measured", {"profile": str(path), "fidelity": fid, "seconds": report.seconds,
+                        "warnings": report.warnings}
 
 
 def _bar_progress() -> Callable[[str, int, int], None]:
@@ -360,6 +363,8 @@ def build_report(spec: DemoSpec, out: Path, run_dir: Path, train_info: dict[str,
     for kind, fid in (profile_info.get("fidelity") or {}).items():
         rows.append({"predictor": f"latency {spec.profile.device} ({kind})", **fid})
     rep.table(rows)
+    for warning in profile_info.get("warnings") or []:
+        rep.text(f"**Warning:** {warning}")
     rep.heading("Time per stage")
     rep.table(stages)
     total = sum(r["seconds"] for r in stages)

@@ -48,7 +48,7 @@ class _Bar:
 
 def _run(space: str, base_name: str, out: str | None, cfg, resolutions: str | None, n_fit: int, n_test: int,  # noqa: ANN001
          seed: int) -> None:
-    from predictors.profiling import calibrate_profile
+    from predictors.profiling import TARGET, calibrate_profile
 
     sp = SearchSpace.preset(space)
     out_path = Path(out) if out else user_profiles_dir() / f"{base_name}.yaml"
@@ -60,11 +60,16 @@ def _run(space: str, base_name: str, out: str | None, cfg, resolutions: str | No
     finally:
         bar.close()
     path = save_profile(prof, out_path)
+    for warning in report.warnings:
+        typer.echo(f"warning: {warning}", err=True)
     emit({"profile": str(path), "device": prof.name, "space": sp.name, "backend": cfg.backend,
           "threads": cfg.threads, "batch_size": cfg.batch_size, "resolutions": report.resolutions,
           "ops_measured": report.ops, "subnets_fit": report.fit_archs, "subnets_held_out": report.test_archs,
           "seconds": {k: round(v, 2) for k, v in report.seconds.items()},
-          "fidelity": {k: {m: round(v, 4) for m, v in f.items()} for k, f in report.fidelity.items()}})
+          "fidelity": {k: {m: round(v, 4) for m, v in f.items()} for k, f in report.fidelity.items()},
+          "noise_ceiling": {m: round(v, 4) for m, v in report.noise_ceiling.items()},
+          "target": TARGET, "remeasured_subnets": report.remeasured, "rejected_bursts": report.rejected,
+          "warnings": report.warnings})
 
 
 @app.command("cpu-host")
@@ -76,7 +81,9 @@ def cpu_host(space: str = typer.Option(..., "--space", help="space name or YAML"
                                              "(default: all of the space's; others are predicted)"),
              n_test: int = typer.Option(100, "--n-test", min=2, help="held-out subnets measured for fidelity"),
              n_fit: int = typer.Option(20, "--n-fit", min=3, help="subnets measured to fit the end-to-end correction"),
-             repeats: int = typer.Option(8, "--repeats", min=1), rounds: int = typer.Option(3, "--rounds", min=1),
+             repeats: int = typer.Option(3, "--repeats", min=1, help="timed runs per burst (the fastest is kept)"),
+             rounds: int = typer.Option(8, "--rounds", min=1, help="interleaved rounds: one burst per op and "
+                                        "subnet each, in a fresh random order"),
              seed: int = typer.Option(0, "--seed")) -> None:
     """Measure this CPU at batch 1 and write its profile (preferred by `--device cpu-host` afterwards)."""
     from hw_profiles.measure import TimingConfig

@@ -245,8 +245,30 @@ def test_fit_a_device_from_measurements(api):
 
     assert spearmanr(got, truth).statistic > 0.9
     d = detail(api.post("/devices", files={"file": ("m.csv", b"arch,latency_ms\n", "text/csv")},
-                        data={"name": "x", "space": SPACE}))
+                        data={"name": "x", "space": SPACE, "kind": "cpu"}))
     assert d[0]["loc"] == ["body", "file"]
     d = detail(api.post("/devices", files={"file": ("m.csv", text.getvalue().encode(), "text/csv")},
                         data={"name": "x", "space": "nope"}))
     assert d[0]["loc"] == ["body", "space"] and SPACE in d[0]["ctx"]["allowed"]
+
+
+def test_fit_a_new_device_without_base(api):
+    space = SearchSpace.preset(SPACE)
+    sample = space.sample_many(30, 4)
+    text = "arch,latency_ms\n" + "".join('"' + a.to_json().replace('"', '""') + f'",{1.0 + 0.1 * i}\n'
+                                          for i, a in enumerate(sample))
+    upload = {"file": ("m.csv", text.encode(), "text/csv")}
+    r = api.post("/devices", files=upload, data={"name": "new-board", "space": SPACE, "kind": "mcu",
+                                                 "spec": "sram=256KB,flash=1MB"})
+    assert r.status_code == 201, r.text
+    body = r.json()
+    assert body["name"] == "new-board" and body["kind"] == "mcu" and body["origin"] == "fitted"
+    assert body["specs"]["sram"]["source"] == "spec-sheet" and body["mcu"]["layer_overhead"]["source"] == "defaulted"
+    assert api.get("/devices/new-board").json()["latency_model"] == ["learned", "corrections"]
+    d = detail(api.post("/devices", files=upload, data={"name": "nb2", "space": SPACE}))
+    assert d[0]["loc"] == ["body", "kind"] and d[0]["ctx"]["allowed"] == ["cpu", "gpu", "mcu"]
+    d = detail(api.post("/devices", files=upload, data={"name": "nb2", "space": SPACE, "kind": "mcu"}))
+    assert d[0]["loc"] == ["body", "spec"] and "sram and flash" in d[0]["msg"]
+    d = detail(api.post("/devices", files=upload, data={"name": "nb2", "space": SPACE, "kind": "mcu",
+                                                        "base": "nvidia-t4"}))
+    assert d[0]["loc"] == ["body", "kind"] and "is a gpu profile" in d[0]["msg"]

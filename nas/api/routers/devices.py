@@ -65,8 +65,11 @@ async def add_device(request: Request, file: UploadFile = File(..., description=
                                                                                 "measurements (.csv: arch, latency_ms)"),
                      name: str | None = Form(None, description="device name (required for a CSV)"),
                      space: str | None = Form(None, description="the space the CSV's archs belong to"),
-                     kind: str = Form("cpu", description="cpu, gpu or mcu (CSV)"),
+                     kind: str | None = Form(None, description="cpu, gpu or mcu: the new device's kind (CSV; "
+                                                               "default: the base's)"),
                      base: str | None = Form(None, description="a known device whose specs a CSV fit starts from"),
+                     spec: str | None = Form(None, description="spec figures of a new device (CSV), e.g. "
+                                                               "'sram=256KB,flash=1MB'"),
                      replace: bool = Form(False, description="replace a device added earlier with the same name"),
                      store: Store = Depends(get_store), settings: Settings = Depends(get_settings)) -> DeviceOut:
     if name:
@@ -75,7 +78,7 @@ async def add_device(request: Request, file: UploadFile = File(..., description=
     filename = (file.filename or "").lower()
     # parsing and fitting take seconds on a large upload: in a worker thread, so the server answers meanwhile
     if filename.endswith(".csv") or (file.content_type or "").startswith("text/csv"):
-        profile, origin = await run_in_threadpool(_fit_from_csv, store, data, name, space, kind, base), "fitted"
+        profile, origin = await run_in_threadpool(_fit_from_csv, store, data, name, space, kind, base, spec), "fitted"
     else:
         profile, origin = await run_in_threadpool(_parse_profile, data, name), "uploaded"
     _check_name(store, profile.name, replace)
@@ -121,12 +124,12 @@ def _parse_profile(data: bytes, name: str | None) -> Any:
         raise ApiError(422, validation_detail(exc, ("body", "file"))) from None
 
 
-def _fit_from_csv(store: Store, data: bytes, name: str | None, space_name: str | None, kind: str,
-                  base: str | None) -> Any:
+def _fit_from_csv(store: Store, data: bytes, name: str | None, space_name: str | None, kind: str | None,
+                  base: str | None, spec: str | None) -> Any:
     """A profile whose latency is a learned model fitted on whole-subnet measurements (columns arch, latency_ms)."""
     import numpy as np
 
-    from hw_profiles import DeviceProfile
+    from hw_profiles import ProfileError, new_profile, parse_specs
     from hw_profiles.schema import Fidelity
     from predictors.api import correction_key
     from predictors.learned import LearnedLatency
@@ -137,9 +140,16 @@ def _fit_from_csv(store: Store, data: bytes, name: str | None, space_name: str |
     if not space_name:
         raise FieldError(("body", "space"), "a CSV upload needs the space its archs belong to",
                          allowed=__import__("nas.api.resolve", fromlist=["space_names"]).space_names())
-    if kind not in KINDS:
+    if kind is not None and kind not in KINDS:
         raise FieldError(("body", "kind"), f"kind '{kind}' is not allowed", allowed=KINDS)
     space = load_space(space_name)
+    if kind is None and not base:
+        raise FieldError(("body", "kind"), "a new device needs its kind (or a base device)", allowed=KINDS)
+    start = load_device(store, base, ("body", "base")) if base else None
+    try:
+        specs = parse_specs([spec] if spec else [], "spec")
+    except ProfileError as exc:
+        raise FieldError(("body", "spec"), str(exc)) from None
     try:
         rows = list(csv.DictReader(io.StringIO(data.decode("utf-8"))))
     except (UnicodeDecodeError, csv.Error) as exc:
@@ -161,12 +171,12 @@ def _fit_from_csv(store: Store, data: bytes, name: str | None, space_name: str |
         cv = model.cross_validate(codes, y) if len(y) >= 6 else None
     except NasError as exc:
         raise FieldError(("body", "file"), str(exc)) from None
-    start = load_device(store, base, ("body", "base")) if base else None
-    payload: dict[str, Any] = start.model_dump() if start is not None else {"kind": kind, "specs": {}}
-    payload.pop("path", None)
-    payload.update(name=name, state="fitted", description=f"learned latency fitted on {len(y)} measured archs "
-                                                         f"of {space.name}")
-    prof = DeviceProfile.model_validate(payload)
+    try:
+        prof = new_profile(name, kind, base=start, specs=specs, description=f"learned latency fitted on {len(y)} "
+                                                                            f"measured archs of {space.name}")
+    except ProfileError as exc:
+        raise FieldError(("body", exc.field or "file"), str(exc)) from None
+    prof.state = "fitted"
     lat = prof.latency.model_copy(deep=True)
     lat.learned = model.to_model(note=f"fitted on {len(y)} archs uploaded through the API")
     lat.corrections = {**lat.corrections, correction_key(space, "learned"): model.correction}
