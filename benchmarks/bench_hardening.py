@@ -97,7 +97,7 @@ def measure(label: str, tree: Path, rows: int, work_dir: Path) -> list[dict]:
             data = csv_rows(rows)
             r, secs, lat = while_polling(url, lambda: c.post(
                 "/devices", files={"file": ("m.csv", data, "text/csv")},
-                data={"name": "fitted-board", "space": "tiny-mbv3"}))
+                data={"name": "fitted-board", "space": "tiny-mbv3", "kind": "cpu"}))
             out.append({"tree": label, "request": f"CSV upload, {rows} rows ({len(data) / 2**20:.1f} MiB)",
                         "status": r.status_code, "request_s": secs, "healthz_median_ms": 1e3 * statistics.median(lat),
                         "healthz_max_ms": 1e3 * max(lat), "healthz_idle_max_ms": 1e3 * max(idle), "store_growth_MB": ""})

@@ -160,7 +160,7 @@ class _Runner:
 
 
 class _Threads:
-    """Fix torch's intra-op threads for the measurement, restoring them afterwards."""
+    """Fix torch's intra-op threads (and flush denormals) for the measurement, restoring both afterwards."""
 
     def __init__(self, n: int):
         self.n = n
@@ -172,6 +172,7 @@ class _Threads:
 
     def __exit__(self, *exc: object) -> None:
         torch.set_num_threads(self.old)
+        torch.set_flush_denormal(False)  # torch's default; left on, it changes every later float op of the process
 
 
 class Timer(Protocol):

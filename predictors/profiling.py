@@ -68,6 +68,10 @@ def below_target(space: str, predictor: str, fid: dict[str, float], ceiling: dic
             f"{ceiling['spearman']:.3f}, {ceiling['within_10pct']:.0%} within ±10%; {why}")
 
 
+def _points(predicted: np.ndarray, measured: np.ndarray) -> list[tuple[float, float]]:
+    return [(round(float(p), 5), round(float(m), 5)) for p, m in zip(predicted, measured)]
+
+
 def calibrate_profile(space: SearchSpace, base: DeviceProfile, cfg: TimingConfig, *,
                       resolutions: Sequence[int] | None = None, n_fit: int = 30, n_test: int = 100, seed: int = 0,
                       progress: Progress | None = None) -> tuple[DeviceProfile, ProfileReport]:
@@ -130,10 +134,10 @@ def calibrate_profile(space: SearchSpace, base: DeviceProfile, cfg: TimingConfig
         fid = fidelity(predicted, test_y)
         report.fidelity[name] = fid
         entries.append(Fidelity(predictor=name, n=len(test_y), resolutions=res, source="measured",
-                                points=[(round(float(p), 5), round(float(m), 5)) for p, m in zip(predicted, test_y)],
-                                **{k: round(v, 5) for k, v in fid.items()}))
-    if ceiling:
+                                points=_points(predicted, test_y), **{k: round(v, 5) for k, v in fid.items()}))
+    if ceiling:  # its scatter: one half of the run's timings against the other
         entries.append(Fidelity(predictor=NOISE_CEILING, n=len(test_y), resolutions=res, source="measured",
+                                points=_points(timed.half_a[n_fit:], timed.half_b[n_fit:]),
                                 **{k: round(v, 5) for k, v in ceiling.items()}))
     # the lookup table is what `latency_predictor` serves for this profile, so it is the one held to the target
     warning = below_target(space.name, "lookup-table", report.fidelity["lookup-table"], ceiling)

@@ -202,7 +202,7 @@ def _csv(n: int, bad_row: int | None = None) -> bytes:
 def test_a_csv_with_nan_latency_names_the_row(app_client):
     c = app_client()
     d = detail(c.post("/devices", files={"file": ("m.csv", _csv(12, bad_row=4), "text/csv")},
-                      data={"name": "csv-board", "space": SPACE}))
+                      data={"name": "csv-board", "space": SPACE, "kind": "cpu"}))
     assert d[0]["loc"] == ["body", "file", 6] and "positive finite" in d[0]["msg"]
 
 
@@ -223,15 +223,15 @@ def test_a_csv_fit_runs_off_the_event_loop_after_the_name_check(app_client, monk
 
     monkeypatch.setattr(LearnedLatency, "fit", slow_fit)
     d = detail(c.post("/devices", files={"file": ("m.csv", _csv(12), "text/csv")},
-                      data={"name": "../bad name", "space": SPACE}))
+                      data={"name": "../bad name", "space": SPACE, "kind": "cpu"}))
     assert d[0]["loc"] == ["body", "name"] and fits == []  # refused before any fit
     taken = c.post("/devices", files={"file": ("m.csv", _csv(12), "text/csv")},
-                   data={"name": "stm32f746", "space": SPACE})
+                   data={"name": "stm32f746", "space": SPACE, "kind": "cpu"})
     assert taken.status_code == 409 and fits == []
 
     answer = {}
     upload = threading.Thread(target=lambda: answer.update(r=c.post(
-        "/devices", files={"file": ("m.csv", _csv(12), "text/csv")}, data={"name": "csv-board", "space": SPACE})))
+        "/devices", files={"file": ("m.csv", _csv(12), "text/csv")}, data={"name": "csv-board", "space": SPACE, "kind": "cpu"})))
     upload.start()
     assert started.wait(60)
     assert c.get("/healthz").status_code == 200  # answered while the fit still waits

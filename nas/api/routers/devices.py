@@ -129,7 +129,7 @@ def _fit_from_csv(store: Store, data: bytes, name: str | None, space_name: str |
     """A profile whose latency is a learned model fitted on whole-subnet measurements (columns arch, latency_ms)."""
     import numpy as np
 
-    from hw_profiles import ProfileError, new_profile, parse_specs
+    from hw_profiles import DeviceProfile, ProfileError, new_profile, parse_specs
     from hw_profiles.schema import Fidelity
     from predictors.api import correction_key
     from predictors.learned import LearnedLatency
