@@ -1,10 +1,15 @@
-"""Search engine benchmark on predictor objectives: candidates/s per strategy, hypervolume vs budget against the
-best-known front (random beside), and time to the best feasible arch under a latency budget.
+"""Search benchmarks, side by side in one run:
 
-    .venv/bin/python benchmarks/bench_search.py [--device stm32f746] [--run runs/NAME] [--quick]
+1. against once-for-all's own `EvolutionFinder` (the `ofa` package) on the same objective: `ofa-mbv3-w1.2` at
+   OFA's five resolutions, latency from one of our device profiles, accuracy from OFA's `AccuracyPredictor` MLP
+   (random weights) in its own encoding; per latency budget, OFA's best and time, ours, and our time to OFA's best;
+2. the predictor objective's overhead: `PredictorObjective` over `Predictors` in a search against the
+   predictors' own batch throughput;
+3. expensive objectives (one candidate at a time, 100 and 300 evaluations) on a measured table
+   (`benchmarks/_table.py`): our surrogate sampler against Optuna's TPE, NSGA-II and random;
+4. the engine on `tiny-mbv3`: candidates/s per strategy, hypervolume vs budget, time to the best feasible arch.
 
-Objectives: accuracy (with `--run`, a trained run with a fitted accuracy predictor) or, without one, params as
-a capacity stand-in, maximised; latency_ms on the device, minimised.
+    .venv/bin/python benchmarks/bench_search.py [--seeds 3] [--quick] [--parts ofa,overhead,expensive,engine]
 """
 
 from __future__ import annotations
@@ -25,19 +30,99 @@ from nas.experiment import PredictorObjective  # noqa: E402
 from nas.search import hypervolume_2d, nondominated_mask, run  # noqa: E402
 from predictors import Predictors  # noqa: E402
 
-STRATEGIES = ["random", "evolution", "optuna-nsga2", "optuna-tpe"]
+STRATEGIES = ["random", "evolution", "memetic", "optuna-nsga2", "optuna-tpe"]
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--space", default="tiny-mbv3")
-    ap.add_argument("--device", default="stm32f746")
-    ap.add_argument("--run", default=None, help="trained run folder (accuracy objective)")
-    ap.add_argument("--latency-ms", type=float, default=40.0, help="latency budget for time-to-best")
-    ap.add_argument("--seeds", type=int, default=2)
-    ap.add_argument("--quick", action="store_true", help="smaller budgets (a smoke run, not for the table)")
-    args = ap.parse_args()
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+def ofa_part(args: argparse.Namespace) -> str:
+    """OFA's EvolutionFinder (its tutorial settings) against `memetic`, same predictors, same constraint."""
+    import contextlib
+    import io
+    import random
+
+    from ofa.nas.search_algorithm.evolution import EvolutionFinder
+
+    from benchmarks._ofa_objective import OfaLatency, setup
+
+    space, preds, acc = setup(args.ofa_device)
+    lat_all = preds.latency.predict(space.sample_codes(1_000_000, 12345))
+    ofa_evals = 100 + 500 * 100  # population 100, 500 generations of 100 children (OFA's tutorial)
+    rows = []
+    for bound in args.ofa_budgets:
+        for seed in range(args.seeds):
+            random.seed(seed)
+            np.random.seed(seed)
+            finder = EvolutionFinder(OfaLatency(preds, acc), acc.model, max_time_budget=args.ofa_generations)
+            t0 = time.perf_counter()
+            with contextlib.redirect_stdout(io.StringIO()):  # OFA prints every 100 generations
+                _, info = finder.run_evolution_search(bound)
+            ofa_s, ofa_best = time.perf_counter() - t0, float(info[0])
+            marks: list[tuple[float, float]] = []
+            t0 = time.perf_counter()
+            res = run(space, PredictorObjective(preds, ["accuracy"]), directions={"accuracy": "maximize"},
+                      budget=100 + args.ofa_generations * 100, seed=seed, strategy="memetic",
+                      constraints={"latency_ms": bound},
+                      progress=lambda d, t, b: marks.append((time.perf_counter() - t0,
+                                                             (b or {}).get("accuracy", -np.inf))))
+            ours_s = time.perf_counter() - t0
+            hit = next((t for t, b in marks if b >= ofa_best), None)
+            row = {"latency_ms <=": bound, "feasible %": 100 * float((lat_all <= bound).mean()), "seed": seed,
+                   "OFA best": ofa_best, "OFA s": ofa_s, "ours best": res.best_values["accuracy"],
+                   "ours - OFA (pp)": 100 * (res.best_values["accuracy"] - ofa_best), "ours s (same evals)": ours_s,
+                   "ours s to OFA's best": hit if hit is not None else "never",
+                   "time ratio": f"1/{ofa_s / hit:.0f}" if hit else "-"}
+            rows.append(row)
+            print(row, file=sys.stderr)
+    return f"""### Against once-for-all's EvolutionFinder
+
+Space `ofa-mbv3-w1.2` at OFA's resolutions {list(space.resolutions)}; latency_ms from our `{args.ofa_device}`
+profile ({preds.latency_source}); accuracy from OFA's `AccuracyPredictor` (3x400 MLP over its
+`MobileNetArchEncoder` one-hot, random weights, torch seed 0) — the same two predictors on both sides. OFA:
+`EvolutionFinder` with its tutorial settings (population 100, parents 25%, mutation 50%, {args.ofa_generations}
+generations = {100 + args.ofa_generations * 100:,} accuracy predictions), arch dicts scored one by one through
+`get_efficiency` as its tutorial's latency table is. Ours: `run(..., strategy="memetic")` over
+`PredictorObjective(Predictors(space, device, accuracy=...), ["accuracy"])` with the same number of evaluations
+(infeasible candidates are screened out before the accuracy predictor and count nothing). "feasible %": share of
+1M uniform samples under the bound. "time ratio": our time to OFA's final best / OFA's whole run.
+
+{table(rows)}
+"""
+
+
+def overhead_part(args: argparse.Namespace) -> str:
+    """Search throughput through PredictorObjective against the predictors' own batch throughput."""
+    from benchmarks._ofa_objective import setup
+
+    space, preds, _ = setup(args.ofa_device)
+    n = 20_000 if args.quick else 60_000
+    preds.predict(space.sample_codes(2048, 0))  # warm up torch
+    rows = []
+    for bound in (5.0, 9.0):
+        t0 = time.perf_counter()
+        res = run(space, PredictorObjective(preds, ["accuracy"]), directions={"accuracy": "maximize"}, budget=n,
+                  seed=0, strategy="memetic", constraints={"latency_ms": bound})
+        search_s = time.perf_counter() - t0
+        batch = 4096
+        codes = space.sample_codes(n, 1)
+        t0 = time.perf_counter()
+        for i in range(0, n, batch):
+            preds.predict(codes[i:i + batch])
+        own_s = time.perf_counter() - t0
+        rows.append({"latency_ms <=": bound, "evaluations": n, "search /s": n / search_s,
+                     f"Predictors.predict /s (batches of {batch})": n / own_s,
+                     "ratio": f"{(n / own_s) / (n / search_s):.2f}x"})
+        print(rows[-1], file=sys.stderr)
+    return f"""### The predictor objective's overhead
+
+`memetic` over `PredictorObjective(Predictors(...accuracy=OFA MLP), ["accuracy"])` with a latency constraint,
+whole search (sampling, screening, deduplication, bookkeeping, the result table) against `Predictors.predict`
+alone on the same number of archs in batches of 4096 (all columns). Ratio: how many times faster the predictors
+alone are (goal: at most 1.5x).
+
+{table(rows)}
+"""
+
+
+def engine_part(args: argparse.Namespace) -> str:
 
     preds = Predictors.for_run(args.run, args.device) if args.run else Predictors(args.space, args.device)
     first = "accuracy" if args.run else "params"
@@ -95,7 +180,7 @@ def main() -> None:
     pool_all = preds.predict(space.sample_codes(200_000, 7))
     feasible_best = pool_all.loc[pool_all["latency_ms"] <= args.latency_ms, first].max()
     timing = []
-    for strategy in ["random", "evolution", "optuna-nsga2"]:
+    for strategy in ["random", "evolution", "memetic", "optuna-nsga2"]:
         marks: list[tuple[float, int, float]] = []
         t0 = time.perf_counter()
         res = run(space, PredictorObjective(preds, [first]), directions={first: "maximize"}, budget=top, seed=0,
@@ -133,7 +218,63 @@ better if a search found it):
 
 {table(timing)}
 """
-    write_section("search", "Search engine (nas.search)", body)
+    return f"""### The engine on `{space.name}`
+
+Device `{args.device}` ({preds.latency_source} latency), objectives: {first} max,
+latency_ms min ({note}). The predictors alone score {pred_rate:,.0f} archs/s in one batch of 100k.
+
+**Candidates evaluated per second** (whole search: sampling, predictors, bookkeeping; SQLite: every trial
+written to an Optuna study in one transaction per batch, resumable):
+
+{table(speed)}
+
+**Hypervolume after n evaluations**, as a fraction of the best-known front's (the union of every run here and
+200k random archs; reference point: the least capacity and the slowest latency seen), mean of {args.seeds} seeds
+(TPE and NSGA-II speed, TPE quality to 1000 evaluations only: Optuna's own per-trial cost dominates them):
+
+{table(quality)}
+
+**Time to the best feasible arch** at latency_ms <= {args.latency_ms:g} on {args.device} (one objective,
+{first}; "best" = within 0.5% of the best known feasible value, {feasible_best:.6g} from 200k random archs or
+better if a search found it):
+
+{table(timing)}
+"""
+
+
+PARTS = {"ofa": ofa_part, "overhead": overhead_part, "expensive": None, "engine": engine_part}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--parts", default="ofa,overhead,expensive,engine")
+    ap.add_argument("--space", default="tiny-mbv3")
+    ap.add_argument("--device", default="stm32f746")
+    ap.add_argument("--run", default=None, help="trained run folder (accuracy objective, engine part)")
+    ap.add_argument("--latency-ms", type=float, default=40.0, help="latency budget for time-to-best (engine part)")
+    ap.add_argument("--ofa-device", default="nvidia-t4")
+    ap.add_argument("--ofa-budgets", type=float, nargs="+", default=[3.5, 3.7, 5.0, 9.0])
+    ap.add_argument("--ofa-generations", type=int, default=500)
+    ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--expensive-seeds", type=int, default=7)
+    ap.add_argument("--quick", action="store_true", help="smaller budgets (a smoke run, not for the table)")
+    args = ap.parse_args()
+    if args.quick:
+        args.ofa_generations, args.seeds, args.expensive_seeds = 40, 1, 2
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    parts = [x for x in args.parts.split(",") if x]
+    unknown = sorted(set(parts) - set(PARTS))
+    if unknown:
+        ap.error(f"--parts: unknown {unknown}; allowed: {', '.join(PARTS)}")
+    if "expensive" in parts:
+        from benchmarks._expensive import expensive_part
+
+        PARTS["expensive"] = expensive_part
+    bodies = [PARTS[x](args) for x in parts]
+    note = ("The machine was shared with other jobs while these were measured: compare the ratios (both sides ran "
+            "side by side in one process), not the absolute times.")
+    body = note + "\n\n" + "\n".join(bodies)
+    write_section("search", "Search (nas.search)", body)
     print(body)
 
 

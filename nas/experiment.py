@@ -160,8 +160,12 @@ class PredictorObjective:
     def __init__(self, predictors: Any, names: list[str], recipe: tuple[Any, dict, str] | None = None):
         self.predictors, self.names, self.recipe = predictors, names, recipe
 
-    def evaluate_batch(self, codes: np.ndarray) -> pd.DataFrame:
-        return self.predictors.predict(codes)
+    def evaluate_batch(self, codes: np.ndarray, columns: list[str] | None = None) -> pd.DataFrame:
+        return self.predictors.predict(codes, columns=columns)
+
+    def evaluate_constraints(self, codes: np.ndarray, names: list[str]) -> pd.DataFrame:
+        """The constraint columns alone (latency, memory: no accuracy predictor), for screening candidates."""
+        return self.predictors.predict(codes, columns=names)
 
     def __getstate__(self) -> dict[str, Any]:
         if self.recipe is None:

@@ -193,14 +193,29 @@ def _nsga2(population_size: int = 50, **options: Any) -> OptunaSampler:
         seed=seed, population_size=population_size, **options), population_size)
 
 
+def _surrogate(batch_size: int = 1, **options: Any) -> OptunaSampler:
+    from nas.search._surrogate import SurrogateSampler
+
+    SurrogateSampler(seed=0, **options)  # its options checked now, not at the first ask
+    return OptunaSampler("surrogate", lambda seed: SurrogateSampler(seed=seed, **options), batch_size)
+
+
 def _ray(**options: Any) -> Strategy:
     from nas.search._ray import RayTune
 
     return RayTune(**options)
 
 
+def _memetic(**options: Any) -> Strategy:
+    from nas.search._memetic import Memetic
+
+    return Memetic(**options)
+
+
 register_strategy("random", RandomSearch)
+register_strategy("memetic", _memetic)
 register_strategy("evolution", Evolution)
 register_strategy("optuna-tpe", _tpe)
 register_strategy("optuna-nsga2", _nsga2)
+register_strategy("surrogate", _surrogate)
 register_strategy("ray-tune", _ray)
