@@ -3,7 +3,7 @@ this machine (`runs/` is empty): every configuration of a small MLP grid trained
 `digits` images (no download) and validated on held-out images. Real measurements no search strategy was tuned
 on; a full factorial, so every candidate a strategy asks for has a value.
 
-Columns: the six choices, `val_error` (1 - accuracy on 597 held-out images), `params` (weights and biases) and
+Columns: the six choices, `val_error` (1 - accuracy on the 997 images not trained on), `params` (weights and biases) and
 `fit_s` (training seconds, measured on a shared machine: noisy). Cached as CSV (written whole).
 """
 
@@ -17,8 +17,9 @@ from pathlib import Path
 
 import pandas as pd
 
-GRID = {"layers": [1, 2, 3, 4], "width": [8, 16, 32, 64, 128], "activation": ["relu", "tanh", "logistic"],
-        "alpha": [1e-5, 1e-3, 1e-1], "lr": [1e-3, 3e-3, 1e-2], "batch": [32, 128]}
+GRID = {"layers": [1, 2, 3], "width": [8, 16, 32, 64], "activation": ["relu", "tanh", "logistic"],
+        "alpha": [1e-5, 1e-3, 1e-1], "lr": [1e-3, 3e-3, 1e-2], "batch": [16, 64]}
+N_TRAIN, EPOCHS = 800, 8
 
 
 def _measure(cfg: dict) -> dict:
@@ -30,12 +31,12 @@ def _measure(cfg: dict) -> dict:
     x = x / 16.0
     warnings.filterwarnings("ignore", category=ConvergenceWarning)
     model = MLPClassifier((cfg["width"],) * cfg["layers"], activation=cfg["activation"], alpha=cfg["alpha"],
-                          learning_rate_init=cfg["lr"], batch_size=cfg["batch"], max_iter=20, random_state=0)
+                          learning_rate_init=cfg["lr"], batch_size=cfg["batch"], max_iter=EPOCHS, random_state=0)
     t0 = time.perf_counter()
-    model.fit(x[:1200], y[:1200])
+    model.fit(x[:N_TRAIN], y[:N_TRAIN])
     fit_s = time.perf_counter() - t0
     params = sum(w.size for w in model.coefs_) + sum(b.size for b in model.intercepts_)
-    return {**cfg, "val_error": 1.0 - model.score(x[1200:], y[1200:]), "params": params, "fit_s": fit_s}
+    return {**cfg, "val_error": 1.0 - model.score(x[N_TRAIN:], y[N_TRAIN:]), "params": params, "fit_s": fit_s}
 
 
 def digits_mlp_table(path: str | Path, jobs: int = 2) -> pd.DataFrame:

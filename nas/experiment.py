@@ -61,6 +61,7 @@ class ExperimentSpec(BaseModel):
     strategy: str | None = None
     strategy_options: dict[str, Any] = Field(default_factory=dict)
     budget: int = Field(gt=0)
+    budget_seconds: float | None = Field(default=None, gt=0)  # wall-time limit per device search
     seed: int = 0
 
     @field_validator("objectives")
@@ -282,7 +283,7 @@ def run_experiment(spec: ExperimentSpec, out_dir: str | Path, *, storage: str | 
                   constraints=[Constraint(k, v) for k, v in dev.constraints.items()], storage=storage,
                   study_name=f"{spec.name}:{dev.name}",
                   progress=None if progress is None else (lambda d, t, b, _n=dev.name: progress(_n, d, t, b)),
-                  should_stop=should_stop)
+                  should_stop=should_stop, budget_seconds=spec.budget_seconds)
         summary["devices"][dev.name] = _write_device(out / _safe(dev.name), dev, spec, preds, res)
         if res.stopped:
             summary["stopped"] = True

@@ -192,11 +192,11 @@ def _result(session: Session, strategy: str, study_name: str | None) -> SearchRe
 
 
 def default_strategy(problem: Problem) -> str:
-    """Batch objectives (predictors): evolution with one objective, NSGA-II with several; costly per-candidate
-    objectives: TPE, which needs the fewest evaluations."""
+    """Batch objectives (predictors): memetic with one objective, NSGA-II with several; costly per-candidate
+    objectives: our GP `surrogate` sampler, which needs the fewest evaluations (BENCHMARKS.md, "Search")."""
     if problem.batched:
-        return "evolution" if problem.n_obj == 1 else "optuna-nsga2"
-    return "optuna-tpe"
+        return "memetic" if problem.n_obj == 1 else "optuna-nsga2"
+    return "surrogate"
 
 
 def run(space: Any, objective: Any, *, directions: str | Sequence[str] | Mapping[str, str], budget: int,

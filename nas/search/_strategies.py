@@ -13,8 +13,10 @@ import numpy as np
 import optuna
 
 from nas.search._engine import Session
+from nas.search._memetic import Memetic
 from nas.search._pareto import selection_order
 from nas.search._problem import SearchError
+from nas.search._surrogate import SurrogateSampler
 
 
 @runtime_checkable
@@ -194,8 +196,6 @@ def _nsga2(population_size: int = 50, **options: Any) -> OptunaSampler:
 
 
 def _surrogate(batch_size: int = 1, **options: Any) -> OptunaSampler:
-    from nas.search._surrogate import SurrogateSampler
-
     SurrogateSampler(seed=0, **options)  # its options checked now, not at the first ask
     return OptunaSampler("surrogate", lambda seed: SurrogateSampler(seed=seed, **options), batch_size)
 
@@ -206,14 +206,8 @@ def _ray(**options: Any) -> Strategy:
     return RayTune(**options)
 
 
-def _memetic(**options: Any) -> Strategy:
-    from nas.search._memetic import Memetic
-
-    return Memetic(**options)
-
-
 register_strategy("random", RandomSearch)
-register_strategy("memetic", _memetic)
+register_strategy("memetic", Memetic)
 register_strategy("evolution", Evolution)
 register_strategy("optuna-tpe", _tpe)
 register_strategy("optuna-nsga2", _nsga2)

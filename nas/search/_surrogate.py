@@ -137,10 +137,9 @@ class SurrogateSampler(optuna.samplers.BaseSampler):
         obs, running = rows(done), rows([t for t in trials if t.state == TrialState.RUNNING])
         sign = np.array([-1.0 if d == optuna.study.StudyDirection.MAXIMIZE else 1.0 for d in study.directions])
         y = np.array([t.values for t in done], dtype=np.float64) * sign
-        cons = [t.system_attrs.get("constraints") for t in done]
-        n_con = max((len(c) for c in cons if c), default=0)
-        c = np.array([c if c and len(c) == n_con else [math.inf] * n_con for c in cons],
-                     dtype=np.float64).reshape(len(done), n_con)
+        con_names = sorted({k for t in done for k in t.constraints})
+        c = np.array([[t.constraints.get(k, math.inf) for k in con_names] for t in done],
+                     dtype=np.float64).reshape(len(done), len(con_names))
         feasible = (np.abs(y) < _PENALTY).all(1) & np.isfinite(y).all(1) & (c <= 0).all(1)
         cand = self._candidates(obs, running, y, feasible, sizes)
         if not len(cand):
