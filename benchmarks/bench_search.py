@@ -15,6 +15,8 @@
 from __future__ import annotations
 
 import argparse
+import os
+import shlex
 import sys
 import tempfile
 import time
@@ -25,7 +27,7 @@ import optuna
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks._report import table, write_section  # noqa: E402
+from benchmarks._report import ROOT, machine, table, write_section  # noqa: E402
 from nas.experiment import PredictorObjective  # noqa: E402
 from nas.search import hypervolume_2d, nondominated_mask, run  # noqa: E402
 from predictors import Predictors  # noqa: E402
@@ -198,26 +200,6 @@ def engine_part(args: argparse.Namespace) -> str:
 
     note = ("accuracy from the run's fitted predictor" if args.run else
             "params (capacity) stands in for accuracy: no trained run with an accuracy predictor was given")
-    body = f"""Space `{space.name}`, device `{args.device}` ({preds.latency_source} latency), objectives: {first} max,
-latency_ms min ({note}). The predictors alone score {pred_rate:,.0f} archs/s in one batch of 100k.
-
-**Candidates evaluated per second** (whole search: sampling, predictors, bookkeeping; SQLite: every trial
-written to an Optuna study in one transaction per batch, resumable):
-
-{table(speed)}
-
-**Hypervolume after n evaluations**, as a fraction of the best-known front's (the union of every run here and
-200k random archs; reference point: the least capacity and the slowest latency seen), mean of {args.seeds} seeds
-(TPE and NSGA-II speed, TPE quality to 1000 evaluations only: Optuna's own per-trial cost dominates them):
-
-{table(quality)}
-
-**Time to the best feasible arch** at latency_ms <= {args.latency_ms:g} on {args.device} (one objective,
-{first}; "best" = within 0.5% of the best known feasible value, {feasible_best:.6g} from 200k random archs or
-better if a search found it):
-
-{table(timing)}
-"""
     return f"""### The engine on `{space.name}`
 
 Device `{args.device}` ({preds.latency_source} latency), objectives: {first} max,
@@ -270,11 +252,21 @@ def main() -> None:
         from benchmarks._expensive import expensive_part
 
         PARTS["expensive"] = expensive_part
-    bodies = [PARTS[x](args) for x in parts]
-    note = ("The machine was shared with other jobs while these were measured: compare the ratios (both sides ran "
-            "side by side in one process), not the absolute times.")
+    import torch
+
+    torch.set_num_threads(1)  # both sides alike: on a shared 2-core machine more threads only contend
+    cache = ROOT / "runs" / "bench-search"  # each part's text, so a part can be measured again on its own
+    cache.mkdir(parents=True, exist_ok=True)
+    command = "python " + shlex.join([os.path.relpath(sys.argv[0], ROOT)] + sys.argv[1:])
+    for x in parts:
+        text = PARTS[x](args)
+        (cache / f"{x}.md").write_text(f"{text.rstrip()}\n\n(measured by `{command}`, {machine()})\n")
+    bodies = [(cache / f"{x}.md").read_text() for x in PARTS if (cache / f"{x}.md").is_file()]
+    note = ("The machine (2 cores) was shared with other jobs while these were measured, torch on one thread for "
+            "both sides: compare the ratios (both sides ran side by side in one process), not the absolute times.")
     body = note + "\n\n" + "\n".join(bodies)
-    write_section("search", "Search (nas.search)", body)
+    write_section("search", "Search (nas.search)", body,
+                  command="python benchmarks/bench_search.py  (each part: --parts PART; see the line under it)")
     print(body)
 
 

@@ -151,7 +151,7 @@ def check_spec(spec: ExperimentSpec) -> dict[str, Any]:
 
 
 class PredictorObjective:
-    """The search's batch objective on predictors: `evaluate_batch(codes)` -> their DataFrame for those archs.
+    """The search's batch objective on predictors: `evaluate_batch(codes)` -> their columns for those archs.
 
     With a `recipe` (run folder or None, space dict, device) it pickles as the recipe and rebuilds its
     predictors where it lands (a Ray worker), since fitted predictors need not be picklable themselves."""
@@ -161,12 +161,12 @@ class PredictorObjective:
     def __init__(self, predictors: Any, names: list[str], recipe: tuple[Any, dict, str] | None = None):
         self.predictors, self.names, self.recipe = predictors, names, recipe
 
-    def evaluate_batch(self, codes: np.ndarray, columns: list[str] | None = None) -> pd.DataFrame:
-        return self.predictors.predict(codes, columns=columns)
+    def evaluate_batch(self, codes: np.ndarray, columns: list[str] | None = None) -> dict[str, np.ndarray]:
+        return self.predictors.predict_columns(codes, columns=columns)
 
-    def evaluate_constraints(self, codes: np.ndarray, names: list[str]) -> pd.DataFrame:
+    def evaluate_constraints(self, codes: np.ndarray, names: list[str]) -> dict[str, np.ndarray]:
         """The constraint columns alone (latency, memory: no accuracy predictor), for screening candidates."""
-        return self.predictors.predict(codes, columns=names)
+        return self.predictors.predict_columns(codes, columns=names)
 
     def __getstate__(self) -> dict[str, Any]:
         if self.recipe is None:

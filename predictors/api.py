@@ -12,6 +12,7 @@ the fp32 (or the profile's dtype) peak activation memory at the profile's batch 
 
 from __future__ import annotations
 
+import functools
 import inspect
 import json
 from pathlib import Path
@@ -113,8 +114,17 @@ class Predictors:
     def predict(self, archs: Sequence[ArchConfig] | np.ndarray | ArchConfig,
                 columns: Sequence[str] | None = None) -> pd.DataFrame:
         """One row per arch: macs, params, latency_ms, sram_bytes, flash_bytes, fits (+ margins on MCUs,
-        + accuracy, accuracy_std with an accuracy predictor). `columns`: the ones wanted (others may come too): without
-        accuracy among them the accuracy predictor is not run; with only latency and accuracy, nothing is counted."""
+        + accuracy, accuracy_std with an accuracy predictor). `columns`: the ones wanted (others may come
+        too): without accuracy among them the accuracy predictor is not run; with only latency and accuracy,
+        nothing is counted."""
+        df = pd.DataFrame(self.predict_columns(archs, columns))
+        if "fits" in df:
+            df["fits"] = df["fits"].astype(bool)
+        return df
+
+    def predict_columns(self, archs: Sequence[ArchConfig] | np.ndarray | ArchConfig,
+                        columns: Sequence[str] | None = None) -> dict[str, np.ndarray]:
+        """`predict` as a dict of arrays (no DataFrame: a search's inner loop reads a column or two)."""
         codes = self.codes(archs)
         wanted = None if columns is None else set(columns)
         cols: dict[str, Any] = {}
@@ -144,10 +154,7 @@ class Predictors:
         if self.accuracy is not None and (columns is None or {"accuracy", "accuracy_std"} & set(columns)):
             mean, std = _accuracy(self.accuracy, codes)
             cols["accuracy"], cols["accuracy_std"] = mean, std
-        df = pd.DataFrame(cols)
-        if "fits" in df:
-            df["fits"] = df["fits"].astype(bool)
-        return df
+        return cols
 
 
 def _counts(op: Op, bytes_per_elem: int) -> np.ndarray:
@@ -156,11 +163,16 @@ def _counts(op: Op, bytes_per_elem: int) -> np.ndarray:
                      peak_bytes(layers, bytes_per_elem)])
 
 
+@functools.lru_cache(maxsize=64)
+def _takes_return_std(cls: type) -> bool:
+    return "return_std" in inspect.signature(cls.predict).parameters
+
+
 def _accuracy(predictor: Any, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(mean, std) from an accuracy predictor, whichever way it reports uncertainty."""
     if hasattr(predictor, "predict_with_std"):
         mean, std = predictor.predict_with_std(codes)
-    elif "return_std" in inspect.signature(predictor.predict).parameters:
+    elif _takes_return_std(type(predictor)):
         mean, std = predictor.predict(codes, return_std=True)
     else:
         out = predictor.predict(codes)

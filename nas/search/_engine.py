@@ -69,15 +69,16 @@ class Session:
         return np.random.default_rng([self.seed, self.n_done, salt])
 
     # ---------------------------------------------------------------- evaluating
-    def evaluate(self, idx: np.ndarray, canonical: bool = False) -> Evaluation:
+    def evaluate(self, idx: np.ndarray, canonical: bool = False, constraints: np.ndarray | None = None) -> Evaluation:
         """Evaluate (at most `remaining`) candidate rows, record them, and return their evaluation
-        (`canonical`: the rows are already in `Problem.canonical` form)."""
+        (`canonical`: the rows are already in `Problem.canonical` form; `constraints`: their values, from
+        `Problem.screen`, for a batch objective not to compute them again)."""
         p = self.problem
         idx = (idx if canonical else p.canonical(idx))[: self.remaining]
         if not len(idx):
             return Evaluation.concat([], p.n_obj, p.n_con)
         if p.batched or self.store.study is None:
-            ev = p.evaluate(idx)
+            ev = p.evaluate(idx, None if constraints is None else constraints[: len(idx)])
             self.record(idx, ev)
             return ev
         parts = []

@@ -78,25 +78,28 @@ class Memetic:
 
     # ---------------------------------------------------------------- candidates
     def _fresh(self, rows: np.ndarray) -> np.ndarray:
-        """Rows not seen before (nor twice in `rows`), in order."""
+        """Indices of the rows not seen before (nor twice in `rows`), in order; they count as seen from now."""
         h = _hash(rows)
         _, first = np.unique(h, return_index=True)
         first.sort()
         new = np.fromiter((k not in self._seen for k in h[first].tolist()), bool, len(first))
         self._seen.update(h[first[new]].tolist())
-        return rows[first[new]]
+        return first[new]
 
     def _offer(self, session: Session, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Evaluate the new, feasible (by screening) candidates of `rows`; their rows and values when feasible."""
         p = session.problem
         rows = p.canonical(rows)
+        cons = None
         if self._screened:
             cons = p.screen(rows)
-            rows = rows[p.feasible_by(cons)]
-        rows = self._fresh(rows)
+            ok = p.feasible_by(cons)
+            rows, cons = rows[ok], cons[ok]
+        new = self._fresh(rows)
+        rows, cons = rows[new], (None if cons is None else cons[new])
         if not len(rows) or session.done:
             return rows[:0], np.empty((0, p.n_obj))
-        ev = session.evaluate(rows, canonical=True)
+        ev = session.evaluate(rows, canonical=True, constraints=cons)
         rows = rows[: len(ev)]
         return rows[ev.feasible], ev.values[ev.feasible]
 

@@ -207,26 +207,30 @@ class Problem:
         return self.idx_to_codes(idx) if self.is_arch_space else pd.DataFrame(self.values_of(idx))
 
     # ---------------------------------------------------------------- evaluation
-    def evaluate(self, idx: np.ndarray) -> Evaluation:
-        """Objective values, constraint values and feasibility of each candidate row."""
+    def evaluate(self, idx: np.ndarray, constraints: np.ndarray | None = None) -> Evaluation:
+        """Objective values, constraint values and feasibility of each candidate row (`constraints`: their
+        values when already known, from `screen`)."""
         n = len(idx)
         if n == 0:
             return Evaluation.concat([], self.n_obj, self.n_con)
         if self.batched:
             if self._pass_columns:
-                wanted = self.objective_names + [c.name for c in self.constraints if c.fn is None]
+                wanted = self.objective_names + ([] if constraints is not None else
+                                                 [c.name for c in self.constraints if c.fn is None])
                 out = self.objective.evaluate_batch(self.batch_input(idx), columns=wanted)
             else:
                 out = self.objective.evaluate_batch(self.batch_input(idx))
             values, columns = self._batch_values(out, n)
-            cons = self._constraint_values(idx, columns, None, batch=True)
+            cons = constraints if constraints is not None else \
+                self._constraint_values(idx, columns, None, batch=True)
         else:
             cands = self.candidates(idx)
             outs = [self.objective(c) for c in cands]
             rows = [self._scalar_values(o) for o in outs]
             values = np.array([r[0] for r in rows], dtype=np.float64).reshape(n, self.n_obj)
             columns = [r[1] for r in rows]
-            cons = self._constraint_values(idx, columns, cands, batch=False)
+            cons = constraints if constraints is not None else \
+                self._constraint_values(idx, columns, cands, batch=False)
         ok = np.isfinite(values).all(1)
         feasible = ok & self.feasible_by(cons) if self.n_con else ok.copy()
         return Evaluation(values, cons, feasible, ok)
@@ -246,7 +250,8 @@ class Problem:
             fn = getattr(self.objective, "evaluate_constraints", None) if self.batched else None
             if fn is not None:
                 columns = fn(self.batch_input(idx), wanted)
-            elif not (self.is_arch_space and set(wanted) <= set(_COUNTED)):
+            missing = {w for w in wanted if columns is None or w not in columns}
+            if missing and not (self.is_arch_space and missing <= set(_COUNTED)):
                 return None
         if self.batched:
             return self._constraint_values(idx, columns, None, batch=True)
