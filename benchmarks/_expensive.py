@@ -88,8 +88,9 @@ strategy here was tuned on; a full factorial, so each candidate asked for has a 
 ({len(front)} configurations on the true front). Each
 strategy asks for one candidate at a time (a per-candidate objective, as in a training-in-the-loop search), for
 {budgets[-1]} evaluations; the figure at {budgets[0]} is the same runs' first {budgets[0]} trials. Gap: best
-`val_error` found minus the table's best, in percentage points; HV ratio: hypervolume of the trials over the true front's
-(reference: the true front's worst error and time plus a tenth of its span). Median of {len(seeds)} seeds (0..{len(seeds) - 1}).
+`val_error` found minus the table's best, in percentage points; HV ratio: hypervolume of the trials over the true
+front's (reference: the true front's worst error and time plus a tenth of its span). Median of {len(seeds)} seeds
+(0..{len(seeds) - 1}).
 `optuna-tpe` is ours (multivariate TPE), `optuna-tpe (Optuna's default)` is `TPESampler()` as Optuna ships it,
 `optuna-nsga2` is Optuna's NSGA-II at its default population of 50.
 

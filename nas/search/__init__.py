@@ -1,6 +1,6 @@
 """The search engine: one `run` over an arch space or a dict of choices, with Optuna (and our GP sampler), Ray
-Tune, evolution, memetic or random search behind one `Strategy` protocol; constraints per device; trials in an Optuna study (SQLite or
-PostgreSQL) that a search killed and started again resumes."""
+Tune, evolution, memetic or random search behind one `Strategy` protocol; constraints per device; trials in an
+Optuna study (SQLite or PostgreSQL) that a search killed and started again resumes."""
 
 from nas.search._engine import SearchResult, Session, default_strategy, run
 from nas.search._pareto import hypervolume_2d, nondominated_mask
@@ -12,5 +12,6 @@ from nas.search._strategies import (Evolution, OptunaSampler, RandomSearch, Stra
 from nas.search._surrogate import SurrogateSampler
 
 __all__ = ["run", "SearchResult", "Session", "Constraint", "Evaluation", "Problem", "SearchError", "Strategy",
-           "Evolution", "Memetic", "RandomSearch", "OptunaSampler", "SurrogateSampler", "available_strategies", "get_strategy",
-           "register_strategy", "default_strategy", "hypervolume_2d", "nondominated_mask", "open_storage"]
+           "Evolution", "Memetic", "RandomSearch", "OptunaSampler", "SurrogateSampler", "available_strategies",
+           "get_strategy", "register_strategy", "default_strategy", "hypervolume_2d", "nondominated_mask",
+           "open_storage"]

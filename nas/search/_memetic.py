@@ -90,13 +90,12 @@ class Memetic:
         """Evaluate the new, feasible (by screening) candidates of `rows`; their rows and values when feasible."""
         p = session.problem
         rows = p.canonical(rows)
+        rows = rows[self._fresh(rows)]  # an infeasible row counts as seen too: it will never be feasible
         cons = None
         if self._screened:
             cons = p.screen(rows)
             ok = p.feasible_by(cons)
             rows, cons = rows[ok], cons[ok]
-        new = self._fresh(rows)
-        rows, cons = rows[new], (None if cons is None else cons[new])
         if not len(rows) or session.done:
             return rows[:0], np.empty((0, p.n_obj))
         ev = session.evaluate(rows, canonical=True, constraints=cons)

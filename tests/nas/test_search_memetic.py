@@ -139,3 +139,13 @@ def test_predictor_objective_screens_without_accuracy_and_scores_only_what_the_s
     check = preds.predict(SPACE.encode([res.best]))
     assert check["latency_ms"].iloc[0] <= bound
     assert check["accuracy"].iloc[0] == pytest.approx(res.best_values["accuracy"])
+
+
+def test_an_experiment_spec_takes_a_time_budget_and_refuses_a_bad_one():
+    from nas.experiment import ExperimentSpec, SpecError
+
+    base = {"name": "t", "space": "tiny-mbv3", "budget": 10, "objectives": {"params": "maximize"},
+            "devices": [{"name": "stm32f746"}]}
+    assert ExperimentSpec.from_dict({**base, "budget_seconds": 30}).budget_seconds == 30
+    with pytest.raises(SpecError, match="budget_seconds"):
+        ExperimentSpec.from_dict({**base, "budget_seconds": 0})
