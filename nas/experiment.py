@@ -28,6 +28,7 @@ CONSTRAINTS = ("latency_ms", "sram_bytes", "flash_bytes", "macs", "params")
 # Bounds on a spec's numbers: the whole budget (per device × devices) fits a 32-bit column on every database,
 # a seed is what NumPy's and Optuna's generators take, a name fits the store's columns and is a path component.
 MAX_BUDGET, MAX_DEVICES, MAX_SEED, MAX_NAME = 1_000_000, 32, 2**32 - 1, 128
+MAX_BUDGET_SECONDS = 7 * 24 * 3600.0  # a week: past it a time limit is a typo
 # Strategy options that choose where a search's work goes (a network address): the server's to set, never a
 # client's (`nas serve --ray-address`); a spec sent to a server asks for the server's cluster by leaving them out.
 SERVER_OPTIONS = ("ray_address",)
@@ -67,6 +68,8 @@ class ExperimentSpec(BaseModel):
     strategy: str | None = None
     strategy_options: dict[str, Any] = Field(default_factory=dict)  # checked by check_spec against the strategy
     budget: int = Field(gt=0, le=MAX_BUDGET, description="trials per device")
+    budget_seconds: float | None = Field(default=None, gt=0, le=MAX_BUDGET_SECONDS, allow_inf_nan=False,
+                                          description="wall-time limit per device search")
     seed: int = Field(default=0, ge=0, le=MAX_SEED)
 
     @field_validator("objectives")
@@ -176,7 +179,7 @@ def check_spec(spec: ExperimentSpec, *, from_client: bool = False) -> dict[str, 
 
 
 class PredictorObjective:
-    """The search's batch objective on predictors: `evaluate_batch(codes)` -> their DataFrame for those archs.
+    """The search's batch objective on predictors: `evaluate_batch(codes)` -> their columns for those archs.
 
     With a `recipe` (run folder or None, space dict, device) it pickles as the recipe and rebuilds its
     predictors where it lands (a Ray worker), since fitted predictors need not be picklable themselves."""
@@ -186,8 +189,12 @@ class PredictorObjective:
     def __init__(self, predictors: Any, names: list[str], recipe: tuple[Any, dict, str] | None = None):
         self.predictors, self.names, self.recipe = predictors, names, recipe
 
-    def evaluate_batch(self, codes: np.ndarray) -> pd.DataFrame:
-        return self.predictors.predict(codes)
+    def evaluate_batch(self, codes: np.ndarray, columns: list[str] | None = None) -> dict[str, np.ndarray]:
+        return self.predictors.predict_columns(codes, columns=columns)
+
+    def evaluate_constraints(self, codes: np.ndarray, names: list[str]) -> dict[str, np.ndarray]:
+        """The constraint columns alone (latency, memory: no accuracy predictor), for screening candidates."""
+        return self.predictors.predict_columns(codes, columns=names)
 
     def __getstate__(self) -> dict[str, Any]:
         if self.recipe is None:
@@ -307,7 +314,7 @@ def run_experiment(spec: ExperimentSpec, out_dir: str | Path, *, storage: str | 
                   constraints=[Constraint(k, v) for k, v in dev.constraints.items()], storage=storage,
                   study_name=f"{study_name}:{dev.name}",
                   progress=None if progress is None else (lambda d, t, b, _n=dev.name: progress(_n, d, t, b)),
-                  should_stop=should_stop)
+                  should_stop=should_stop, budget_seconds=spec.budget_seconds)
         summary["devices"][dev.name] = _write_device(out / _safe(dev.name), dev, spec, preds, res)
         if res.stopped:
             summary["stopped"] = True

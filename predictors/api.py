@@ -12,6 +12,7 @@ the fp32 (or the profile's dtype) peak activation memory at the profile's batch 
 
 from __future__ import annotations
 
+import functools
 import inspect
 import json
 from pathlib import Path
@@ -110,35 +111,50 @@ class Predictors:
             archs = [self.space.arch_from_dict(a) for a in archs]
         return as_codes(self.space, archs)
 
-    def predict(self, archs: Sequence[ArchConfig] | np.ndarray | ArchConfig) -> pd.DataFrame:
+    def predict(self, archs: Sequence[ArchConfig] | np.ndarray | ArchConfig,
+                columns: Sequence[str] | None = None) -> pd.DataFrame:
         """One row per arch: macs, params, latency_ms, sram_bytes, flash_bytes, fits (+ margins on MCUs,
-        + accuracy, accuracy_std with an accuracy predictor)."""
+        + accuracy, accuracy_std with an accuracy predictor). `columns`: the ones wanted (others may come
+        too): without accuracy among them the accuracy predictor is not run; with only latency and accuracy,
+        nothing is counted."""
+        df = pd.DataFrame(self.predict_columns(archs, columns))
+        if "fits" in df:
+            df["fits"] = df["fits"].astype(bool)
+        return df
+
+    def predict_columns(self, archs: Sequence[ArchConfig] | np.ndarray | ArchConfig,
+                        columns: Sequence[str] | None = None) -> dict[str, np.ndarray]:
+        """`predict` as a dict of arrays (no DataFrame: a search's inner loop reads a column or two)."""
         codes = self.codes(archs)
-        counts = self._counts(codes)
-        cols: dict[str, Any] = {"macs": counts[:, 0], "params": counts[:, 1]}
-        if self.mcu is not None:
-            ev = self.mcu.evaluate(codes)
-            cols["latency_ms"] = ev[:, 0] if self.latency is self.mcu else self.latency.predict(codes)
-            mem = self.mcu.memory(codes, ev)
-            for key in ("sram_bytes", "flash_bytes", "fits", "sram_margin_bytes", "flash_margin_bytes"):
-                cols[key] = mem[key]
+        wanted = None if columns is None else set(columns)
+        cols: dict[str, Any] = {}
+        if self.mcu is None and wanted is not None and wanted <= {"latency_ms", "accuracy", "accuracy_std"}:
+            if "latency_ms" in wanted:  # a search screening by latency, or scoring accuracy: no counting
+                cols["latency_ms"] = self.latency.predict(codes)
         else:
-            cols["latency_ms"] = self.latency.predict(codes)
-            dtype = self.profile.latency.dtype
-            act = counts[:, 2] * (_BYTES[dtype] / (1 if dtype == "int8" else 4))
-            sram = act * self.profile.latency.batch_size
-            flash = cols["params"] * _BYTES[self.profile.latency.dtype]
-            cols["sram_bytes"], cols["flash_bytes"] = sram, flash
-            if self.profile.has("memory"):
-                cols["fits"] = (sram + flash) <= self.profile.figure("memory")
+            counts = self._counts(codes)
+            cols.update(macs=counts[:, 0], params=counts[:, 1])
+            if self.mcu is not None:
+                ev = self.mcu.evaluate(codes)
+                cols["latency_ms"] = ev[:, 0] if self.latency is self.mcu else self.latency.predict(codes)
+                mem = self.mcu.memory(codes, ev)
+                for key in ("sram_bytes", "flash_bytes", "fits", "sram_margin_bytes", "flash_margin_bytes"):
+                    cols[key] = mem[key]
             else:
-                cols["fits"] = np.ones(len(codes), dtype=bool)
-        if self.accuracy is not None:
+                cols["latency_ms"] = self.latency.predict(codes)
+                dtype = self.profile.latency.dtype
+                act = counts[:, 2] * (_BYTES[dtype] / (1 if dtype == "int8" else 4))
+                sram = act * self.profile.latency.batch_size
+                flash = cols["params"] * _BYTES[self.profile.latency.dtype]
+                cols["sram_bytes"], cols["flash_bytes"] = sram, flash
+                if self.profile.has("memory"):
+                    cols["fits"] = (sram + flash) <= self.profile.figure("memory")
+                else:
+                    cols["fits"] = np.ones(len(codes), dtype=bool)
+        if self.accuracy is not None and (columns is None or {"accuracy", "accuracy_std"} & set(columns)):
             mean, std = _accuracy(self.accuracy, codes)
             cols["accuracy"], cols["accuracy_std"] = mean, std
-        df = pd.DataFrame(cols)
-        df["fits"] = df["fits"].astype(bool)
-        return df
+        return cols
 
 
 def _counts(op: Op, bytes_per_elem: int) -> np.ndarray:
@@ -147,11 +163,16 @@ def _counts(op: Op, bytes_per_elem: int) -> np.ndarray:
                      peak_bytes(layers, bytes_per_elem)])
 
 
+@functools.lru_cache(maxsize=64)
+def _takes_return_std(cls: type) -> bool:
+    return "return_std" in inspect.signature(cls.predict).parameters
+
+
 def _accuracy(predictor: Any, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(mean, std) from an accuracy predictor, whichever way it reports uncertainty."""
     if hasattr(predictor, "predict_with_std"):
         mean, std = predictor.predict_with_std(codes)
-    elif "return_std" in inspect.signature(predictor.predict).parameters:
+    elif _takes_return_std(type(predictor)):
         mean, std = predictor.predict(codes, return_std=True)
     else:
         out = predictor.predict(codes)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
@@ -24,8 +25,12 @@ class Session:
     """
 
     def __init__(self, problem: Problem, store: TrialStore, budget: int, seed: int,
-                 progress: Progress | None = None, should_stop: Callable[[], bool] | None = None):
+                 progress: Progress | None = None, should_stop: Callable[[], bool] | None = None,
+                 budget_seconds: float | None = None):
         self.problem, self.store, self.budget, self.seed = problem, store, budget, seed
+        self.budget_seconds = budget_seconds
+        self.started = time.perf_counter()
+        self.out_of_time = False
         self.history: History = store.history()
         self.prior = len(self.history)
         self._progress, self._should_stop = progress, should_stop
@@ -44,8 +49,16 @@ class Session:
         return max(0, self.budget - self.n_done)
 
     @property
+    def elapsed(self) -> float:
+        """Seconds since this session started."""
+        return time.perf_counter() - self.started
+
+    @property
     def done(self) -> bool:
         if self.remaining == 0:  # the whole budget ran: finished, even if a stop was asked for meanwhile
+            return True
+        if self.budget_seconds is not None and self.elapsed >= self.budget_seconds:
+            self.out_of_time = True
             return True
         if not self.stopped and self._should_stop is not None and self._should_stop():
             self.stopped = True
@@ -56,14 +69,16 @@ class Session:
         return np.random.default_rng([self.seed, self.n_done, salt])
 
     # ---------------------------------------------------------------- evaluating
-    def evaluate(self, idx: np.ndarray) -> Evaluation:
-        """Evaluate (at most `remaining`) candidate rows, record them, and return their evaluation."""
+    def evaluate(self, idx: np.ndarray, canonical: bool = False, constraints: np.ndarray | None = None) -> Evaluation:
+        """Evaluate (at most `remaining`) candidate rows, record them, and return their evaluation
+        (`canonical`: the rows are already in `Problem.canonical` form; `constraints`: their values, from
+        `Problem.screen`, for a batch objective not to compute them again)."""
         p = self.problem
-        idx = p.canonical(idx)[: self.remaining]
+        idx = (idx if canonical else p.canonical(idx))[: self.remaining]
         if not len(idx):
             return Evaluation.concat([], p.n_obj, p.n_con)
         if p.batched or self.store.study is None:
-            ev = p.evaluate(idx)
+            ev = p.evaluate(idx, None if constraints is None else constraints[: len(idx)])
             self.record(idx, ev)
             return ev
         parts = []
@@ -152,7 +167,7 @@ class SearchResult:
 def _result(session: Session, strategy: str, study_name: str | None) -> SearchResult:
     p = session.problem
     idx, ev, source = session.finished()
-    cols: dict[str, Any] = p.values_of(idx)
+    cols: dict[str, Any] = p.columns_of(idx)
     for j, name in enumerate(p.objective_names):
         cols[name] = ev.values[:, j]
     for j, name in enumerate(p.constraint_names):
@@ -173,22 +188,26 @@ def _result(session: Session, strategy: str, study_name: str | None) -> SearchRe
     return SearchResult(trials=trials, pareto=pareto.reset_index(drop=True), best=best, best_values=best_values,
                         objectives=p.objective_names, directions=p.directions, constraints=p.constraints,
                         params=p.names, strategy=strategy, study_name=study_name, stopped=session.stopped,
-                        resumed_from=session.prior, extra={"problem": p})
+                        resumed_from=session.prior, extra={"problem": p, "out_of_time": session.out_of_time,
+                                                           "seconds": session.elapsed})
 
 
 def default_strategy(problem: Problem) -> str:
-    """Batch objectives (predictors): evolution with one objective, NSGA-II with several; costly per-candidate
-    objectives: TPE, which needs the fewest evaluations."""
+    """Batch objectives (predictors): memetic with one objective, NSGA-II with several; costly per-candidate
+    objectives: our GP `surrogate` sampler, which needs the fewest evaluations (BENCHMARKS.md, "Search")."""
     if problem.batched:
-        return "evolution" if problem.n_obj == 1 else "optuna-nsga2"
-    return "optuna-tpe"
+        return "memetic" if problem.n_obj == 1 else "optuna-nsga2"
+    return "surrogate"
 
 
 def run(space: Any, objective: Any, *, directions: str | Sequence[str] | Mapping[str, str], budget: int,
         seed: int = 0, strategy: Any = None, constraints: Mapping[str, float] | Sequence[Constraint] | None = None,
         storage: Any = None, study_name: str | None = None, progress: Progress | None = None,
-        should_stop: Callable[[], bool] | None = None) -> SearchResult:
-    """Search `space` for candidates optimising `objective` under `constraints`, for `budget` trials in all.
+        should_stop: Callable[[], bool] | None = None, budget_seconds: float | None = None) -> SearchResult:
+    """Search `space` for candidates optimising `objective` under `constraints`, for `budget` trials in all
+    (a trial is one candidate the objective evaluated, feasible or not; a candidate a strategy rejects from its
+    constraint values alone, without calling the objective, is no trial and costs no budget), or until
+    `budget_seconds` of wall time, whichever ends first.
 
     space: a `SearchSpace` (candidates are `ArchConfig`s) or a dict name -> list of choices (candidates are dicts).
     objective: `f(candidate) -> float | tuple | mapping`, or an object with `evaluate_batch(codes)` returning
@@ -201,15 +220,20 @@ def run(space: Any, objective: Any, *, directions: str | Sequence[str] | Mapping
       (the budget counts the trials already finished there).
     progress: called as `progress(done, budget, best_values)` after each recorded batch.
     should_stop: polled between batches; True ends the search early (its trials are kept).
+    budget_seconds: wall-time limit, checked between batches (`result.extra["out_of_time"]` says it ended it).
     """
     from nas.search._strategies import get_strategy
 
     if isinstance(budget, bool) or not isinstance(budget, (int, np.integer)) or budget < 1:
         raise SearchError(f"budget must be a positive number of trials, got {budget!r}")
+    if budget_seconds is not None and (isinstance(budget_seconds, bool) or not isinstance(
+            budget_seconds, (int, float, np.integer, np.floating)) or not budget_seconds > 0):
+        raise SearchError(f"budget_seconds must be a positive number of seconds, got {budget_seconds!r}")
     problem = Problem(space, objective, directions, constraints)
     strat = get_strategy(strategy if strategy is not None else default_strategy(problem))
     store = TrialStore(problem, storage, study_name)
-    session = Session(problem, store, int(budget), int(seed), progress, should_stop)
+    session = Session(problem, store, int(budget), int(seed), progress, should_stop,
+                      None if budget_seconds is None else float(budget_seconds))
     if not session.done:
         strat.search(session)
     return _result(session, getattr(strat, "name", type(strat).__name__), store.study.study_name if store.study else None)

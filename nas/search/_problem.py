@@ -8,6 +8,7 @@ batched) for a dict space.
 
 from __future__ import annotations
 
+import inspect
 import math
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Sequence
@@ -113,9 +114,18 @@ class Problem:
             raise SearchError(f"space must be a SearchSpace or a dict of name -> choices, got {type(space).__name__}")
         self.sizes = np.array([len(c) for c in self.choices], dtype=np.int64)
         self._lookup = [{_key(v): i for i, v in enumerate(c)} for c in self.choices]
+        self._objects = []  # each parameter's choices as an array (typed when all ints or all floats)
+        for c in self.choices:
+            kinds = {type(v) for v in c}
+            arr = np.asarray(c) if kinds <= {int} or kinds == {float} else np.empty(len(c), dtype=object)
+            if arr.dtype == object:
+                arr[:] = c
+            self._objects.append(arr)
 
         self.objective = objective
         self.batched = is_batch_objective(objective)
+        # an evaluate_batch(batch, columns=None) is told which columns the search reads, to compute only those
+        self._pass_columns = self.batched and "columns" in inspect.signature(objective.evaluate_batch).parameters
         if not self.batched and not callable(objective):
             raise SearchError("objective must be callable (one candidate -> float or tuple) "
                               "or expose evaluate_batch(codes)")
@@ -171,7 +181,12 @@ class Problem:
 
     def values_of(self, idx: np.ndarray) -> dict[str, list[Any]]:
         """Parameter values per column for a batch of index rows."""
-        return {n: [c[j] for j in idx[:, p]] for p, (n, c) in enumerate(zip(self.names, self.choices))}
+        return {n: self._objects[p][idx[:, p]].tolist() for p, n in enumerate(self.names)}
+
+    def columns_of(self, idx: np.ndarray) -> dict[str, np.ndarray | list[Any]]:
+        """Parameter values per column for a table: arrays where the choices are all ints or all floats."""
+        cols = {n: self._objects[p][idx[:, p]] for p, n in enumerate(self.names)}
+        return {n: c.tolist() if c.dtype == object else c for n, c in cols.items()}
 
     def idx_from_params(self, params: Mapping[str, Any]) -> np.ndarray:
         """One index row from a mapping of parameter values (as Optuna or Ray hand them back)."""
@@ -192,26 +207,66 @@ class Problem:
         return self.idx_to_codes(idx) if self.is_arch_space else pd.DataFrame(self.values_of(idx))
 
     # ---------------------------------------------------------------- evaluation
-    def evaluate(self, idx: np.ndarray) -> Evaluation:
-        """Objective values, constraint values and feasibility of each candidate row."""
+    def evaluate(self, idx: np.ndarray, constraints: np.ndarray | None = None) -> Evaluation:
+        """Objective values, constraint values and feasibility of each candidate row (`constraints`: their
+        values when already known, from `screen`)."""
         n = len(idx)
         if n == 0:
             return Evaluation.concat([], self.n_obj, self.n_con)
         if self.batched:
-            out = self.objective.evaluate_batch(self.batch_input(idx))
+            if self._pass_columns:
+                wanted = self.objective_names + ([] if constraints is not None else
+                                                 [c.name for c in self.constraints if c.fn is None])
+                out = self.objective.evaluate_batch(self.batch_input(idx), columns=wanted)
+            else:
+                out = self.objective.evaluate_batch(self.batch_input(idx))
             values, columns = self._batch_values(out, n)
-            cons = self._constraint_values(idx, columns, None, batch=True)
+            cons = constraints if constraints is not None else \
+                self._constraint_values(idx, columns, None, batch=True)
         else:
             cands = self.candidates(idx)
             outs = [self.objective(c) for c in cands]
             rows = [self._scalar_values(o) for o in outs]
             values = np.array([r[0] for r in rows], dtype=np.float64).reshape(n, self.n_obj)
             columns = [r[1] for r in rows]
-            cons = self._constraint_values(idx, columns, cands, batch=False)
+            cons = constraints if constraints is not None else \
+                self._constraint_values(idx, columns, cands, batch=False)
         ok = np.isfinite(values).all(1)
-        upper = np.array([c.upper for c in self.constraints], dtype=np.float64)
-        feasible = ok & (cons <= upper[None, :]).all(1) if self.n_con else ok.copy()
+        feasible = ok & self.feasible_by(cons) if self.n_con else ok.copy()
         return Evaluation(values, cons, feasible, ok)
+
+    def screen(self, idx: np.ndarray) -> np.ndarray | None:
+        """Constraint values (N, n_con) of candidate rows without running the objective, or None when some
+        constraint's value only the objective gives.
+
+        A value comes from the constraint's `fn`, else from the objective's `evaluate_constraints(batch, names)`
+        (a mapping or DataFrame by name; batch objectives such as `PredictorObjective`, where latency and
+        memory cost a fraction of accuracy), else (arch spaces, `macs`, `params`) from counting."""
+        if not self.n_con:
+            return np.empty((len(idx), 0))
+        wanted = [c.name for c in self.constraints if c.fn is None]
+        columns: Any = None
+        if wanted:
+            fn = getattr(self.objective, "evaluate_constraints", None) if self.batched else None
+            if fn is not None:
+                columns = fn(self.batch_input(idx), wanted)
+            missing = {w for w in wanted if columns is None or w not in columns}
+            if missing and not (self.is_arch_space and missing <= set(_COUNTED)):
+                return None
+        if self.batched:
+            return self._constraint_values(idx, columns, None, batch=True)
+        return self._constraint_values(idx, [{}] * len(idx), self.candidates(idx), batch=False)
+
+    def feasible_by(self, cons: np.ndarray) -> np.ndarray:
+        """(N,) bool: every constraint value within its bound."""
+        upper = np.array([c.upper for c in self.constraints], dtype=np.float64)
+        return (cons <= upper[None, :]).all(1)
+
+    def violation(self, cons: np.ndarray) -> np.ndarray:
+        """(N,) how far outside the bounds, summed relative to each bound (0 when feasible)."""
+        upper = np.array([c.upper for c in self.constraints], dtype=np.float64)
+        scale = np.where(np.abs(upper) > 0, np.abs(upper), 1.0)
+        return (np.maximum(cons - upper[None, :], 0) / scale).sum(1)
 
     def _scalar_values(self, out: Any) -> tuple[list[float], Mapping[str, Any] | None]:
         if isinstance(out, Mapping):

@@ -104,14 +104,15 @@ def _noop_stopper():
 class RayTune:
     """Ray Tune back end: `max_concurrent` trials at a time, each on `cpus_per_trial` CPUs of the cluster at
     `ray_address` (None: a local Ray started for this search and shut down after it). The sampler is
-    Optuna's TPE (`sampler="tpe"`) or NSGA-II (`"nsga2"`); infeasible trials are shown to it as the worst."""
+    Optuna's TPE (`sampler="tpe"`), NSGA-II (`"nsga2"`) or our GP `SurrogateSampler` (`"surrogate"`);
+    infeasible trials are shown to it as the worst."""
 
     name = "ray-tune"
 
     def __init__(self, ray_address: str | None = None, max_concurrent: int = 2, cpus_per_trial: float = 1,
                  sampler: str = "tpe"):
-        if sampler not in ("tpe", "nsga2"):
-            raise SearchError(f"ray-tune: sampler must be 'tpe' or 'nsga2', got {sampler!r}")
+        if sampler not in ("tpe", "nsga2", "surrogate"):
+            raise SearchError(f"ray-tune: sampler must be 'tpe', 'nsga2' or 'surrogate', got {sampler!r}")
         if max_concurrent < 1:
             raise SearchError(f"ray-tune: max_concurrent must be >= 1, got {max_concurrent}")
         if not 0 < cpus_per_trial <= 1024:
@@ -122,6 +123,10 @@ class RayTune:
     def _sampler(self, seed: int):
         import optuna
 
+        if self.sampler == "surrogate":
+            from nas.search._surrogate import SurrogateSampler
+
+            return SurrogateSampler(seed=seed)
         if self.sampler == "nsga2":
             return optuna.samplers.NSGAIISampler(seed=seed, population_size=max(4, 2 * self.max_concurrent))
         return optuna.samplers.TPESampler(seed=seed, multivariate=True)

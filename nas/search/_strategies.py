@@ -15,8 +15,10 @@ import numpy as np
 import optuna
 
 from nas.search._engine import Session
+from nas.search._memetic import Memetic
 from nas.search._pareto import selection_order
 from nas.search._problem import SearchError
+from nas.search._surrogate import SurrogateSampler
 
 
 @runtime_checkable
@@ -251,6 +253,13 @@ def _nsga2(population_size: int = 50, mutation_prob: float | None = None, crosso
         swapping_prob=swapping_prob), population_size)
 
 
+def _surrogate(batch_size: int = 1, n_startup_trials: int = 10, n_candidates: int = 2048,
+               n_samples: int = 64) -> OptunaSampler:
+    options = dict(n_startup_trials=n_startup_trials, n_candidates=n_candidates, n_samples=n_samples)
+    SurrogateSampler(seed=0, **options)  # its options checked now, not at the first ask
+    return OptunaSampler("surrogate", lambda seed: SurrogateSampler(seed=seed, **options), batch_size)
+
+
 def _ray(ray_address: str | None = None, max_concurrent: int = 2, cpus_per_trial: float = 1,
          sampler: str = "tpe") -> Strategy:
     from nas.search._ray import RayTune
@@ -260,7 +269,9 @@ def _ray(ray_address: str | None = None, max_concurrent: int = 2, cpus_per_trial
 
 
 register_strategy("random", RandomSearch)
+register_strategy("memetic", Memetic)
 register_strategy("evolution", Evolution)
 register_strategy("optuna-tpe", _tpe)
 register_strategy("optuna-nsga2", _nsga2)
+register_strategy("surrogate", _surrogate)
 register_strategy("ray-tune", _ray)

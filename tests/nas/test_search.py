@@ -129,7 +129,9 @@ def test_custom_dict_space_with_two_objectives_and_a_constraint():
 def test_the_default_strategy_depends_on_the_objective():
     batch = run(SPACE, ProxyObjective(), directions=DIRS, budget=50, seed=0)
     single = run({"x": list(range(20))}, lambda c: (c["x"] - 7) ** 2, directions="minimize", budget=15, seed=0)
-    assert batch.strategy == "optuna-nsga2" and single.strategy == "optuna-tpe"
+    assert batch.strategy == "optuna-nsga2" and single.strategy == "surrogate"
+    one = run(SPACE, ProxyObjective(), directions={"score": "maximize"}, budget=50, seed=0)
+    assert one.strategy == "memetic"
 
 
 def test_same_seed_same_trials():

@@ -84,9 +84,10 @@ DRIVER = textwrap.dedent("""
     def objective(c):
         return (c["x"] - 3) ** 2 + 0.1 * c["y"], c["x"] * c["y"]
 
-    address, db, budget = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    address, db, budget, sampler = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
     res = run({"x": list(range(7)), "y": [1, 2, 4]}, objective, directions=["minimize", "minimize"],
-              budget=budget, seed=0, strategy=get_strategy("ray-tune", ray_address=address, max_concurrent=2),
+              budget=budget, seed=0, strategy=get_strategy("ray-tune", ray_address=address, max_concurrent=2,
+                                                           sampler=sampler),
               constraints=[Constraint("cost", 12, fn=lambda c: c["x"] * c["y"])], storage=db, study_name="ray")
     assert not ray.is_initialized()  # the driver let go of the cluster it connected to
     print(json.dumps({"strategy": res.strategy, "resumed_from": res.resumed_from,
@@ -94,9 +95,9 @@ DRIVER = textwrap.dedent("""
 """)
 
 
-def _drive(head: dict, db: Path, budget: int) -> dict:
+def _drive(head: dict, db: Path, budget: int, sampler: str = "tpe") -> dict:
     env = {**head["env"], "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    r = subprocess.run([sys.executable, "-c", DRIVER, head["address"], str(db), str(budget)], env=env,
+    r = subprocess.run([sys.executable, "-c", DRIVER, head["address"], str(db), str(budget), sampler], env=env,
                        capture_output=True, text=True)
     assert r.returncode == 0, r.stderr[-3000:]
     return json.loads(r.stdout.strip().splitlines()[-1])
@@ -119,6 +120,15 @@ def test_ray_tune_runs_trials_on_a_cluster_by_address_and_resumes(ray_head, tmp_
     more = _drive(ray_head, db, 11)
     assert more["resumed_from"] == 8 and len(more["trials"]) == 11
     assert more["trials"][:8] == trials
+
+
+def test_our_surrogate_sampler_runs_inside_ray_tune(ray_head, tmp_path):
+    res = _drive(ray_head, tmp_path / "s.db", 14, sampler="surrogate")  # 10 random, then the GP (2 at a time)
+    trials = res["trials"]
+    assert res["strategy"] == "ray-tune" and len(trials) == 14
+    for row in trials:
+        assert row["value_0"] == pytest.approx((row["x"] - 3) ** 2 + 0.1 * row["y"])
+    assert res["pareto"] and all(r["feasible"] for r in res["pareto"])
 
 
 def test_nas_search_with_ray_address_runs_the_predictors_on_the_cluster(ray_head, tmp_path):

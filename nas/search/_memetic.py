@@ -1,0 +1,217 @@
+"""`memetic`: evolution plus local search for batch objectives (predictors), feasible candidates only.
+
+What makes it fast where OFA's evolution is slow (BENCHMARKS.md, "Search vs once-for-all"):
+- candidates are screened by their constraint values alone (`Problem.screen`: latency and memory predictors,
+  counted MACs, a constraint's `fn`) before the objective sees them, so the objective (the accuracy predictor)
+  and the budget are spent on feasible candidates only; when uniform sampling finds too few feasible ones (a
+  tight budget), the least-violating draws are repaired one change at a time until they are feasible;
+- every candidate is new: duplicates (and a space's inactive genes) are dropped before evaluation;
+- a generation is one batch of thousands: children of the population (mutation, uniform crossover) together
+  with the whole one-change neighbourhood and a sample of two-change moves (one gene up, another down is how a
+  subnet stays under a latency bound) of the best candidate not yet searched around;
+- when the best has not moved for `patience` generations the population restarts from fresh feasible samples,
+  keeping its elite.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from nas.search._engine import Session
+from nas.search._pareto import selection_order
+from nas.search._problem import SearchError
+
+
+def _hash(rows: np.ndarray) -> np.ndarray:
+    """A 64-bit key per row (a collision only skips a candidate as if seen)."""
+    mult = np.random.default_rng(0x5EED).integers(1, 2 ** 62, rows.shape[1], dtype=np.uint64) * 2 + 1
+    return ((rows.astype(np.uint64) + 1) * mult).sum(1) ^ (rows.astype(np.uint64) * mult[::-1]).sum(1) >> 7
+
+
+def one_change_moves(sizes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Every single-gene change as (gene, offset): the new choice is (old + offset) mod size."""
+    gene = np.repeat(np.arange(len(sizes)), np.maximum(sizes - 1, 0))
+    offset = np.concatenate([np.arange(1, s) for s in sizes]) if len(gene) else np.empty(0, np.int64)
+    return gene, offset.astype(np.int64)
+
+
+def neighbourhood(row: np.ndarray, sizes: np.ndarray, n_pairs: int, rng: np.random.Generator) -> np.ndarray:
+    """All one-change neighbours of `row` and `n_pairs` two-change neighbours (every pair when fewer exist)."""
+    gene, offset = one_change_moves(sizes)
+    m = len(gene)
+    single = np.repeat(row[None], m, 0)
+    single[np.arange(m), gene] = (row[gene] + offset) % sizes[gene]
+    if n_pairs <= 0 or m < 2:
+        return single
+    if m * (m - 1) // 2 <= n_pairs:
+        a, b = np.triu_indices(m, 1)
+    else:
+        a, b = rng.integers(0, m, n_pairs), rng.integers(0, m, n_pairs)
+    keep = gene[a] != gene[b]
+    a, b = a[keep], b[keep]
+    pairs = single[a].copy()
+    pairs[np.arange(len(b)), gene[b]] = single[b, gene[b]]
+    return np.concatenate([single, pairs])
+
+
+class Memetic:
+    """Feasible-only evolution with whole-neighbourhood local search and restarts, in large batches.
+
+    population: candidates kept between generations; children: mutants and crossovers per generation;
+    pair_moves: two-change neighbours of the searched-around elite per generation; mutation_prob: per-gene
+    resampling probability of a mutant (at least one gene always changes; default 2 / number of parameters);
+    patience: generations without a better best before a restart.
+    """
+
+    name = "memetic"
+
+    def __init__(self, population: int = 256, children: int = 512, pair_moves: int = 512,
+                 mutation_prob: float | None = None, patience: int = 6):
+        for nm, v, lo in (("population", population, 2), ("children", children, 1), ("pair_moves", pair_moves, 0),
+                          ("patience", patience, 1)):
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
+                raise SearchError(f"memetic: {nm} must be an integer >= {lo}, got {v!r}")
+        if mutation_prob is not None and not 0 < mutation_prob <= 1:
+            raise SearchError(f"memetic: mutation_prob must be in (0, 1], got {mutation_prob}")
+        self.population, self.children, self.pair_moves = int(population), int(children), int(pair_moves)
+        self.mutation_prob, self.patience = mutation_prob, int(patience)
+
+    # ---------------------------------------------------------------- candidates
+    def _fresh(self, rows: np.ndarray) -> np.ndarray:
+        """Indices of the rows not seen before (nor twice in `rows`), in order; they count as seen from now."""
+        h = _hash(rows)
+        _, first = np.unique(h, return_index=True)
+        first.sort()
+        new = np.fromiter((k not in self._seen for k in h[first].tolist()), bool, len(first))
+        self._seen.update(h[first[new]].tolist())
+        return first[new]
+
+    def _offer(self, session: Session, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Evaluate the new, feasible (by screening) candidates of `rows`; their rows and values when feasible."""
+        p = session.problem
+        rows = p.canonical(rows)
+        rows = rows[self._fresh(rows)]  # an infeasible row counts as seen too: it will never be feasible
+        cons = None
+        if self._screened:
+            cons = p.screen(rows)
+            ok = p.feasible_by(cons)
+            rows, cons = rows[ok], cons[ok]
+        if not len(rows) or session.done:
+            return rows[:0], np.empty((0, p.n_obj))
+        ev = session.evaluate(rows, canonical=True, constraints=cons)
+        rows = rows[: len(ev)]
+        return rows[ev.feasible], ev.values[ev.feasible]
+
+    def _feasible(self, session: Session, n: int, rng: np.random.Generator,
+                  known: np.ndarray | None = None) -> np.ndarray:
+        """About `n` candidates that meet the constraints by screening: uniform draws; when those are too few,
+        draws from the per-parameter frequencies of `known` feasible rows (smoothed towards uniform); and when
+        still too few, the least-violating draws repaired one gene at a time."""
+        p = session.problem
+        if not self._screened:
+            return p.sample(n, rng)
+        draw = max(4 * n, 4096)
+        got: list[np.ndarray] = []
+        sources = [lambda: p.sample(draw, rng)] * 2
+        if known is not None and len(known):
+            sources += [lambda: self._sample_like(p, known, draw, rng)] * 4
+        for make in sources:
+            cand = make()
+            cons = p.screen(cand)
+            got.append(cand[p.feasible_by(cons)])
+            if sum(map(len, got)) >= n:
+                return np.concatenate(got)[:n]
+        short = n - sum(map(len, got))
+        start = cand[np.argsort(p.violation(cons))[:short]]
+        return np.concatenate(got + [self._repair(session, start, rng)])
+
+    @staticmethod
+    def _sample_like(p, known: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+        """Rows drawn gene by gene from the choice frequencies in `known` (plus one pseudo-count per choice)."""
+        out = np.empty((n, len(p.sizes)), np.int64)
+        for j, size in enumerate(p.sizes):
+            freq = np.bincount(known[:, j], minlength=size) + 1.0
+            out[:, j] = rng.choice(size, n, p=freq / freq.sum())
+        return p.canonical(out)
+
+    def _repair(self, session: Session, rows: np.ndarray, rng: np.random.Generator, tries: int = 16,
+                rounds: int = 100) -> np.ndarray:
+        """Walk each row to feasibility: per round, `tries` random one-gene changes, keep the least violating."""
+        p, sizes = session.problem, session.problem.sizes
+        rows = rows.copy()
+        viol = p.violation(p.screen(rows))
+        for _ in range(rounds):
+            bad = np.nonzero(viol > 0)[0]
+            if not len(bad):
+                break
+            prop = np.repeat(rows[bad], tries, 0)
+            gene = rng.integers(0, len(sizes), len(prop))
+            prop[np.arange(len(prop)), gene] = (prop[np.arange(len(prop)), gene]
+                                                + rng.integers(1, np.maximum(sizes[gene], 2))) % sizes[gene]
+            prop = p.canonical(prop)
+            pv = p.violation(p.screen(prop)).reshape(len(bad), tries)
+            pick = np.argmin(pv + rng.random(pv.shape) * 1e-12, axis=1)
+            better = pv[np.arange(len(bad)), pick] <= viol[bad]  # equal moves too: walks across plateaus
+            rows[bad[better]] = prop.reshape(len(bad), tries, -1)[better, pick[better]]
+            viol[bad[better]] = pv[np.arange(len(bad)), pick][better]
+        return rows[viol <= 0]
+
+    def _children(self, session: Session, pop: np.ndarray, order: np.ndarray, n: int,
+                  rng: np.random.Generator) -> np.ndarray:
+        p, sizes = session.problem, session.problem.sizes
+        parents = pop[order[: max(2, len(order) // 2)]]
+        n_mut = n // 2
+        kids = parents[rng.integers(0, len(parents), n)].copy()
+        mates = parents[rng.integers(0, len(parents), n - n_mut)]
+        cross = rng.random(mates.shape) < 0.5
+        kids[n_mut:] = np.where(cross, mates, kids[n_mut:])
+        prob = self.mutation_prob or min(1.0, 2.0 / len(sizes))
+        fresh = (rng.random(kids.shape) * sizes).astype(np.int64)  # canonical form comes in _offer
+        mask = rng.random(kids.shape) < prob
+        mask[np.arange(n_mut), rng.integers(0, len(sizes), n_mut)] = True  # every mutant changes somewhere
+        return np.where(mask, fresh, kids)
+
+    # ---------------------------------------------------------------- search
+    def search(self, session: Session) -> None:
+        p = session.problem
+        rng = session.rng(0)
+        self._screened = p.screen(p.sample(1, rng)) is not None
+        done_idx, _, _ = session.finished()
+        self._seen: set[int] = set(_hash(done_idx).tolist())
+        explored: set[int] = set()
+        pop, ev = session.feasible_population()
+        vals = ev.values
+        if len(pop):  # resumed: start from the best trials already found
+            order = selection_order(vals, p.directions)[: self.population]
+            pop, vals = pop[order], vals[order]
+        if len(pop) < self.population:
+            new, new_vals = self._offer(session, self._feasible(session, self.population - len(pop), rng))
+            pop, vals = np.concatenate([pop, new]), np.concatenate([vals, new_vals])
+        sign = -1.0 if p.directions[0] == "maximize" else 1.0
+        best = np.min(sign * vals[:, 0]) if len(vals) else np.inf
+        stall = 0
+        while not session.done:
+            if not len(pop):  # nothing feasible yet: keep drawing
+                pop, vals = self._offer(session, self._feasible(session, self.population, rng))
+                continue
+            order = selection_order(vals, p.directions)
+            batch = [self._children(session, pop, order, self.children, rng)]
+            top = order[:8]
+            centre = next((i for i, k in zip(top, _hash(pop[top]).tolist()) if k not in explored), None)
+            if centre is not None:
+                explored.add(int(_hash(pop[centre][None])[0]))
+                batch.insert(0, neighbourhood(pop[centre], p.sizes, self.pair_moves, rng))
+            new, new_vals = self._offer(session, np.concatenate(batch))
+            pop, vals = np.concatenate([pop, new]), np.concatenate([vals, new_vals])
+            keep = selection_order(vals, p.directions)[: self.population]
+            pop, vals = pop[keep], vals[keep]
+            now = np.min(sign * vals[:, 0])
+            stall = 0 if now < best else stall + 1
+            best = min(best, now)
+            if stall >= self.patience:
+                elite = max(1, self.population // 8)
+                fresh, fresh_vals = self._offer(session, self._feasible(session, self.population - elite, rng,
+                                                                        known=pop))
+                pop = np.concatenate([pop[:elite], fresh])
+                vals = np.concatenate([vals[:elite], fresh_vals])
+                stall = 0

@@ -1,0 +1,80 @@
+"""`SurrogateSampler` (strategy `surrogate`): inside Optuna's ask-and-tell, one and two objectives, constraints,
+running trials, Ray Tune's penalty values; its 2-D hypervolume gain against the definition."""
+
+from __future__ import annotations
+
+import numpy as np
+import optuna
+import pytest
+
+from nas.search import Constraint, SearchError, SurrogateSampler, get_strategy, hypervolume_2d, run
+from nas.search._surrogate import hv_gain_2d
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+SPACE = {f"x{i}": ["a", "b", "c"] for i in range(6)}
+W = np.random.default_rng(0).normal(size=(6, 3))
+
+
+def additive(c: dict) -> float:
+    return float(sum(W[i, "abc".index(c[f"x{i}"])] for i in range(6)))
+
+
+BEST = float(W.min(1).sum())
+
+
+def test_hv_gain_matches_the_hypervolume_difference():
+    rng = np.random.default_rng(1)
+    ref = np.array([1.0, 1.0])
+    for _ in range(50):
+        pts = rng.random((8, 2))
+        front = pts[[not any((q <= p).all() and (q < p).any() for q in pts) for p in pts]]
+        cand = rng.random((20, 2)) * 1.2
+        base = hypervolume_2d(front, ref, ["minimize", "minimize"])
+        brute = [hypervolume_2d(np.vstack([front, c]), ref, ["minimize", "minimize"]) - base for c in cand]
+        np.testing.assert_allclose(hv_gain_2d(cand, front, ref), brute, atol=1e-12)
+
+
+def test_it_finds_the_optimum_of_an_additive_objective_within_optunas_own_loop():
+    study = optuna.create_study(sampler=SurrogateSampler(seed=0))
+    study.optimize(lambda t: additive({n: t.suggest_categorical(n, c) for n, c in SPACE.items()}), n_trials=40)
+    assert study.best_value == pytest.approx(BEST)
+    tpe = optuna.create_study(sampler=optuna.samplers.TPESampler(seed=0))
+    tpe.optimize(lambda t: additive({n: t.suggest_categorical(n, c) for n, c in SPACE.items()}), n_trials=40)
+    assert study.best_value <= tpe.best_value
+
+
+def test_constraints_and_two_objectives_through_run():
+    seen = []
+
+    def objective(c):
+        seen.append(c)
+        return additive(c), sum(c[n] == "c" for n in SPACE)
+
+    res = run(SPACE, objective, directions=["minimize", "minimize"], budget=30, seed=0, strategy="surrogate",
+              constraints=[Constraint("n_a", 2, fn=lambda c: sum(c[n] == "a" for n in SPACE))])
+    t = res.trials
+    assert len(seen) == 30 and res.strategy == "surrogate"
+    assert not t.duplicated(subset=list(SPACE)).any()  # never asks for a candidate already tried
+    later = t.iloc[10:]  # after the random start, the model steers towards feasible candidates
+    assert later["feasible"].mean() > t.iloc[:10]["feasible"].mean()
+    assert len(res.pareto) and res.pareto["feasible"].all()
+
+
+def test_running_trials_and_penalty_values_as_ray_tune_sends_them():
+    study = optuna.create_study(sampler=SurrogateSampler(seed=0, n_startup_trials=5))
+    dists = {n: optuna.distributions.CategoricalDistribution(c) for n, c in SPACE.items()}
+    for i in range(8):
+        t = study.ask(dists)
+        study.tell(t, 1e30 if i % 3 == 0 else additive(t.params))  # infeasible, as Ray Tune reports them
+    a, b = study.ask(dists), study.ask(dists)  # both running: the second is not the first again
+    assert a.params != b.params
+    study.tell(a, additive(a.params))
+    study.tell(b, additive(b.params))
+
+
+def test_bad_options_are_refused_at_creation():
+    with pytest.raises(SearchError, match="surrogate: n_startup_trials"):
+        get_strategy("surrogate", n_startup_trials=0)
+    with pytest.raises(SearchError, match="ray-tune: sampler"):
+        get_strategy("ray-tune", sampler="gp")
+    assert get_strategy("ray-tune", sampler="surrogate").sampler == "surrogate"
