@@ -79,6 +79,12 @@ def test_export_from_a_search_folder_takes_each_devices_best_arch(tiny_run, tmp_
     (["--device", "cpu-host", "--formats", "onnx,tflite"], ["tflite", "c-header"]),
     (["--device", "cpu-host", "--from", "somewhere"], ["exactly one"]),
     (["--device", "cpu-host", "--bad-arch"], ["ks[0]", "[3, 5, 7]"]),
+    # --finetune took epochs before; a bare number is refused rather than read as something else
+    (["--device", "cpu-host", "--finetune", "3"], ["--finetune", "'10%'", "--finetune-steps"]),
+    (["--device", "cpu-host", "--finetune", "150%"], ["field 'finetune'", "at most 100%"]),
+    (["--device", "cpu-host", "--finetune", "10%", "--finetune-steps", "3"], ["at most one"]),
+    (["--device", "cpu-host", "--finetune-steps", "-2"], ["--finetune-steps", ">= 0"]),
+    (["--device", "cpu-host", "--finetune", "10%"], ["run.json", "steps"]),  # this stand-in run records none
 ])
 def test_bad_input_is_one_line_on_stderr_and_exit_2(args, words, tiny_run, tmp_path, monkeypatch, capsys):
     arch_file = tmp_path / "arch.json"
