@@ -80,6 +80,17 @@ class ExportStage(_Strict):
     finetune: int | str = 0
     formats: list[str] | None = None
 
+    @field_validator("finetune")
+    @classmethod
+    def _budget(cls, value: int | str) -> int | str:
+        from nas.export.finetune import finetune_steps
+
+        try:
+            finetune_steps(value, 1)  # its form only: the run's steps resolve a share at the export stage
+        except NasError as exc:
+            raise ValueError(str(exc)) from None
+        return value
+
 
 class DemoSpec(_Strict):
     """experiments/demo.yaml: the training recipe and the settings of each later stage."""
