@@ -301,7 +301,7 @@ def test_finetuned_bundle_records_its_training_beside_the_supernets_accuracy(mcu
     assert "## Fine-tuning" in md and "| split | in the supernet | after fine-tuning | change (pp) |" in md
 
 
-def _finetuned_copy(run, arch, steps, lr=0.05):
+def _finetuned_copy(run, arch, steps, optimizer="sgd"):
     net = copy.deepcopy(run.net)
     bn = make_loader(run.splits().train, 64, shuffle=True, seed=0)
     teacher = frozen_teacher(net, arch, bn, 64)
@@ -311,15 +311,16 @@ def _finetuned_copy(run, arch, steps, lr=0.05):
         calls.append(len(x))
         return teacher(x)
 
-    recipe = FinetuneRecipe(optimizer="sgd", lr=lr, batch_size=32)
+    recipe = FinetuneRecipe(optimizer=optimizer, lr=0.05 if optimizer == "sgd" else 0.003, batch_size=32)
     done = finetune_subnet(net, arch, run.splits().train, steps=steps, recipe=recipe, teacher=counting_teacher)
     return net, done, calls
 
 
-def test_finetuning_through_the_supernet_moves_only_the_subnets_weights(run):
+@pytest.mark.parametrize("optimizer", ["sgd", "adamw"])  # the tiny recipe's and the demo recipe's
+def test_finetuning_through_the_supernet_moves_only_the_subnets_weights(run, optimizer):
     arch = ArchConfig.from_dict(MCU_ARCH)  # k3 everywhere, expand 3-6, depth 2,2,3,2
     before = {k: v.clone() for k, v in run.net.state_dict().items()}
-    net, done, calls = _finetuned_copy(run, arch, steps=4)
+    net, done, calls = _finetuned_copy(run, arch, steps=4, optimizer=optimizer)
     after = net.state_dict()
     assert all(torch.equal(before[k], v) for k, v in run.net.state_dict().items())  # the copy was trained
     assert net.active == run.space.largest()  # the active arch is restored
