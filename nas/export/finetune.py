@@ -2,13 +2,16 @@
 supernet's largest net, for a step budget given as a share of the supernet's own training.
 
     steps = finetune_steps("10%", supernet_steps=960)       # -> 96
-    report = finetune_subnet(run.net, arch, splits.train, steps=steps, recipe=FinetuneRecipe.from_config(cfg))
+    teacher = frozen_teacher(run.net, arch, bn_loader, 2000)
+    report = finetune_subnet(run.net, arch, splits.train, steps=steps, teacher=teacher,
+                             recipe=FinetuneRecipe.from_config(run.config))
 
-The subnet is trained THROUGH THE SUPERNET with its arch fixed (`net.activated(arch)`) and extracted afterwards:
-the supernet's blocks run 5×5/7×7 depthwise convs on small maps as batched matmuls, whose CPU backward is several
-times faster than the extracted net's `nn.Conv2d` (BENCHMARKS.md, section "export-finetune"). The optimiser has no
-weight decay, so only the weights the subnet uses move (slices it does not use get zero gradients, which neither
-SGD nor AdamW turns into an update); the supernet's other subnets are left as they were. The loss is the supernet
+The subnet is trained THROUGH THE SUPERNET with its arch fixed (`net.activated(arch)`) and extracted afterwards, on
+channels_last batches: at the supernet's training speed (the extracted net on NCHW batches trains 1.5-2× slower on a
+CPU; on channels_last batches it is as fast for searched-size nets: BENCHMARKS.md, "export-finetune"), training
+exactly the weights the supernet's subnet computes with. The optimiser has no weight decay, so only the weights
+the subnet uses move (slices it does not use get zero gradients, which neither SGD nor AdamW turns into an
+update); the supernet's other subnets are left as they were. The loss is the supernet
 recipe's: label-smoothed cross-entropy plus `kd_weight` × soft cross-entropy against the frozen largest net at the
 same resolution (temperature 1).
 """
