@@ -131,8 +131,8 @@ class Client:
     # ------------------------------------------------------------------ exports
     def create_export(self, device: str, *, run: str | None = None, arch: dict | None = None,
                       experiment: str | None = None, formats: Sequence[str] | None = None,
-                      finetune_epochs: int = 0) -> str:
-        body: dict[str, Any] = {"device": device, "finetune_epochs": finetune_epochs}
+                      finetune: int | str = 0) -> str:
+        body: dict[str, Any] = {"device": device, "finetune": finetune}
         for key, value in (("run", run), ("arch", arch), ("experiment", experiment),
                            ("formats", list(formats) if formats else None)):
             if value is not None:
@@ -218,7 +218,7 @@ def remote_search(server: str, spec_path: str, progress: Any = None) -> dict:
 
 
 def remote_export(server: str, run: str, devices: Sequence[str], out: str | Path, *, arch_path: str | None = None,
-                  experiment: str | None = None, formats: Sequence[str] | None = None, finetune_epochs: int = 0,
+                  experiment: str | None = None, formats: Sequence[str] | None = None, finetune: int | str = 0,
                   progress: Any = None) -> list[dict]:
     """`nas export --server URL`: one export per (arch, device) on the server; each bundle is downloaded and
     unpacked into `out/<export id>-<device>/`. `run` is the server's run id; `experiment` its experiment id."""
@@ -231,7 +231,7 @@ def remote_export(server: str, run: str, devices: Sequence[str], out: str | Path
         for device in devices:
             for arch in archs:
                 ex_id = c.create_export(device, run=Path(run).name, arch=arch, experiment=experiment,
-                                        formats=formats, finetune_epochs=finetune_epochs)
+                                        formats=formats, finetune=finetune)
                 state = c.wait_export(ex_id, on_update=progress)
                 if state["status"] != "succeeded":
                     raise ApiClientError(f"export {ex_id} {state['status']}: {state.get('error')}")

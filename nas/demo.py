@@ -76,8 +76,20 @@ class SearchStage(_Strict):
 
 
 class ExportStage(_Strict):
-    finetune_epochs: int = Field(0, ge=0)
+    # Distillation fine-tuning of each exported net: steps, or a share of the supernet's steps like "10%"
+    finetune: int | str = 0
     formats: list[str] | None = None
+
+    @field_validator("finetune")
+    @classmethod
+    def _budget(cls, value: int | str) -> int | str:
+        from nas.export.finetune import finetune_steps
+
+        try:
+            finetune_steps(value, 1)  # its form only: the run's steps resolve a share at the export stage
+        except NasError as exc:
+            raise ValueError(str(exc)) from None
+        return value
 
 
 class DemoSpec(_Strict):
@@ -286,24 +298,27 @@ def _export(spec: DemoSpec, run_dir: Path, out: Path, summary: dict[str, Any], f
             ) -> tuple[str, dict[str, dict[str, Any]]]:
     from nas.export import export_bundle
     from nas.export.bundle import bundle_name
+    from nas.export.finetune import finetune_steps
     from supernet import ArchConfig
+    from supernet.run import read_run_json
 
     folder = out / "exports"
     if fresh and folder.exists():
         shutil.rmtree(folder)
     cards, statuses = {}, []
+    steps = finetune_steps(spec.export.finetune, read_run_json(run_dir).get("steps"))
     for device, info in summary["devices"].items():
         if not info.get("arch"):
             _log(f"[demo] {device}: no feasible subnet within its budget; nothing to export")
             continue
         arch = ArchConfig.from_dict({k: v for k, v in json.loads(Path(info["arch"]).read_text()).items()
                                      if k in ("ks", "e", "d", "r")})
-        existing = folder / bundle_name(device, arch, spec.export.finetune_epochs)
+        existing = folder / bundle_name(device, arch, steps)
         if (existing / "card.json").is_file():
             bundle, statuses = existing, statuses + ["reused"]
         else:
             bundle = export_bundle(run_dir, arch, device, folder, formats=spec.export.formats,
-                                   finetune_epochs=spec.export.finetune_epochs,
+                                   finetune=steps,
                                    progress=lambda f, m, _d=device: _log(f"[demo] export {_d}: {m}"))
             statuses.append("exported")
         cards[device] = {"bundle": str(bundle), "card": json.loads((bundle / "card.json").read_text())}
@@ -346,6 +361,7 @@ def build_report(spec: DemoSpec, out: Path, run_dir: Path, train_info: dict[str,
                "predicted acc (%)": _pct(pred.get("accuracy")),
                "measured val acc (%)": _pct(acc.get("val", {}).get("torch_fp32")),
                "measured test acc (%)": _pct(acc.get("test", {}).get("torch_fp32")),
+               **_finetune_columns(card),
                "predicted latency (ms)": pred.get("latency_ms")}
         for label, entry in lat.items():
             row[f"measured latency {label} (ms)"] = entry.get("median_ms")
@@ -370,6 +386,17 @@ def build_report(spec: DemoSpec, out: Path, run_dir: Path, train_info: dict[str,
     total = sum(r["seconds"] for r in stages)
     rep.text(f"Total: {total:.0f} s ({total / 60:.1f} min).")
     return rep.write(out)
+
+
+def _finetune_columns(card: dict[str, Any]) -> dict[str, Any]:
+    """A fine-tuned net's test top-1 in the supernet beside the exported one's, and the steps it took."""
+    ft = card.get("finetune") or {}
+    if not ft.get("steps"):
+        return {}
+    before = ft["supernet_accuracy"]["test"]
+    after = card["measured"]["accuracy"].get("test", {}).get("torch_fp32")
+    return {"in-supernet test acc (%)": _pct(before), "fine-tune gain (pp)": _pct(after - before),
+            "fine-tune steps": ft["steps"], "fine-tune s": ft["seconds"]}
 
 
 def _train_summary(run_dir: Path) -> dict[str, Any]:

@@ -169,7 +169,7 @@ def run_export(store: Store, settings: Settings, job: Job, ctx: JobContext) -> b
         ctx.report(frac, msg)
 
     bundle = Path(export_bundle(run_dir, ArchConfig.from_dict(arch), device, out_dir,
-                                formats=options.get("formats"), finetune_epochs=int(options.get("finetune_epochs", 0)),
+                                formats=options.get("formats"), finetune=options.get("finetune", 0),
                                 progress=progress)).resolve()
     files = sorted(str(p.relative_to(bundle)) for p in bundle.rglob("*") if p.is_file())
     with store.session() as s:

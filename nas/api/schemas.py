@@ -149,7 +149,8 @@ class ExportRequest(BaseModel):
     arch: ArchIn | None = None
     experiment: str | None = None
     formats: list[ExportFormat] | None = Field(default=None, description="default: the device kind's formats")
-    finetune_epochs: int = Field(default=0, ge=0, le=100)
+    finetune: int | str = Field(default=0, description="distillation fine-tuning before export: a number of steps, "
+                                "or a share of the supernet's training steps like '10%' (0: none)")
 
 
 class ExportOut(JobOut):

@@ -32,12 +32,16 @@ def export(run_dir: str = typer.Argument(..., help="trained run folder (nas trai
                                                                     "best feasible arch of each device"),
            device: list[str] = typer.Option(..., "--device", help="device profile name or YAML (repeatable)"),
            out: str = typer.Option(..., "--out", help="folder to write the bundles into"),
-           finetune: int = typer.Option(0, "--finetune", min=0, help="epochs of distillation fine-tuning"),
+           finetune: Optional[str] = typer.Option(None, "--finetune", help="distillation fine-tuning for a share "
+                                                   "of the supernet's training steps, like 10%"),
+           finetune_steps: Optional[int] = typer.Option(None, "--finetune-steps", help="distillation fine-tuning "
+                                                        "for this many steps"),
            formats: Optional[list[str]] = typer.Option(None, "--formats", help="comma list among safetensors, "
                                                        "torchscript, onnx, int8, c-header (default: by device)"),
            quiet: bool = typer.Option(False, "--quiet", help="no progress on stderr"),
            server: str = typer.Option(None, "--server", help="a `nas serve` URL: run there (token from $NAS_API_TOKEN)")) -> None:
     """Export subnets of a trained run for devices: weights, TorchScript, ONNX, int8, C header, model card."""
+    budget = _finetune_budget(finetune, finetune_steps)
     if server:  # RUN_DIR is the server's run id, --from an experiment id there; bundles are unpacked into --out
         from nas.client import remote_export
 
@@ -45,7 +49,7 @@ def export(run_dir: str = typer.Argument(..., help="trained run folder (nas trai
             fail("give exactly one of --arch FILE.json and --from EXPERIMENT_ID")
         picked = [f for item in formats for f in item.split(",") if f.strip()] if formats else None
         for row in remote_export(server, run_dir, device, out, arch_path=arch, experiment=from_, formats=picked,
-                                 finetune_epochs=finetune, progress=None if quiet else
+                                 finetune=budget, progress=None if quiet else
                                  (lambda s: typer.echo(f"{s['status']}: {s['message']}", err=True))):
             emit(row)
         return
@@ -79,8 +83,25 @@ def export(run_dir: str = typer.Argument(..., help="trained run folder (nas trai
             typer.echo(f"[{fraction:5.0%}] {message}", err=True)
 
     for a, dev in jobs:
-        bundle = export_bundle(run_dir, a, dev, out, formats=chosen, finetune_epochs=finetune, progress=progress)
+        bundle = export_bundle(run_dir, a, dev, out, formats=chosen, finetune=budget, progress=progress)
         summary = _summary(bundle)
         if summary["memory_verdict"].startswith("DOES NOT FIT"):
             typer.echo(f"warning: {bundle.name}: {summary['memory_verdict']}", err=True)
         emit(summary)
+
+
+def _finetune_budget(share: str | None, steps: int | None) -> int | str:
+    """`--finetune P%` or `--finetune-steps N` (not both) as export_bundle's `finetune`. A bare number after
+    --finetune is refused: it meant epochs before the budget became a share of the supernet's steps."""
+    if share is not None and steps is not None:
+        fail("give at most one of --finetune P% and --finetune-steps N")
+    if steps is not None:
+        if steps < 0:
+            fail(f"--finetune-steps must be >= 0, got {steps}")
+        return steps
+    if share is None:
+        return 0
+    if not share.strip().endswith("%"):
+        fail(f"--finetune takes a share of the supernet's training steps like '10%', got {share!r} (it took "
+             f"epochs before); for a number of steps use --finetune-steps N")
+    return share

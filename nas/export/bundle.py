@@ -28,7 +28,7 @@ from nas.export.c_header import write_c_header
 from nas.export.card import render_markdown
 from nas.export.check import check_onnx
 from nas.export.errors import ExportError
-from nas.export.finetune import finetune
+from nas.export.finetune import FinetuneRecipe, finetune_steps, finetune_subnet, frozen_teacher
 from nas.export.formats import INPUT_NAME, ONNX_OPSET, write_onnx, write_safetensors, write_torchscript
 from nas.export.latency import measure_latency
 from nas.export.load import WEIGHTS_FILE
@@ -48,7 +48,6 @@ DEFAULT_FORMATS = {"cpu": ("safetensors", "torchscript", "onnx"), "gpu": ("safet
 BN_IMAGES = 2000  # OFA recalibrates BN on 2,000 training images
 CALIBRATION_IMAGES = 512  # int8 activation ranges
 CHECK_IMAGES = 256  # ONNX vs PyTorch
-FINETUNE_LR = 0.01
 MEASURED_DEVICE = "cpu-host"  # the one profile that is this machine: its latency is measured, not only predicted
 
 Progress = Callable[[float, str], None]
@@ -93,8 +92,8 @@ def arch_id(arch: ArchConfig) -> str:
     return hashlib.sha256(arch.to_json().encode()).hexdigest()[:10]
 
 
-def bundle_name(device: str, arch: ArchConfig, finetune_epochs: int = 0) -> str:
-    return f"{device}-{arch_id(arch)}" + (f"-ft{finetune_epochs}" if finetune_epochs else "")
+def bundle_name(device: str, arch: ArchConfig, finetune_steps: int = 0) -> str:
+    return f"{device}-{arch_id(arch)}" + (f"-ft{finetune_steps}" if finetune_steps else "")
 
 
 def _sha256(path: Path) -> str:
@@ -194,33 +193,33 @@ def _memory(profile: DeviceProfile, predicted: dict[str, Any], header: dict[str,
     return mem
 
 
-def _command(run_dir: Path, final: Path, device: str, out_dir: Path, formats: tuple[str, ...], epochs: int) -> str:
+def _command(run_dir: Path, final: Path, device: str, out_dir: Path, formats: tuple[str, ...], steps: int) -> str:
     argv = ["nas", "export", str(run_dir), "--arch", str(final / "arch.json"), "--device", device,
             "--out", str(out_dir), "--formats", ",".join(formats)]
-    if epochs:
-        argv += ["--finetune", str(epochs)]
+    if steps:
+        argv += ["--finetune-steps", str(steps)]
     return shlex.join(argv)
 
 
 def export_bundle(run_dir: str | Path, arch: ArchConfig | Mapping[str, Any] | str | Path, device: str,
-                  out_dir: str | Path, *, formats: Iterable[str] | str | None = None, finetune_epochs: int = 0,
+                  out_dir: str | Path, *, formats: Iterable[str] | str | None = None, finetune: int | str = 0,
                   progress: Progress | None = None) -> Path:
     """Export `arch` of the trained run at `run_dir` for `device` into a new folder under `out_dir`; return it.
 
     `formats`: among safetensors, torchscript, onnx, int8, c-header (default: the first three, all five on MCUs);
-    `finetune_epochs`: epochs of distillation from the supernet's largest net before export (0: none);
+    `finetune`: steps of distillation from the supernet's largest net before export, an integer or a share of
+    the supernet's training steps like '10%' (0: none; nas.export.finetune);
     `progress(fraction, message)` is called as the steps go. Raises a NasError subclass (ExportError,
     InvalidArchError, ProfileError, CheckpointError, DataError) on bad input or a failed check, leaving nothing.
     """
     report = progress or (lambda fraction, message: None)
     profile = load_profile(device)
     chosen = resolve_formats(formats, profile.kind)
-    if isinstance(finetune_epochs, bool) or not isinstance(finetune_epochs, int) or finetune_epochs < 0:
-        raise ExportError(f"field 'finetune_epochs' must be an integer >= 0, got {finetune_epochs!r}")
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise ExportError(f"field 'out_dir': '{out_dir}' exists and is not a folder")
     run = load_run(run_dir)
+    steps = finetune_steps(finetune, run.info.get("steps"))
     arch = as_arch(arch, run.space)
     report(0.02, "reading data")
     splits = run.splits()
@@ -230,12 +229,14 @@ def export_bundle(run_dir: str | Path, arch: ArchConfig | Mapping[str, Any] | st
 
     created_out = not out_dir.exists()
     out_dir.mkdir(parents=True, exist_ok=True)
-    final = out_dir / bundle_name(profile.name, arch, finetune_epochs)
+    final = out_dir / bundle_name(profile.name, arch, steps)
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=out_dir))
     try:
-        card = _build(run, arch, profile, chosen, finetune_epochs, splits, tmp, report)
+        card = _build(run, arch, profile, chosen, steps, splits, tmp, report)
+        if steps:
+            card["finetune"]["budget"] = str(finetune)
         card["command"] = _command(run.run_dir, final.resolve(), str(device), out_dir.resolve(), chosen,
-                                   finetune_epochs)
+                                   steps)
         card["bundle"] = final.name
         (tmp / "card.json").write_text(json.dumps(card, indent=2) + "\n")
         (tmp / "card.md").write_text(render_markdown(card))
@@ -252,7 +253,7 @@ def export_bundle(run_dir: str | Path, arch: ArchConfig | Mapping[str, Any] | st
     return final
 
 
-def _build(run: TrainedRun, arch: ArchConfig, profile: DeviceProfile, formats: tuple[str, ...], epochs: int,
+def _build(run: TrainedRun, arch: ArchConfig, profile: DeviceProfile, formats: tuple[str, ...], steps: int,
            splits, tmp: Path, report: Progress) -> dict[str, Any]:  # noqa: ANN001
     """Write every file of the bundle into `tmp` and return the card (without its command)."""
     seed = run.data.seed
@@ -260,14 +261,10 @@ def _build(run: TrainedRun, arch: ArchConfig, profile: DeviceProfile, formats: t
     report(0.05, "extracting the subnet and recalibrating BN")
     net = run.net.extract(arch).eval()
     recalibrate_bn(net, arch, bn_loader, BN_IMAGES)
-    history: list[dict[str, float]] = []
-    if epochs:
-        largest = run.space.largest(arch.r)
-        teacher = run.net.extract(largest).eval()
-        recalibrate_bn(teacher, largest, bn_loader, BN_IMAGES)
-        history = finetune(net, teacher, splits.train, arch.r, epochs=epochs, lr=FINETUNE_LR,
-                           pad=splits.pad, flip=splits.flip, seed=seed,
-                           progress=lambda f, m: report(0.08 + 0.4 * f, m))
+    tuned: dict[str, Any] = {"steps": 0}
+    if steps:
+        tuned = _finetune(run, arch, steps, splits, bn_loader, net, report)
+        net = run.net.extract(arch).eval()
         recalibrate_bn(net, arch, bn_loader, BN_IMAGES)
     net.eval()
     bn_images = min(BN_IMAGES, len(splits.train))
@@ -343,8 +340,7 @@ def _build(run: TrainedRun, arch: ArchConfig, profile: DeviceProfile, formats: t
         "num_classes": run.space.num_classes,
         "macs": int(count_macs(run.space, codes)[0]), "params": int(count_params(run.space, codes)[0]),
         "bn_recalibration": {"images": bn_images, "split": "train"},
-        "finetune": {"epochs": epochs, "lr": FINETUNE_LR if epochs else None, "history": history,
-                     "teacher": "supernet's largest net" if epochs else None},
+        "finetune": tuned,
         "predicted": predicted,
         "measured": {"accuracy": accuracy, "latency": latency, "latency_note": latency_note},
         "onnx_check": agreement,
@@ -352,6 +348,26 @@ def _build(run: TrainedRun, arch: ArchConfig, profile: DeviceProfile, formats: t
         "memory": _memory(profile, predicted, header),
         "files": files,
     }
+
+
+def _finetune(run: TrainedRun, arch: ArchConfig, steps: int, splits, bn_loader, before: torch.nn.Module,  # noqa: ANN001
+              report: Progress) -> dict[str, Any]:
+    """Fine-tune `arch` through the run's supernet (nas.export.finetune); the card's record of it, with the
+    subnet's top-1 in the supernet (`before`, BN recalibrated) to set beside the exported net's."""
+    report(0.06, "measuring the subnet's accuracy in the supernet")
+    measured = _accuracy(before, arch, splits, {})
+    in_supernet = {split: measured[split]["torch_fp32"] for split in ("val", "test")}
+    recipe = FinetuneRecipe.from_config(run.config)
+    teacher = frozen_teacher(run.net, arch, bn_loader, BN_IMAGES)
+    done = finetune_subnet(run.net, arch, splits.train, steps=steps, recipe=recipe, teacher=teacher,
+                           seed=run.data.seed, pad=splits.pad, flip=splits.flip,
+                           progress=lambda f, m: report(0.08 + 0.4 * f, m))
+    supernet_steps = run.info.get("steps")
+    return {**done, "supernet_steps": supernet_steps,
+            "share_of_supernet_steps": round(steps / supernet_steps, 4) if supernet_steps else None,
+            "recipe": recipe.to_dict(), "teacher": f"the supernet's largest subnet at {arch.r} px (frozen copy)",
+            "path": "through the supernet with the arch fixed, extracted after; BN recalibrated on "
+                    f"{BN_IMAGES} training images", "supernet_accuracy": in_supernet}
 
 
 def _floats(t: Any) -> list[float] | None:

@@ -40,8 +40,8 @@ def render_markdown(card: dict[str, Any]) -> str:
              f"{inp['resolution']} px",
              f"- MACs: {card['macs']:,} · params: {card['params']:,}",
              f"- BN statistics recalibrated on {card['bn_recalibration']['images']} training images"
-             + (f"; fine-tuned {card['finetune']['epochs']} epochs with distillation from the supernet's largest "
-                f"net" if card["finetune"]["epochs"] else ""),
+             + (f"; fine-tuned {card['finetune']['steps']} steps with distillation from the supernet's largest "
+                f"net" if card["finetune"].get("steps") else ""),
              f"- Created {card['created']}", ""]
     lines = [ln for ln in lines if ln != ""] + [""]
 
@@ -99,12 +99,30 @@ def render_markdown(card: dict[str, Any]) -> str:
         lines += ["## int8", "", f"`model.int8.onnx`: {q['tool']} ({q['format']}); weights {q['weights']}; "
                                  f"activations {q['activations']}, calibrated on {q['calibration_images']} training "
                                  f"images. Its top-1 is in the accuracy table beside fp32's.", ""]
-    if card["finetune"]["epochs"]:
-        lines += ["## Fine-tuning", "", _row("epoch", "loss", "train top-1"), _row("---", "---", "---")]
-        lines += [_row(h["epoch"], f"{h['loss']:.4f}", _pct(h["train_top1"])) for h in card["finetune"]["history"]]
-        lines.append("")
+    if card["finetune"].get("steps"):
+        lines += _finetune_section(card["finetune"], acc)
     lines += ["## Files", "", _row("file", "bytes", "sha256"), _row("---", "---", "---")]
     lines += [_row(f"`{name}`", f"{f['bytes']:,}", f"`{f['sha256'][:16]}…`") for name, f in card["files"].items()]
     lines += ["", "Load in Python: `torch.jit.load('model.pt')`, `onnxruntime.InferenceSession('model.onnx')`, or "
                   "`nas.export.load_bundle_net(BUNDLE_DIR)` for the PyTorch module with `weights.safetensors`.", ""]
     return "\n".join(lines)
+
+
+def _finetune_section(ft: dict[str, Any], acc: dict[str, Any]) -> list[str]:
+    """The fine-tuning record: the subnet's top-1 in the supernet beside the exported net's, then the loss curve."""
+    share = ft.get("share_of_supernet_steps")
+    r = ft["recipe"]
+    lines = ["## Fine-tuning", "",
+             f"{ft['steps']} steps of {r['batch_size']} images"
+             + (f" ({100 * share:.3g}% of the supernet's {ft['supernet_steps']:,} training steps"
+                + (f"; asked for as `{ft['budget']}`" if ft.get("budget") else "") + ")" if share else "")
+             + f", {r['optimizer']} at lr {r['lr']:g} (cosine), distillation from {ft['teacher']} (weight "
+               f"{r['kd_weight']:g}); {ft['path']}. Took {ft['seconds']:.1f} s ({ft['steps_per_s']:.2f} steps/s).", "",
+             _row("split", "in the supernet", "after fine-tuning", "change (pp)"), _row("---", "---", "---", "---")]
+    for split, before in ft.get("supernet_accuracy", {}).items():
+        after = acc.get(split, {}).get("torch_fp32")
+        change = "–" if after is None else f"{100 * (after - before):+.2f}"
+        lines.append(_row(split, _pct(before), _pct(after), change))
+    lines += ["", _row("step", "loss", "train top-1"), _row("---", "---", "---")]
+    lines += [_row(h["step"], f"{h['loss']:.4f}", _pct(h["train_top1"])) for h in ft.get("history", [])]
+    return lines + [""]

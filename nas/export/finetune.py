@@ -1,80 +1,202 @@
-"""Fine-tuning an extracted subnet for a few epochs with knowledge distillation from the supernet's largest net.
+"""Fine-tuning a searched subnet before export, as OFA ships its specialised nets: knowledge distillation from the
+supernet's largest net, for a step budget given as a share of the supernet's own training.
 
-The loss is OFA's: label-smoothed cross-entropy plus `kd_ratio` × soft cross-entropy against the teacher's
-output (temperature 1), with SGD (Nesterov momentum 0.9, cosine schedule, no weight decay on BN and biases).
+    steps = finetune_steps("10%", supernet_steps=960)       # -> 96
+    teacher = frozen_teacher(run.net, arch, bn_loader, 2000)
+    report = finetune_subnet(run.net, arch, splits.train, steps=steps, teacher=teacher,
+                             recipe=FinetuneRecipe.from_config(run.config))
+
+The subnet is trained THROUGH THE SUPERNET with its arch fixed (`net.activated(arch)`) and extracted afterwards, on
+channels_last batches: at the supernet's training speed (the extracted net on NCHW batches trains 1.5-2× slower on a
+CPU; on channels_last batches it is as fast for searched-size nets: BENCHMARKS.md, "export-finetune"), training
+exactly the weights the supernet's subnet computes with. The optimiser has no weight decay, so only the weights
+the subnet uses move (slices it does not use get zero gradients, which neither SGD nor AdamW turns into an
+update); the supernet's other subnets are left as they were. The loss is the supernet
+recipe's: label-smoothed cross-entropy plus `kd_weight` × soft cross-entropy against the frozen largest net at the
+same resolution (temperature 1).
 """
 
 from __future__ import annotations
 
+import copy
 import math
-from typing import Callable
+import re
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import Dataset
 
+from nas.export.errors import ExportError
+from supernet.arch import ArchConfig
 from supernet.data import augment_batch, make_loader
-from supernet.evaluate import resize_to
+from supernet.evaluate import recalibrate_bn, resize_to
+from supernet.network import Supernet
+from supernet.train import distillation_loss
 
 Progress = Callable[[float, str], None]
+_SHARE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*%\s*$")
+HISTORY_POINTS = 10  # loss / training top-1 rows kept per fine-tune
 
 
-def soft_cross_entropy(logits: torch.Tensor, target_probs: torch.Tensor) -> torch.Tensor:
-    """Mean over the batch of −Σ p_teacher · log softmax(student)."""
-    return -(target_probs * F.log_softmax(logits, dim=1)).sum(1).mean()
+MAX_FINETUNE_STEPS = 1_000_000  # far past any supernet's own training: a larger number is a typo
 
 
-def _param_groups(net: nn.Module, weight_decay: float) -> list[dict]:
-    decay, no_decay = [], []
-    for module in net.modules():
-        for name, p in module.named_parameters(recurse=False):
-            is_norm = isinstance(module, (nn.BatchNorm2d, nn.LayerNorm, nn.GroupNorm))
-            (no_decay if is_norm or name == "bias" else decay).append(p)
-    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+def finetune_steps(budget: int | str | None, supernet_steps: int | None) -> int:
+    """The number of fine-tuning steps `budget` asks for: an integer number of steps (>= 0), or a share of the
+    supernet's training steps written as 'P%' (0 < P <= 100), rounded to the nearest step (at least 1).
+    Raises ExportError naming the field 'finetune'."""
+    if budget is None or budget == 0:
+        return 0
+    if isinstance(budget, bool):
+        raise ExportError(f"field 'finetune' must be a number of steps or a share like '10%', got {budget!r}")
+    text = str(budget).strip()
+    if isinstance(budget, int) or text.isdigit():
+        steps = int(text)
+        if not 0 <= steps <= MAX_FINETUNE_STEPS:
+            raise ExportError(f"field 'finetune' must be 0..{MAX_FINETUNE_STEPS:,} steps, got {budget}")
+        return steps
+    m = _SHARE.match(text)
+    if m is None:
+        raise ExportError(f"field 'finetune' must be a number of steps or a share of the supernet's training steps "
+                          f"like '10%', got {budget!r}")
+    share = float(m.group(1))
+    if not 0 < share <= 100:
+        raise ExportError(f"field 'finetune' must be a share above 0% and at most 100%, got {budget!r}")
+    if not supernet_steps:
+        raise ExportError("field 'finetune': the run records no number of training steps (run.json 'steps'), so a "
+                          "share cannot be resolved; give a number of steps")
+    return max(1, round(supernet_steps * share / 100))
 
 
-def finetune(student: nn.Module, teacher: Callable[[torch.Tensor], torch.Tensor], train: Dataset, r: int, *,
-             epochs: int, batch_size: int = 128, lr: float = 0.01, weight_decay: float = 3e-5,
-             kd_ratio: float = 1.0, label_smoothing: float = 0.1, pad: int = 0, flip: bool = False, seed: int = 0,
-             max_batches: int | None = None, progress: Progress | None = None) -> list[dict[str, float]]:
-    """Train `student` in place for `epochs` epochs on `train` at `r` px, distilling from `teacher` (a function
-    from images to logits, run without gradients). Returns per-epoch mean loss and training top-1."""
-    if epochs <= 0:
-        return []
+@dataclass(frozen=True)
+class FinetuneRecipe:
+    """How a subnet is fine-tuned: the supernet recipe's optimiser, batch, label smoothing, distillation weight and
+    augmentation, at the learning rate of its last (elastic) phase, cosine to 0 after a short warm-up."""
+
+    optimizer: str = "sgd"
+    lr: float = 0.01
+    batch_size: int = 128
+    label_smoothing: float = 0.1
+    kd_weight: float = 1.0
+    momentum: float = 0.9
+    nesterov: bool = True
+    augment: bool = False
+    warmup_steps: int = 5
+
+    @classmethod
+    def from_config(cls, config: Any) -> "FinetuneRecipe":
+        """The recipe of a supernet's ExperimentConfig (run.config)."""
+        t, last = config.train, config.phases[-1]
+        return cls(optimizer=t.optimizer, lr=last.lr, batch_size=t.batch_size, label_smoothing=t.label_smoothing,
+                   kd_weight=t.kd_weight if t.kd_weight > 0 else 1.0, momentum=t.momentum, nesterov=t.nesterov,
+                   augment=bool(config.data.augment))
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def frozen_teacher(net: Supernet, arch: ArchConfig, bn_loader: Any, bn_images: int) -> Supernet:
+    """A frozen copy of the supernet running its largest subnet at `arch`'s resolution, BN recalibrated there."""
+    teacher = copy.deepcopy(net)
+    largest = net.space.largest(arch.r)
+    recalibrate_bn(teacher, largest, bn_loader, bn_images)
+    teacher.set_active(largest)
+    return teacher.requires_grad_(False).eval()
+
+
+def _optimizer(params: list[nn.Parameter], recipe: FinetuneRecipe) -> torch.optim.Optimizer:
+    # No weight decay: it would shrink the slices this subnet does not use (and with them the supernet's others).
+    if recipe.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=recipe.lr, weight_decay=0.0)
+    return torch.optim.SGD(params, lr=recipe.lr, momentum=recipe.momentum,
+                           nesterov=recipe.nesterov and recipe.momentum > 0, weight_decay=0.0)
+
+
+def finetune_subnet(student: nn.Module, arch: ArchConfig, train: Dataset, *, steps: int, recipe: FinetuneRecipe,
+                    teacher: nn.Module, seed: int = 0, pad: int = 0, flip: bool = False,
+                    progress: Progress | None = None) -> dict[str, Any]:
+    """Train `arch` in place for `steps` steps of `recipe.batch_size` images at `arch.r` px, distilling from
+    `teacher` (a module from images to logits, run without gradients).
+
+    `student`: a Supernet (the arch is activated for the steps and the previous active arch restored), or a static
+    net of that arch (the slower path, kept for the speed benchmark). Leaves the student in eval mode; its BN
+    statistics are the training batches' running averages, so recalibrate before evaluating.
+    Returns {steps, seconds, steps_per_s, images, history: [{step, loss, train_top1}]}.
+    """
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
+        raise ExportError(f"field 'finetune' must resolve to a whole number of steps >= 0, got {steps!r}")
+    if steps == 0:
+        return {"steps": 0, "seconds": 0.0, "steps_per_s": None, "images": 0, "history": []}
     device = next(student.parameters()).device
-    opt = torch.optim.SGD(_param_groups(student, weight_decay), lr=lr, momentum=0.9, nesterov=True)
-    steps_per_epoch = len(make_loader(train, batch_size, shuffle=True, seed=seed, drop_last=True,
-                                      max_batches=max_batches))
-    total = max(1, epochs * steps_per_epoch)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, total) / total)))
-    gen = torch.Generator().manual_seed(seed)
-    history = []
-    step = 0
-    for epoch in range(epochs):
+    is_supernet = isinstance(student, Supernet)
+    params = [p for p in student.parameters() if p.requires_grad]
+    opt = _optimizer(params, recipe)
+    warmup = min(recipe.warmup_steps, steps // 10)
+
+    def factor(s: int) -> float:
+        if s < warmup:
+            return (s + 1) / (warmup + 1)
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, (s - warmup) / max(1, steps - warmup))))
+
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
+    per_epoch = len(train) // recipe.batch_size
+    if per_epoch < 1:
+        raise ExportError(f"field 'finetune': batch {recipe.batch_size} is larger than the {len(train)} training "
+                          f"images")
+    every = max(1, steps // HISTORY_POINTS)
+    history: list[dict[str, float]] = []
+    loss_sum, correct, seen, step = 0.0, 0, 0, 0
+    previous = student.active if is_supernet else None
+    if is_supernet:
+        student.set_active(arch)
+    started = time.perf_counter()
+    try:
         student.train()
-        loss_sum, correct, seen = 0.0, 0, 0
-        loader = make_loader(train, batch_size, shuffle=True, seed=seed, epoch=epoch, drop_last=True,
-                             max_batches=max_batches)
-        for x, y in loader:
-            x = resize_to(augment_batch(x, gen, pad=pad, flip=flip), r).to(device)
-            y = torch.as_tensor(y).to(device)
-            with torch.no_grad():
-                soft = F.softmax(teacher(x).float(), dim=1)
-            logits = student(x)
-            loss = F.cross_entropy(logits, y, label_smoothing=label_smoothing)
-            if kd_ratio > 0:
-                loss = loss + kd_ratio * soft_cross_entropy(logits, soft)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            step += 1
-            loss_sum += float(loss.detach()) * len(y)
-            correct += int((logits.argmax(1) == y).sum())
-            seen += len(y)
-            if progress is not None:
-                progress(step / total, f"fine-tuning epoch {epoch + 1}/{epochs}")
-        history.append({"epoch": epoch + 1, "loss": loss_sum / max(1, seen), "train_top1": correct / max(1, seen)})
-    student.eval()
-    return history
+        epoch = 0
+        while step < steps:
+            loader = make_loader(train, recipe.batch_size, shuffle=True, seed=seed, epoch=epoch, drop_last=True,
+                                 max_batches=min(per_epoch, steps - step))
+            for x, y in loader:
+                rng = np.random.default_rng([seed, step])
+                gen = torch.Generator().manual_seed(int(rng.integers(2**62)))
+                torch.manual_seed(int(rng.integers(2**62)))  # dropout
+                x, y = x.to(device), torch.as_tensor(y).to(device)
+                if recipe.augment:
+                    x = augment_batch(x, gen, pad=pad, flip=flip)
+                x = resize_to(x, arch.r).contiguous(memory_format=torch.channels_last)
+                with torch.no_grad():
+                    soft = teacher(x).float()
+                logits = student(x).float()
+                loss = F.cross_entropy(logits, y, label_smoothing=recipe.label_smoothing)
+                if recipe.kd_weight > 0:
+                    loss = loss + recipe.kd_weight * distillation_loss(logits, soft)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                sched.step()
+                step += 1
+                loss_sum += float(loss.detach()) * len(y)
+                correct += int((logits.argmax(1) == y).sum())
+                seen += len(y)
+                if step % every == 0 or step == steps:
+                    history.append({"step": step, "loss": round(loss_sum / seen, 5),
+                                    "train_top1": round(correct / seen, 5)})
+                    loss_sum, correct, seen = 0.0, 0, 0
+                if progress is not None:
+                    progress(step / steps, f"fine-tuning step {step}/{steps}")
+            epoch += 1
+    finally:
+        if is_supernet:
+            student.active = previous
+        student.eval()
+    seconds = time.perf_counter() - started
+    return {"steps": step, "seconds": round(seconds, 2), "steps_per_s": round(step / max(seconds, 1e-9), 3),
+            "images": step * recipe.batch_size, "history": history}
+
+
+__all__ = ["FinetuneRecipe", "finetune_steps", "finetune_subnet", "frozen_teacher"]

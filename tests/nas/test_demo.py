@@ -91,6 +91,8 @@ def test_relative_budget_is_a_share_of_the_largest(trained_tiny_run, tmp_path):
     ({"search": {"devices": [{"name": "cpu-host", "constraints": {"latency_ms": "fast"}}]}}, "search.devices.0"),
     ({"train": "missing.yaml"}, "train"),
     ({"colour": "blue"}, "colour"),
+    ({"export": {"finetune": "3 epochs"}}, "export.finetune"),
+    ({"export": {"finetune": "120%"}}, "export.finetune"),
 ])
 def test_bad_specs_name_the_field(tmp_path, trained_tiny_run, change, field):
     path = _spec(tmp_path, trained_tiny_run, **change)
@@ -107,3 +109,13 @@ def test_demo_trains_data_parallel_when_asked(tmp_path):
     info = json.loads((run_dir / "run.json").read_text())
     assert status == "trained" and info["finished"] and (run_dir / "supernet.pt").is_file()
     assert _train(spec, fresh=False)[0] == "reused"
+
+
+def test_the_report_sets_a_finetuned_nets_accuracy_beside_its_accuracy_in_the_supernet():
+    from nas.demo import _finetune_columns
+
+    card = {"finetune": {"steps": 96, "seconds": 41.5, "supernet_accuracy": {"val": 0.84, "test": 0.8312}},
+            "measured": {"accuracy": {"test": {"torch_fp32": 0.8577}}}}
+    assert _finetune_columns(card) == {"in-supernet test acc (%)": 83.12, "fine-tune gain (pp)": 2.65,
+                                       "fine-tune steps": 96, "fine-tune s": 41.5}
+    assert _finetune_columns({"finetune": {"steps": 0}}) == {}

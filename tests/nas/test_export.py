@@ -3,6 +3,7 @@ independent computation; failures and bad input leave nothing behind."""
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import re
@@ -20,7 +21,7 @@ from hw_profiles import load_profile
 from nas.export import ExportError, export_bundle, load_bundle_net
 from nas.export.bundle import _publish
 from nas.export.check import check_onnx
-from nas.export.finetune import finetune
+from nas.export.finetune import FinetuneRecipe, finetune_steps, finetune_subnet, frozen_teacher
 from nas.export.runtime import ort_predict, ort_session
 from predictors import Predictors
 from supernet import ArchConfig
@@ -65,7 +66,7 @@ def cpu_bundle(trained, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def mcu_bundle(trained, tmp_path_factory) -> Path:
-    return export_bundle(trained, MCU_ARCH, "stm32f746", tmp_path_factory.mktemp("exports"), finetune_epochs=1)
+    return export_bundle(trained, MCU_ARCH, "stm32f746", tmp_path_factory.mktemp("exports"), finetune="30%")
 
 
 def card(bundle: Path) -> dict:
@@ -279,28 +280,113 @@ def test_c_header_holds_the_int8_weights_with_shapes_and_scales(mcu_bundle, tmp_
         subprocess.run([str(tmp_path / "a.out")], check=True)
 
 
-def test_finetuned_bundle_records_its_training_and_changed_the_weights(mcu_bundle, run):
+def test_finetuned_bundle_records_its_training_beside_the_supernets_accuracy(mcu_bundle, run):
     c = card(mcu_bundle)
     ft = c["finetune"]
-    assert ft["epochs"] == 1 and len(ft["history"]) == 1 and np.isfinite(ft["history"][0]["loss"])
+    # 30% of the tiny recipe's 11 training steps
+    assert run.info["steps"] == 11 and ft["steps"] == 3 and ft["budget"] == "30%"
+    assert ft["supernet_steps"] == 11 and ft["share_of_supernet_steps"] == pytest.approx(3 / 11, abs=1e-4)
+    assert ft["images"] == 3 * run.config.train.batch_size and ft["history"][-1]["step"] == 3
+    assert mcu_bundle.name.endswith("-ft3") and "--finetune-steps 3" in c["command"]
     arch = ArchConfig.from_dict(MCU_ARCH)
-    untouched = run.net.extract(arch).state_dict()
-    got = load_bundle_net(mcu_bundle).state_dict()
-    assert not torch.equal(got["blocks.0.expand.0.weight"], untouched["blocks.0.expand.0.weight"])
-    assert mcu_bundle.name.endswith("-ft1")
+    untouched = run.net.extract(arch)
+    got = load_bundle_net(mcu_bundle)
+    assert not torch.equal(got.state_dict()["blocks.0.expand.0.weight"], untouched.state_dict()["blocks.0.expand.0.weight"])
     acc = c["measured"]["accuracy"]["val"]
-    assert acc["torch_fp32"] == pytest.approx(evaluate(load_bundle_net(mcu_bundle), arch, loader(run, "val")))
+    assert acc["torch_fp32"] == pytest.approx(evaluate(got, arch, loader(run, "val")))
+    # the subnet's accuracy in the (untouched) supernet, as measured before fine-tuning
+    recalibrate_bn(untouched, arch, make_loader(run.splits().train, 200, shuffle=True, seed=run.data.seed), 2000)
+    assert ft["supernet_accuracy"]["val"] == pytest.approx(evaluate(untouched, arch, loader(run, "val")))
+    md = (mcu_bundle / "card.md").read_text()
+    assert "## Fine-tuning" in md and "| split | in the supernet | after fine-tuning | change (pp) |" in md
 
 
-def test_finetune_distils_towards_the_teacher(run):
-    arch, largest = run.space.smallest(24), run.space.largest(24)
-    student, teacher = run.net.extract(arch), run.net.extract(largest).eval()
-    before = {k: v.clone() for k, v in student.state_dict().items()}
-    history = finetune(student, teacher, run.splits().train, 24, epochs=2, batch_size=64, max_batches=3, lr=0.05)
-    assert [h["epoch"] for h in history] == [1, 2]
-    assert all(np.isfinite(h["loss"]) and 0 <= h["train_top1"] <= 1 for h in history)
-    assert any(not torch.equal(before[k], v) for k, v in student.state_dict().items())
-    assert not student.training
+def _finetuned_copy(run, arch, steps, optimizer="sgd"):
+    net = copy.deepcopy(run.net)
+    bn = make_loader(run.splits().train, 64, shuffle=True, seed=0)
+    teacher = frozen_teacher(net, arch, bn, 64)
+    calls = []
+
+    def counting_teacher(x):
+        calls.append(len(x))
+        return teacher(x)
+
+    recipe = FinetuneRecipe(optimizer=optimizer, lr=0.05 if optimizer == "sgd" else 0.003, batch_size=32)
+    done = finetune_subnet(net, arch, run.splits().train, steps=steps, recipe=recipe, teacher=counting_teacher)
+    return net, done, calls
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adamw"])  # the tiny recipe's and the demo recipe's
+def test_finetuning_through_the_supernet_moves_only_the_subnets_weights(run, optimizer):
+    arch = ArchConfig.from_dict(MCU_ARCH)  # k3 everywhere, expand 3-6, depth 2,2,3,2
+    before = {k: v.clone() for k, v in run.net.state_dict().items()}
+    net, done, calls = _finetuned_copy(run, arch, steps=4, optimizer=optimizer)
+    after = net.state_dict()
+    assert all(torch.equal(before[k], v) for k, v in run.net.state_dict().items())  # the copy was trained
+    assert net.active == run.space.largest()  # the active arch is restored
+    active = set(arch.active_blocks())
+    for i, block in enumerate(net.blocks):
+        prefix = f"blocks.{i}."
+        if i not in active:  # a block the subnet skips: not one number moved, buffers included
+            assert all(torch.equal(before[k], after[k]) for k in after if k.startswith(prefix)), i
+            continue
+        mid = block.mid_channels(arch.e[i])
+        w0, w1 = before[prefix + "expand_conv.weight"], after[prefix + "expand_conv.weight"]
+        assert not torch.equal(w0[:mid], w1[:mid])  # the subnet's own channels trained
+        assert torch.equal(w0[mid:], w1[mid:])  # the wider subnets' channels did not move
+        for name in ("dw_weight", "expand_bn.weight", "expand_bn.running_mean", "dw_bn.running_var"):
+            assert torch.equal(before[prefix + name][mid:], after[prefix + name][mid:]), (i, name)
+        assert torch.equal(before[prefix + "project_conv.weight"][:, mid:], after[prefix + "project_conv.weight"][:, mid:])
+        d0, d1 = before[prefix + "dw_weight"][:mid], after[prefix + "dw_weight"][:mid]
+        ring = torch.ones(7, 7, dtype=torch.bool)
+        ring[1:6, 1:6] = False  # a k3 subnet reads the 7x7 kernel's centre 5x5 only (7to5, then 5to3)
+        assert torch.equal(d0[..., ring], d1[..., ring]) and not torch.equal(d0, d1)
+
+
+def test_the_step_budget_is_honoured(run):
+    arch = ArchConfig.from_dict(MCU_ARCH)
+    _, done, calls = _finetuned_copy(run, arch, steps=5)
+    assert done["steps"] == 5 and calls == [32] * 5 and done["images"] == 160
+    assert [h["step"] for h in done["history"]] == [1, 2, 3, 4, 5]
+    _, none, calls = _finetuned_copy(run, arch, steps=0)
+    assert none["steps"] == 0 and calls == []
+
+
+def test_the_extracted_net_equals_the_finetuned_supernets_subnet(run):
+    arch = ArchConfig.from_dict(MCU_ARCH)
+    net, _, _ = _finetuned_copy(run, arch, steps=3)
+    bn = make_loader(run.splits().train, 64, shuffle=True, seed=0)
+    recalibrate_bn(net, arch, bn, 128)
+    static = net.extract(arch).eval()
+    x = val_images(run, arch.r)
+    with torch.no_grad(), net.activated(arch):
+        want = net.eval()(x)
+    assert torch.allclose(static(x), want, atol=1e-5)
+    # and the fine-tune changed what the subnet computes
+    fresh = copy.deepcopy(run.net)
+    recalibrate_bn(fresh, arch, bn, 128)
+    with torch.no_grad(), fresh.activated(arch):
+        assert not torch.allclose(fresh.eval()(x), want, atol=1e-3)
+
+
+@pytest.mark.parametrize("budget, supernet_steps, steps", [
+    (0, 960, 0), (None, None, 0), (25, None, 25), ("25", 960, 25), ("10%", 960, 96), (" 2.5 % ", 960, 24),
+    ("100%", 11, 11), ("1%", 11, 1),  # rounds to the nearest step, at least one
+])
+def test_a_budget_resolves_to_steps(budget, supernet_steps, steps):
+    assert finetune_steps(budget, supernet_steps) == steps
+
+
+@pytest.mark.parametrize("budget, supernet_steps, words", [
+    (-1, 960, [">= 0"]), (True, 960, ["10%"]), ("ten", 960, ["'ten'", "10%"]), ("0%", 960, ["above 0%"]),
+    ("101%", 960, ["at most 100%"]), ("-5%", 960, ["10%"]), ("10%", None, ["run.json", "steps"]),
+])
+def test_a_bad_budget_is_refused_naming_the_field(budget, supernet_steps, words):
+    with pytest.raises(ExportError) as info:
+        finetune_steps(budget, supernet_steps)
+    assert "field 'finetune'" in str(info.value)
+    for word in words:
+        assert word in str(info.value)
 
 
 # ---------------------------------------------------------------------------------------------------- failures
@@ -338,14 +424,16 @@ def test_publish_replaces_an_older_bundle_whole(tmp_path):
     ({"arch": {**CPU_ARCH, "ks": [4] * 16}}, InvalidArchError, ["ks[0]", "allowed", "[3, 5, 7]", "tiny-mbv3"]),
     ({"arch": {**CPU_ARCH, "d": [2, 2, 2]}}, InvalidArchError, ["'d'", "tiny-mbv3"]),
     ({"formats": ["onnx", "tflite"]}, ExportError, ["formats", "tflite", "safetensors", "c-header"]),
-    ({"finetune_epochs": -1}, ExportError, ["finetune_epochs"]),
+    ({"finetune": -1}, ExportError, ["finetune", ">= 0"]),
+    ({"finetune": "150%"}, ExportError, ["finetune", "150%", "at most 100%"]),
+    ({"finetune": "3 epochs"}, ExportError, ["finetune", "10%"]),
 ])
 def test_bad_input_is_a_typed_error_and_writes_nothing(kwargs, error, words, trained, tmp_path):
     args = {"arch": CPU_ARCH, "device": "cpu-host", **kwargs}
     out = tmp_path / "exports"
     with pytest.raises(error) as info:
         export_bundle(trained, args["arch"], args["device"], out, formats=kwargs.get("formats"),
-                      finetune_epochs=kwargs.get("finetune_epochs", 0))
+                      finetune=kwargs.get("finetune", 0))
     assert isinstance(info.value, NasError)
     for word in words:
         assert word in str(info.value)

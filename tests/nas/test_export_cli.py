@@ -79,6 +79,12 @@ def test_export_from_a_search_folder_takes_each_devices_best_arch(tiny_run, tmp_
     (["--device", "cpu-host", "--formats", "onnx,tflite"], ["tflite", "c-header"]),
     (["--device", "cpu-host", "--from", "somewhere"], ["exactly one"]),
     (["--device", "cpu-host", "--bad-arch"], ["ks[0]", "[3, 5, 7]"]),
+    # --finetune took epochs before; a bare number is refused rather than read as something else
+    (["--device", "cpu-host", "--finetune", "3"], ["--finetune", "'10%'", "--finetune-steps"]),
+    (["--device", "cpu-host", "--finetune", "150%"], ["field 'finetune'", "at most 100%"]),
+    (["--device", "cpu-host", "--finetune", "10%", "--finetune-steps", "3"], ["at most one"]),
+    (["--device", "cpu-host", "--finetune-steps", "-2"], ["--finetune-steps", ">= 0"]),
+    (["--device", "cpu-host", "--finetune", "10%"], ["run.json", "steps"]),  # this stand-in run records none
 ])
 def test_bad_input_is_one_line_on_stderr_and_exit_2(args, words, tiny_run, tmp_path, monkeypatch, capsys):
     arch_file = tmp_path / "arch.json"
@@ -99,3 +105,18 @@ def test_a_folder_that_is_not_a_run_is_refused(tmp_path, monkeypatch, capsys):
     code, out, err = nas(monkeypatch, capsys, "export", str(tmp_path), "--arch", str(tmp_path / "arch.json"),
                          "--device", "cpu-host", "--out", str(tmp_path / "out"))
     assert code == 2 and "run.json" in err and not (tmp_path / "out").exists()
+
+
+def test_finetune_steps_from_the_cli(tiny_run, tmp_path, monkeypatch, capsys):
+    arch_file = tmp_path / "arch.json"
+    arch_file.write_text(json.dumps(ARCH))
+    code, out, err = nas(monkeypatch, capsys, "export", str(tiny_run), "--arch", str(arch_file), "--device",
+                         "stm32f746", "--formats", "safetensors", "--finetune-steps", "2", "--out",
+                         str(tmp_path / "out"), "--quiet")
+    assert code == 0, err
+    (line,) = [json.loads(x) for x in out.splitlines()]
+    bundle = Path(line["bundle"])
+    card = json.loads((bundle / "card.json").read_text())
+    assert bundle.name.endswith("-ft2") and card["finetune"]["steps"] == 2
+    assert card["finetune"]["share_of_supernet_steps"] is None  # this stand-in run records no training steps
+    assert "--finetune-steps 2" in card["command"]

@@ -209,6 +209,9 @@ def test_search_a_run_then_export_its_best_arch(serve, tmp_path, tiny_run):
         assert c.get("/runs/tiny").json()["weights"] is True
         d = detail(c.post("/exports", json={"run": "tiny", "device": "cpu-host", "arch": arch, "formats": ["gif"]}))
         assert d[0]["loc"] == ["body", "formats", 0] and "safetensors" in d[0]["msg"]
+        for budget in ("150%", "3 epochs", -1):
+            d = detail(c.post("/exports", json={"run": "tiny", "device": "cpu-host", "arch": arch, "finetune": budget}))
+            assert d[0]["loc"] == ["body", "finetune"] and "field 'finetune'" in d[0]["msg"]
         d = detail(c.post("/exports", json={"run": "../tiny", "device": "cpu-host", "arch": arch}))
         assert d[0]["loc"] == ["body", "run"]
         bad = {**arch, "ks": [9] * len(arch["ks"])}

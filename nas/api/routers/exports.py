@@ -20,7 +20,7 @@ from nas.api.schemas import Accepted, ExportOut, ExportRequest
 from nas.jobs import JobRunner
 from nas.settings import Settings
 from nas.store import Experiment, Export, Job, Store
-from supernet.errors import InvalidArchError
+from supernet.errors import InvalidArchError, NasError
 
 router = APIRouter(prefix="/exports", tags=["exports"])
 
@@ -60,18 +60,24 @@ def create_export(body: ExportRequest, response: Response, store: Store = Depend
     load_device(store, body.device, ("body", "device"))
     if arch is None:
         raise FieldError(("body", "arch"), "give an arch, or an experiment whose best arch for the device to export")
-    try:
-        import json
+    import json
 
-        space_dict = json.loads((run_dir / "run.json").read_text()).get("space")
+    info = json.loads((run_dir / "run.json").read_text())
+    try:
         from supernet import SearchSpace
 
         SearchSpace.from_dict(space_dict).arch_from_dict(arch)
     except InvalidArchError as exc:
         raise FieldError(("body", "arch"), str(exc), type_="invalid_arch") from None
+    try:
+        from nas.export.finetune import finetune_steps
+
+        finetune_steps(body.finetune, info.get("steps"))
+    except NasError as exc:
+        raise FieldError(("body", "finetune"), str(exc)) from None
     return queue_job(store, runner, response, "export", lambda job: Export(
         run_id=run_id, device=body.device, arch=arch, experiment_id=body.experiment, job_id=job.id,
-        options={"formats": body.formats, "finetune_epochs": body.finetune_epochs}), "/exports")
+        options={"formats": body.formats, "finetune": body.finetune}), "/exports")
 
 
 @router.get("", response_model=list[ExportOut])

@@ -183,11 +183,13 @@ function exportForm(exp, device, arch, n) {
   const FORMATS = ["safetensors", "torchscript", "onnx", "int8", "c-header"];
   const msg = h("p", { class: "error", role: "alert" });
   const boxes = FORMATS.map((f) => h("label", { class: "check" }, h("input", { type: "checkbox", name: "format", value: f }), ` ${f}`));
-  const epochs = h("input", { id: "finetune", type: "number", min: 0, max: 100, value: 0 });
+  const finetune = h("input", { id: "finetune", type: "text", value: "0", inputmode: "decimal",
+    "aria-describedby": "finetune-help", size: 6 });
   const form = h("form", { class: "export-form", onsubmit: async (e) => {
     e.preventDefault();
     const formats = [...form.querySelectorAll("input[name=format]:checked")].map((x) => x.value);
-    const body = { experiment: exp.id, device, arch, finetune_epochs: Number(epochs.value || 0) };
+    const ft = finetune.value.trim() || "0";
+    const body = { experiment: exp.id, device, arch, finetune: /^\d+$/.test(ft) ? Number(ft) : ft };
     if (formats.length) body.formats = formats;
     msg.textContent = "";
     try {
@@ -201,7 +203,8 @@ function exportForm(exp, device, arch, n) {
   } },
   h("h3", {}, "Export this subnet"),
   h("fieldset", {}, h("legend", {}, "Formats (none ticked: the device kind's defaults)"), boxes),
-  h("span", { class: "field" }, h("label", { for: "finetune" }, "Fine-tune epochs"), epochs),
+  h("span", { class: "field" }, h("label", { for: "finetune" }, "Fine-tune"), finetune,
+    h("small", { id: "finetune-help" }, " steps, or a share of the supernet's training such as 10%")),
   h("button", { type: "submit" }, `Export trial ${n} for ${device}`), msg);
   return form;
 }
