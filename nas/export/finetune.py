@@ -58,7 +58,7 @@ def finetune_steps(budget: int | str | None, supernet_steps: int | None) -> int:
     if isinstance(budget, int) or text.isdigit():
         steps = int(text)
         if not 0 <= steps <= MAX_FINETUNE_STEPS:
-            raise ExportError(f"field 'finetune' must be 0..{MAX_FINETUNE_STEPS:,} steps, got {budget}")
+            raise ExportError(f"field 'finetune' must be >= 0 and at most {MAX_FINETUNE_STEPS:,} steps, got {budget}")
         return steps
     m = _SHARE.match(text)
     if m is None:

@@ -380,6 +380,7 @@ def test_a_budget_resolves_to_steps(budget, supernet_steps, steps):
 @pytest.mark.parametrize("budget, supernet_steps, words", [
     (-1, 960, [">= 0"]), (True, 960, ["10%"]), ("ten", 960, ["'ten'", "10%"]), ("0%", 960, ["above 0%"]),
     ("101%", 960, ["at most 100%"]), ("-5%", 960, ["10%"]), ("10%", None, ["run.json", "steps"]),
+    (10**7, 960, ["at most 1,000,000 steps"]),
 ])
 def test_a_bad_budget_is_refused_naming_the_field(budget, supernet_steps, words):
     with pytest.raises(ExportError) as info:
