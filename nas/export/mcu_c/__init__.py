@@ -25,9 +25,11 @@ __all__ = ["write_c_bundle", "quantize_input", "int8_reference", "read_graph", "
            "KernelGraph", "Program", "CHECK_TOLERANCE_LSB"]
 
 # The int8 ONNX model runs Conv/Add/Mul/ReduceMean in float between its Quantize/Dequantize pairs; a value within
-# float32 rounding of a .5 boundary may round the other way there than in the exact integer arithmetic of the C
-# code, and a flipped LSB can travel on. The check allows 1 LSB and reports the share of outputs exactly equal.
-CHECK_TOLERANCE_LSB = 1
+# float32 rounding of a .5 boundary (about 1 in 10^5 per layer) rounds the other way there than in the exact
+# integer arithmetic of the C code, and a flipped LSB travels on through later layers: on trained tiny-mbv3 nets
+# most logits are equal and a few differ by 1, rarely 2 (BENCHMARKS.md, mcu-c). The check allows 2 LSB, requires
+# the same top-1, and reports the share of outputs exactly equal.
+CHECK_TOLERANCE_LSB = 2
 
 
 def quantize_input(images: np.ndarray, graph: KernelGraph) -> np.ndarray:
@@ -37,12 +39,18 @@ def quantize_input(images: np.ndarray, graph: KernelGraph) -> np.ndarray:
     return np.clip(x, -128, 127).astype(np.int8).reshape(len(images), -1)
 
 
-def int8_reference(model_path: Path, images: np.ndarray, graph: KernelGraph, threads: int = 1) -> np.ndarray:
-    """onnxruntime's outputs of the int8 model on float `images`, as the int8 values its last QuantizeLinear made."""
-    from nas.export.runtime import ort_logits, ort_session
-    import torch
+def int8_reference(model_path: Path, images: np.ndarray, graph: KernelGraph) -> np.ndarray:
+    """onnxruntime's outputs of the int8 model on float `images`, as the int8 values its last QuantizeLinear made.
 
-    logits = ort_logits(ort_session(model_path, threads), torch.as_tensor(np.asarray(images, np.float32)))
+    Graph optimizations off: the QDQ graph as written, the same on every machine (the optimized session fuses
+    differently per CPU: on x86 part of it converts to uint8 and runs QLinearConv, part stays float)."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    opts.intra_op_num_threads, opts.log_severity_level = 1, 3
+    sess = ort.InferenceSession(str(model_path), opts, providers=["CPUExecutionProvider"])
+    logits = sess.run(None, {sess.get_inputs()[0].name: np.asarray(images, np.float32)})[0]
     q = graph.output_q
     return np.clip(np.rint(logits / np.float32(q.scale)) + q.zero_point, -128, 127).astype(np.int8)
 
@@ -65,8 +73,10 @@ def write_c_bundle(int8_path: Path, space: SearchSpace, arch: ArchConfig, folder
         "arena_bytes": plan.size, "scratch_bytes": plan.scratch, "test_images": n,
         "entry_point": "int nas_infer(const int8_t *input, int8_t *output)",
         "latency_note": "latency stays predicted: no emulator gives Cortex-M cycles",
+        "reference": "onnxruntime, graph optimizations off (the QDQ graph as written)",
         "tolerance_reason": "the int8 ONNX model computes between its QDQ pairs in float32, the C code exactly in "
-                            "integers: a value within float32 rounding of a .5 boundary may round differently",
+                            "integers: a value within float32 rounding of a .5 boundary rounds differently, and "
+                            "the flipped LSB travels on",
     }
     try:
         missing = missing_tools("host")

@@ -92,7 +92,6 @@ def _attrs(node) -> dict[str, Any]:  # noqa: ANN001
 def _lut(nodes: list, inits: dict[str, np.ndarray], src: str, dst: str) -> np.ndarray:  # noqa: ANN001
     """onnxruntime's own output of the QDQ nodes `nodes` (from the int8 tensor `src` to `dst`) on all 256 int8
     inputs."""
-    import onnx
     import onnxruntime as ort
     from onnx import TensorProto, helper, numpy_helper
 
