@@ -93,7 +93,7 @@ def measure(run, arch, splits, folder: Path, seed: int) -> dict:  # noqa: ANN001
     quantize_int8(folder / "model.onnx", folder / "model.int8.onnx", _images(splits.train, 128, arch.r, seed + 2),
                   INPUT_NAME, "int8")
     images = check.numpy()
-    report = write_c_bundle(folder / "model.int8.onnx", run.space, arch, folder / "c", images)
+    report = write_c_bundle(folder / "model.int8.onnx", run.space, arch, folder / "c", images, strict=False)
     m7 = report["cortex_m7"]
     row = {"r": arch.r, "blocks": len(arch.active_blocks()), "arena B": report["arena_bytes"],
            "equal %": 100 * report["check"]["equal_share"], "max Δ LSB": report["check"]["max_diff_lsb"],
