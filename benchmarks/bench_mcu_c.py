@@ -7,7 +7,10 @@ int8 outputs on validation images, built for Cortex-M7 (`arm-none-eabi-gcc -Os`:
 SRAM = .data + .bss + stack) and run in QEMU; the MCU cost model of every shipped MCU predicts Flash and SRAM.
 Host latency: median of batch-1 runs of `nas_infer` (cc -O2) against onnxruntime int8 (1 thread), same images.
 
-    .venv/bin/python benchmarks/bench_mcu_c.py --run RUN_DIR [--subnets 20]
+    .venv/bin/python benchmarks/bench_mcu_c.py [--run runs/fashion-mnist] [--bundles runs/demo/exports] [--subnets 20]
+
+The MCU net is the demo's (the arch of its stm32f746 bundle under --bundles) where one exists, else --mcu-arch,
+else the test suite's MCU arch.
 """
 
 from __future__ import annotations
@@ -112,8 +115,10 @@ def measure(run, arch, splits, folder: Path, seed: int) -> dict:  # noqa: ANN001
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--run", required=True, help="trained run folder")
-    ap.add_argument("--mcu-arch", help="arch JSON of the MCU net (default: the test suite's MCU arch at r=24)")
+    ap.add_argument("--run", default="runs/fashion-mnist", help="trained run folder (the demo's)")
+    ap.add_argument("--bundles", default="runs/demo/exports", help="the demo's export folder")
+    ap.add_argument("--mcu-arch", help="arch JSON of the MCU net where the demo has none (default: the test "
+                                       "suite's MCU arch at r=24)")
     ap.add_argument("--subnets", type=int, default=20, help="random subnets besides the MCU net")
     ap.add_argument("--no-write", action="store_true", help="print only; leave BENCHMARKS.md as it is")
     args = ap.parse_args()
@@ -126,9 +131,15 @@ def main() -> None:
     torch.set_num_threads(1)
     run = load_run(args.run)
     splits = run.splits()
-    mcu = ArchConfig.from_json(Path(args.mcu_arch).read_text()) if args.mcu_arch else ArchConfig.from_dict(
-        {"ks": [3] * 16, "e": [4, 3, 3, 3, 6, 3, 3, 3, 4, 4, 3, 3, 3, 3, 3, 3], "d": [2, 2, 3, 2], "r": 24})
-    archs = [("MCU net", run.space.validate(mcu))] + [(f"random {s}", run.space.sample(s)) for s in
+    demo = sorted(Path(args.bundles).glob("stm32f746-*/arch.json"))
+    if demo:
+        mcu, label = ArchConfig.from_json(demo[0].read_text()), f"demo's MCU net ({demo[0].parent.name})"
+    elif args.mcu_arch:
+        mcu, label = ArchConfig.from_json(Path(args.mcu_arch).read_text()), f"MCU net ({args.mcu_arch})"
+    else:
+        mcu, label = ArchConfig.from_dict({"ks": [3] * 16, "e": [4, 3, 3, 3, 6, 3, 3, 3, 4, 4, 3, 3, 3, 3, 3, 3],
+                                           "d": [2, 2, 3, 2], "r": 24}), "MCU net (tests' MCU_ARCH)"
+    archs = [(label, run.space.validate(mcu))] + [(f"random {s}", run.space.sample(s)) for s in
                                                       range(args.subnets)]
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench-mcu-c-") as tmp:
@@ -142,7 +153,7 @@ def main() -> None:
              for m in MCUS}
     ratio = [r["C / ort"] for r in rows]
     equal = sum(r["equal %"] == 100 for r in rows)
-    body = (f"Run `{args.run}` (space `{run.space.name}`, checkpoint `{run.checkpoint_hash[:12]}`): the MCU net and "
+    body = (f"Run `{args.run}` (space `{run.space.name}`, checkpoint `{run.checkpoint_hash[:12]}`): {archs[0][0]} and "
             f"{args.subnets} random subnets (`space.sample(0..{args.subnets - 1})`), BN recalibrated on 500 training "
             "images, int8 calibrated on 128; 16 validation images per net. Measured: the Cortex-M7 model image of "
             "`c/` (arm-none-eabi-gcc -mcpu=cortex-m7 -mthumb -Os): Flash = .text + .rodata + .data, SRAM = .data + "

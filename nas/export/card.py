@@ -41,7 +41,7 @@ def _c_code_section(c: dict[str, Any] | None) -> list[str]:
     if "skipped" in chk:
         lines.append(f"- Host check: not run ({chk['skipped']}).")
     else:
-        lines.append(f"- Host check on {chk['images']} validation images against onnxruntime's int8 model: "
+        lines.append(f"- Host check on {chk['images']} validation images against the int8 model ({c['reference']}): "
                      f"{100 * chk['equal_share']:.2f}% of {chk['outputs']} int8 outputs equal, max difference "
                      f"{chk['max_diff_lsb']} LSB (allowed {chk['tolerance_lsb']}: {c['tolerance_reason']}), "
                      f"top-1 mismatches {chk['top1_mismatches']}.")
@@ -113,10 +113,12 @@ def render_markdown(card: dict[str, Any]) -> str:
     mem = card.get("memory")
     if mem:
         lines += ["## Memory", "", _row("", "need", "capacity", "fits"), _row("---", "---", "---", "---"),
-                  _row("SRAM (predicted, int8 peak + runtime)" if dev["kind"] == "mcu" else "activations (predicted)",
+                  _row("SRAM (predicted: int8 arena + scratch + stack)" if dev["kind"] == "mcu" else
+                       "activations (predicted)",
                        _bytes(mem.get("sram_bytes")), _bytes(mem.get("sram_capacity_bytes")),
                        mem.get("sram_fits", "–")),
-                  _row("Flash (predicted, weights + runtime)" if dev["kind"] == "mcu" else "weights (predicted)",
+                  _row("Flash (predicted: weights, biases, requantization, tables, code)" if dev["kind"] == "mcu" else
+                       "weights (predicted)",
                        _bytes(mem.get("flash_bytes")), _bytes(mem.get("flash_capacity_bytes")),
                        mem.get("flash_fits", "–"))]
         header = mem.get("c_header")
@@ -127,8 +129,8 @@ def render_markdown(card: dict[str, Any]) -> str:
         measured = mem.get("measured")
         if measured:
             for what in ("sram", "flash"):
-                lines.append(_row(f"{what.upper() if what == 'sram' else 'Flash'} (measured: Cortex-M7 build of c/, "
-                                  f"{_pct_diff(measured[f'{what}_diff_pct'])} predicted)",
+                lines.append(_row(f"{what.upper() if what == 'sram' else 'Flash'} (measured: Cortex-M7 build of c/; "
+                                  f"predicted {_pct_diff(measured[f'{what}_diff_pct'])})",
                                   _bytes(measured[f"{what}_bytes"]), _bytes(mem.get(f"{what}_capacity_bytes")), "–"))
             lines += ["", f"Measured: {measured['source']}."]
         lines += ["", f"**Verdict: {mem['verdict']}**", ""]
