@@ -100,6 +100,7 @@ def measure(run, arch, splits, folder: Path, seed: int) -> dict:  # noqa: ANN001
     m7 = report["cortex_m7"]
     row = {"r": arch.r, "blocks": len(arch.active_blocks()), "arena B": report["arena_bytes"],
            "equal %": 100 * report["check"]["equal_share"], "max Δ LSB": report["check"]["max_diff_lsb"],
+           "top-1 mism.": report["check"]["top1_mismatches"],
            "QEMU = host": report["qemu"].get("same_as_host", "–"),
            "Flash B": m7.get("flash_bytes"), "SRAM B": m7.get("sram_bytes")}
     codes = run.space.encode([arch])
@@ -148,13 +149,16 @@ def main() -> None:
             rows.append(row)
             print(json.dumps(row), flush=True)
     cols = ["subnet", "r", "blocks", "arena B", "Flash B", "stm32f746 Flash Δ%", "SRAM B", "stm32f746 SRAM Δ%",
-            "equal %", "max Δ LSB", "QEMU = host", "C ms", "ort int8 ms", "C / ort"]
+            "equal %", "max Δ LSB", "top-1 mism.", "QEMU = host", "C ms", "ort int8 ms", "C / ort"]
     worst = {m: (max(abs(r[f"{m} Flash Δ%"]) for r in rows), max(abs(r[f"{m} SRAM Δ%"]) for r in rows))
              for m in MCUS}
     ratio = [r["C / ort"] for r in rows]
     equal = sum(r["equal %"] == 100 for r in rows)
+    top1 = sum(r["top-1 mism."] for r in rows)
     body = (f"Run `{args.run}` (space `{run.space.name}`, checkpoint `{run.checkpoint_hash[:12]}`): {archs[0][0]} and "
-            f"{args.subnets} random subnets (`space.sample(0..{args.subnets - 1})`), BN recalibrated on 500 training "
+            f"{args.subnets} random subnets (`space.sample(0..{args.subnets - 1})`)"
+            + ("" if demo else f" (no demo export under `{args.bundles}` on this machine)")
+            + ", BN recalibrated on 500 training "
             "images, int8 calibrated on 128; 16 validation images per net. Measured: the Cortex-M7 model image of "
             "`c/` (arm-none-eabi-gcc -mcpu=cortex-m7 -mthumb -Os): Flash = .text + .rodata + .data, SRAM = .data + "
             ".bss + stack (-fstack-usage); Δ% = (predicted - measured) / measured. Latency: median of "
@@ -163,7 +167,9 @@ def main() -> None:
             + table(rows, cols) + "\n\n"
             + "Largest |Δ| over the nets, per shipped MCU (Flash / SRAM): "
             + "; ".join(f"{m} {f:.3f}% / {s:.3f}%" for m, (f, s) in worst.items()) + " (the goal: within 3%). "
-            + f"Host C outputs equal to onnxruntime int8 on every output for {equal} of {len(rows)} nets; "
+            + f"Host C outputs equal to onnxruntime int8 (its QDQ graph as written) on every output for {equal} of "
+            + f"{len(rows)} nets, {top1} top-1 mismatches (ties within 2 LSB aside) over "
+            + f"{16 * len(rows)} images; "
             + f"C latency / onnxruntime int8 latency: median {statistics.median(ratio):.2f}x "
             + f"(from {min(ratio):.2f} to {max(ratio):.2f}): the C kernels are plain portable loops, no SIMD.")
     print(body)

@@ -374,7 +374,7 @@ def test_mcu_bundle_c_code_equals_the_int8_model_and_its_measured_memory_is_pred
     c = card(mcu_bundle)
     code = c["c_code"]
     assert code["check"]["passed"] and code["check"]["images"] == 16
-    assert code["check"]["max_diff_lsb"] <= 4 and code["check"]["top1_mismatches"] == 0
+    assert code["check"]["max_diff_lsb"] <= 8 and code["check"]["top1_mismatches"] == 0
     assert "Generated C" in (mcu_bundle / "card.md").read_text()
     folder = tmp_path / "c"
     shutil.copytree(mcu_bundle / "c", folder)  # the shipped folder builds and checks on its own

@@ -134,10 +134,10 @@ def test_check_fails_when_an_output_differs(built, tmp_path):
     head, tail = text.split("nas_test_expected", 1)
     first = re.search(r"-?\d+", tail.split("{", 2)[2])
     value = int(first.group())
-    tail = tail.replace(first.group(), str(value + 10 if value < 110 else value - 10), 1)
+    tail = tail.replace(first.group(), str(value + 20 if value < 100 else value - 20), 1)
     (folder / "test_vectors.h").write_text(head + "nas_test_expected" + tail)
     check = host_check(folder, IMAGES, CHECK_TOLERANCE_LSB)
-    assert not check.passed and check.max_diff_lsb >= 9
+    assert not check.passed and check.max_diff_lsb >= 19
 
 
 def test_fixed_point_multipliers_round_trip():

@@ -26,10 +26,11 @@ __all__ = ["write_c_bundle", "quantize_input", "int8_reference", "read_graph", "
 
 # The int8 ONNX model runs Conv/Add/Mul/ReduceMean in float between its Quantize/Dequantize pairs; a value within
 # float32 rounding of a .5 boundary (about 1 in 10^5 per layer) rounds the other way there than in the exact
-# integer arithmetic of the C code, and a flipped LSB travels on and grows through later layers: on tiny-mbv3 nets
-# most logits are equal and the rest differ by 1-3 LSB (BENCHMARKS.md, mcu-c). The check allows 4 LSB (a wrong
-# kernel is off by tens), requires the same top-1, and reports the share of outputs exactly equal.
-CHECK_TOLERANCE_LSB = 4
+# integer arithmetic of the C code, and a flipped LSB travels on and grows through later layers: on 21 tiny-mbv3
+# nets 77-100% of the int8 logits were equal and the rest off by 1-7 LSB (BENCHMARKS.md, mcu-c). The check allows
+# 8 LSB (a wrong kernel is off by tens), requires the same top-1 wherever onnxruntime's top-2 margin exceeds 2 LSB,
+# and reports the share of outputs exactly equal.
+CHECK_TOLERANCE_LSB = 8
 
 
 def quantize_input(images: np.ndarray, graph: KernelGraph) -> np.ndarray:
