@@ -1,10 +1,11 @@
 """McuCostModel: int8 inference on a microcontroller: latency, peak SRAM, Flash and a fits verdict.
 
 Latency: per layer MACs × cycles-per-MAC of its op type (conv, pointwise, depthwise, linear) plus a per-layer
-overhead, at the device clock. Peak SRAM (MCUNet/TinyEngine): the largest set of int8 activation buffers alive
-at once (a layer's input and output, plus a block input kept for its residual add), with depthwise layers
-computed in place, plus the runtime's own buffers. Flash: int8 weights, int32 biases (BN folded into every
-conv) and the runtime.
+overhead, at the device clock. SRAM and Flash are those of the C code `nas export` generates (see
+`predictors.mcu_memory`): SRAM is its static arena (MCUNet/TinyEngine's plan: a layer's input and output alive
+at once, a block input kept for its residual add, depthwise computed in place) plus the depthwise scratch plane
+plus the runtime's stack; Flash is every constant array (int8 weights; int32 bias, multiplier and int8 shift per
+output channel; activation tables; op descriptors) plus the kernels' code.
 """
 
 from __future__ import annotations
@@ -15,9 +16,10 @@ import numpy as np
 
 from hw_profiles import DeviceProfile, load_profile
 from supernet import SearchSpace
-from supernet.counting import Layer, peak_bytes
+from supernet.counting import Layer
 
 from predictors.base import PredictorBase, PredictorError, register_predictor
+from predictors.mcu_memory import block_arena_bytes, layer_flash_bytes, scratch_bytes
 from predictors.ops import Op, OpTables
 
 _OP_TYPE = {"conv": "conv", "expand": "pointwise", "project": "pointwise", "se": "pointwise", "mix": "pointwise",
@@ -26,16 +28,9 @@ CYCLE_FIGURES = ("cycles_per_mac_conv", "cycles_per_mac_pointwise", "cycles_per_
                  "cycles_per_mac_linear", "cycles_per_elem_pool", "layer_overhead")
 
 
-def layer_flash_bytes(layer: Layer) -> int:
-    """int8 weights + int32 biases (BN folded: one bias per output channel of a conv with BN or bias)."""
-    if layer.kind == "pool":
-        return 0
-    return layer.weight_params + (4 * layer.cout if (layer.bn or layer.bias) else 0)
-
-
 def sram_peak_bytes(layers: list[Layer]) -> float:
-    """Peak int8 activation bytes over `layers` with in-place depthwise."""
-    return peak_bytes(layers, bytes_per_elem=1, inplace_depthwise=True)
+    """Peak int8 activation bytes over `layers` (one block) with in-place depthwise, as the generated arena holds them."""
+    return float(block_arena_bytes(layers))
 
 
 @register_predictor("mcu")
@@ -54,8 +49,8 @@ class McuCostModel(PredictorBase):
         self.clock_mhz, self.sram_bytes, self.flash_bytes = clock_mhz, sram_bytes, flash_bytes
         self.cycles = {k: float(cycles[k]) for k in CYCLE_FIGURES}
         self.sram_runtime_bytes, self.flash_runtime_bytes = sram_runtime_bytes, flash_runtime_bytes
-        # latency (sum over ops), peak SRAM (max over ops), Flash (sum): one gather per batch of archs
-        self._tables = OpTables(space, self._op_costs, 3, reduce=("sum", "max", "sum"))
+        # latency (sum over ops), arena (max over ops), Flash (sum), depthwise scratch (max): one gather per batch
+        self._tables = OpTables(space, self._op_costs, 4, reduce=("sum", "max", "sum", "max"))
 
     @classmethod
     def from_profile(cls, space: SearchSpace, profile: DeviceProfile | str) -> "McuCostModel":
@@ -81,25 +76,30 @@ class McuCostModel(PredictorBase):
     def _op_costs(self, op: Op) -> np.ndarray:
         layers = list(op.layers)
         return np.array([sum(map(self.layer_cycles, layers)) / (self.clock_mhz * 1e3), sram_peak_bytes(layers),
-                         float(sum(map(layer_flash_bytes, layers)))])
+                         float(sum(map(layer_flash_bytes, layers))), float(scratch_bytes(layers))])
 
     def evaluate(self, codes: np.ndarray) -> np.ndarray:
-        """(N, 3): latency ms, peak SRAM bytes, Flash bytes (runtime included), in one pass."""
-        out = self._tables(codes)
-        out[:, 1] += self.sram_runtime_bytes
+        """(N, 3): latency ms, peak SRAM bytes (arena + scratch + runtime), Flash bytes (runtime included)."""
+        t = self._tables(codes)
+        out = t[:, :3].copy()
+        out[:, 1] += t[:, 3] + self.sram_runtime_bytes
         out[:, 2] += self.flash_runtime_bytes
         return out
+
+    def arena_bytes(self, codes: np.ndarray) -> np.ndarray:
+        """The generated code's activation arena in bytes (without the scratch plane and the runtime)."""
+        return self._tables(codes)[:, 1]
 
     def predict(self, codes: np.ndarray) -> np.ndarray:
         """Latency in ms at the device clock."""
         return self._tables(codes)[:, 0]
 
     def sram(self, codes: np.ndarray) -> np.ndarray:
-        """Peak SRAM in bytes: int8 activations (in-place depthwise, kept residuals) + runtime buffers."""
+        """Peak SRAM in bytes: the int8 arena (in-place depthwise, kept residuals) + scratch plane + runtime."""
         return self.evaluate(codes)[:, 1]
 
     def flash(self, codes: np.ndarray) -> np.ndarray:
-        """Flash in bytes: int8 weights + int32 biases + runtime."""
+        """Flash in bytes: weights, per-channel biases and requantization, tables, op descriptors + runtime code."""
         return self.evaluate(codes)[:, 2]
 
     def memory(self, codes: np.ndarray, evaluated: np.ndarray | None = None) -> dict[str, np.ndarray]:

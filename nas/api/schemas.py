@@ -10,8 +10,8 @@ from pydantic import BaseModel, ConfigDict, Field
 JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled", "interrupted"]
 MAX_ARCHS = 5000
 MAX_DEVICES = 32
-EXPORT_FORMATS = ("safetensors", "torchscript", "onnx", "int8", "c-header")  # nas.export.FORMATS (a test checks)
-ExportFormat = Literal["safetensors", "torchscript", "onnx", "int8", "c-header"]
+EXPORT_FORMATS = ("safetensors", "torchscript", "onnx", "int8", "c-header", "c")  # nas.export.FORMATS (a test checks)
+ExportFormat = Literal["safetensors", "torchscript", "onnx", "int8", "c-header", "c"]
 
 
 class Health(BaseModel):

@@ -37,7 +37,7 @@ def export(run_dir: str = typer.Argument(..., help="trained run folder (nas trai
            finetune_steps: Optional[int] = typer.Option(None, "--finetune-steps", help="distillation fine-tuning "
                                                         "for this many steps"),
            formats: Optional[list[str]] = typer.Option(None, "--formats", help="comma list among safetensors, "
-                                                       "torchscript, onnx, int8, c-header (default: by device)"),
+                                                       "torchscript, onnx, int8, c-header, c (default: by device)"),
            quiet: bool = typer.Option(False, "--quiet", help="no progress on stderr"),
            server: str = typer.Option(None, "--server", help="a `nas serve` URL: run there (token from $NAS_API_TOKEN)")) -> None:
     """Export subnets of a trained run for devices: weights, TorchScript, ONNX, int8, C header, model card."""

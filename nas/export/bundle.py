@@ -3,7 +3,8 @@
     bundle = export_bundle("runs/fashion-mnist", arch, "stm32f746", "exports/")
 
 The bundle holds `arch.json`, `weights.safetensors`, `model.pt` (TorchScript), `model.onnx`, where the device wants
-it `model.int8.onnx` and (MCUs) `model.h`, and `card.json` + `card.md` with predicted beside measured figures. It
+it `model.int8.onnx` and (MCUs) `model.h` and `c/` (generated int8 C inference, see `nas.export.mcu_c`), and
+`card.json` + `card.md` with predicted beside measured figures. It
 is built in a temporary folder next to its final place and renamed into place once every file is written and
 every check passed: a bundle exists whole or not at all.
 """
@@ -41,13 +42,14 @@ from supernet.errors import InvalidArchError, NasError
 from supernet.evaluate import predict_logits, recalibrate_bn, resize_to
 from supernet.run import TrainedRun, load_run
 
-FORMATS = ("safetensors", "torchscript", "onnx", "int8", "c-header")
-_NEEDS = {"int8": "onnx", "c-header": "int8"}
+FORMATS = ("safetensors", "torchscript", "onnx", "int8", "c-header", "c")
+_NEEDS = {"int8": "onnx", "c-header": "int8", "c": "int8"}
 DEFAULT_FORMATS = {"cpu": ("safetensors", "torchscript", "onnx"), "gpu": ("safetensors", "torchscript", "onnx"),
                    "mcu": FORMATS}
 BN_IMAGES = 2000  # OFA recalibrates BN on 2,000 training images
 CALIBRATION_IMAGES = 512  # int8 activation ranges
 CHECK_IMAGES = 256  # ONNX vs PyTorch
+C_CHECK_IMAGES = 16  # generated C vs the int8 ONNX model: shipped as the c/ folder's test vectors
 MEASURED_DEVICE = "cpu-host"  # the one profile that is this machine: its latency is measured, not only predicted
 
 Progress = Callable[[float, str], None]
@@ -120,8 +122,8 @@ def _publish(tmp: Path, final: Path) -> None:
     """Rename the finished folder `tmp` to `final`, replacing an older bundle of the same name."""
     # mkdtemp and some writers create owner-only files; a bundle is meant to be shared like any output.
     os.chmod(tmp, 0o755)
-    for p in tmp.iterdir():
-        os.chmod(p, 0o644)
+    for p in tmp.rglob("*"):
+        os.chmod(p, 0o755 if p.is_dir() else 0o644)
     while True:
         try:
             os.rename(tmp, final)
@@ -156,9 +158,11 @@ def _predictions(run: TrainedRun, profile: DeviceProfile, arch: ArchConfig) -> d
     return out
 
 
-def _memory(profile: DeviceProfile, predicted: dict[str, Any], header: dict[str, Any] | None) -> dict[str, Any]:
-    """Predicted SRAM/Flash (MCUs: int8 peak activations + runtime, weights + runtime) against the device's memory,
-    the C header's measured size, and one verdict."""
+def _memory(profile: DeviceProfile, predicted: dict[str, Any], header: dict[str, Any] | None,
+            c_code: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Predicted SRAM/Flash (MCUs: the generated code's arena + scratch + stack, its constants + code) against the
+    device's memory, the C header's size, the Cortex-M7 build's measured sections beside the prediction, and one
+    verdict."""
     mem: dict[str, Any] = {"sram_bytes": predicted.get("sram_bytes"), "flash_bytes": predicted.get("flash_bytes")}
     if profile.kind == "mcu":
         mem["sram_capacity_bytes"], mem["flash_capacity_bytes"] = profile.figure("sram"), profile.figure("flash")
@@ -180,6 +184,16 @@ def _memory(profile: DeviceProfile, predicted: dict[str, Any], header: dict[str,
         if not header["fits_flash"]:
             problems.append(f"model.h's arrays ({header['const_bytes']:,} B) plus the runtime ({runtime:,.0f} B) "
                             f"exceed the {profile.figure('flash'):,.0f} B of Flash")
+    m7 = (c_code or {}).get("cortex_m7", {})
+    if "flash_bytes" in m7:
+        mem["measured"] = {"source": "Cortex-M7 ELF of c/ (arm-none-eabi-gcc -Os): Flash = .text + .rodata + .data, "
+                                     "SRAM = .data + .bss + stack (-fstack-usage)",
+                           "flash_bytes": m7["flash_bytes"], "sram_bytes": m7["sram_bytes"],
+                           "flash_diff_pct": _diff_pct(predicted.get("flash_bytes"), m7["flash_bytes"]),
+                           "sram_diff_pct": _diff_pct(predicted.get("sram_bytes"), m7["sram_bytes"])}
+        if profile.kind == "mcu" and m7["flash_bytes"] > profile.figure("flash"):
+            problems.append(f"the built model image takes {m7['flash_bytes']:,} B of Flash, the device has "
+                            f"{profile.figure('flash'):,.0f} B")
     if profile.kind != "mcu" and not problems:
         if "memory_capacity_bytes" not in mem:
             mem["verdict"] = f"not checked: the {profile.name} profile states no memory capacity"
@@ -191,6 +205,23 @@ def _memory(profile: DeviceProfile, predicted: dict[str, Any], header: dict[str,
             f"fits {profile.name} (SRAM and Flash within capacity)"
     mem["fits"] = not problems and bool(predicted.get("fits", True))
     return mem
+
+
+def _diff_pct(predicted: Any, measured: float) -> float | None:
+    """(predicted - measured) / measured in percent."""
+    return None if predicted is None or not measured else 100.0 * (float(predicted) - measured) / measured
+
+
+def _refuse_oversized_arena(space: SearchSpace, arch: ArchConfig, profile: DeviceProfile) -> None:
+    """An MCU export with C code stops before any work when the planned SRAM exceeds the device's."""
+    from predictors.mcu import McuCostModel
+
+    model = McuCostModel.from_profile(space, profile)
+    codes = space.encode([arch])
+    need, arena = float(model.sram(codes)[0]), float(model.arena_bytes(codes)[0])
+    if need > profile.figure("sram"):
+        raise ExportError(f"subnet does not fit {profile.name}: the C code's arena is {arena:,.0f} B ({need:,.0f} B "
+                          f"of SRAM with scratch and stack), the device has {profile.figure('sram'):,.0f} B")
 
 
 def _command(run_dir: Path, final: Path, device: str, out_dir: Path, formats: tuple[str, ...], steps: int) -> str:
@@ -256,6 +287,8 @@ def export_bundle(run_dir: str | Path, arch: ArchConfig | Mapping[str, Any] | st
 def _build(run: TrainedRun, arch: ArchConfig, profile: DeviceProfile, formats: tuple[str, ...], steps: int,
            splits, tmp: Path, report: Progress) -> dict[str, Any]:  # noqa: ANN001
     """Write every file of the bundle into `tmp` and return the card (without its command)."""
+    if "c" in formats and profile.kind == "mcu":
+        _refuse_oversized_arena(run.space, arch, profile)
     seed = run.data.seed
     bn_loader = make_loader(splits.train, 200, shuffle=True, seed=seed)
     report(0.05, "extracting the subnet and recalibrating BN")
@@ -294,7 +327,8 @@ def _build(run: TrainedRun, arch: ArchConfig, profile: DeviceProfile, formats: t
     if "int8" in formats:
         report(0.75, "quantizing to int8 (calibrating on training images)")
         calib = _images(splits.train, CALIBRATION_IMAGES, arch.r, seed + 2)
-        activations = "int8" if profile.kind == "mcu" else "uint8"
+        # the C runtime is int8 throughout (as CMSIS-NN and TF-Lite Micro): asking for it asks for int8 activations
+        activations = "int8" if profile.kind == "mcu" or "c" in formats else "uint8"
         quantize_int8(tmp / "model.onnx", tmp / "model.int8.onnx", calib, INPUT_NAME, activations)
         weights = "int8 (7-bit range), symmetric, per output channel" if activations == "uint8" else \
             "int8, symmetric, per output channel"
@@ -309,6 +343,13 @@ def _build(run: TrainedRun, arch: ArchConfig, profile: DeviceProfile, formats: t
                                       f"supernet checkpoint sha256 {run.checkpoint_hash}")
         header = {"tensors": info.tensors, "activations": info.activations, "weight_bytes": info.weight_bytes,
                   "const_bytes": info.total_bytes}
+    c_code = None
+    if "c" in formats:
+        from nas.export.mcu_c import write_c_bundle
+
+        report(0.8, "generating int8 C code, checking it against the int8 model, building it for Cortex-M7")
+        images = check_images[0][:C_CHECK_IMAGES].numpy()
+        c_code = write_c_bundle(tmp / "model.int8.onnx", run.space, arch, tmp / "c", images)
 
     report(0.85, "measuring accuracy (val, test)")
     accuracy = _accuracy(net, arch, splits, onnx_paths)
@@ -321,7 +362,8 @@ def _build(run: TrainedRun, arch: ArchConfig, profile: DeviceProfile, formats: t
     predicted = _predictions(run, profile, arch)
     codes = run.space.encode([arch])
     train_ds = splits.train
-    files = {p.name: {"bytes": p.stat().st_size, "sha256": _sha256(p)} for p in sorted(tmp.iterdir())}
+    files = {p.relative_to(tmp).as_posix(): {"bytes": p.stat().st_size, "sha256": _sha256(p)}
+             for p in sorted(tmp.rglob("*")) if p.is_file()}
     return {
         "format": "ofa-nas-bundle/1",
         "name": f"{run.space.name} subnet for {profile.name}",
@@ -345,7 +387,8 @@ def _build(run: TrainedRun, arch: ArchConfig, profile: DeviceProfile, formats: t
         "measured": {"accuracy": accuracy, "latency": latency, "latency_note": latency_note},
         "onnx_check": agreement,
         "quantization": quant,
-        "memory": _memory(profile, predicted, header),
+        "memory": _memory(profile, predicted, header, c_code),
+        "c_code": c_code,
         "files": files,
     }
 

@@ -24,6 +24,44 @@ def _row(*cells: Any) -> str:
     return "| " + " | ".join(str(c) for c in cells) + " |"
 
 
+def _pct_diff(v: Any) -> str:
+    return "–" if v is None else f"{float(v):+.2f}%"
+
+
+def _c_code_section(c: dict[str, Any] | None) -> list[str]:
+    """card.md's account of the generated C code: its check against the int8 model, its builds."""
+    if not c:
+        return []
+    lines = ["## Generated C (`c/`)", "",
+             f"`{c['entry_point']}` in `c/model.c` ({c['ops']} kernel calls, integer-only, no malloc); one static "
+             f"arena of {_bytes(c['arena_bytes'])} laid out by the SRAM predictor's plan, plus a "
+             f"{_bytes(c['scratch_bytes'])} depthwise scratch plane. Build and check: `make -C c check` (host), "
+             "`make -C c cortex-m7`, `make -C c qemu`.", ""]
+    chk = c.get("check", {})
+    if "skipped" in chk:
+        lines.append(f"- Host check: not run ({chk['skipped']}).")
+    else:
+        lines.append(f"- Host check on {chk['images']} validation images against the int8 model ({c['reference']}): "
+                     f"{100 * chk['equal_share']:.2f}% of {chk['outputs']} int8 outputs equal, max difference "
+                     f"{chk['max_diff_lsb']} LSB (allowed {chk['tolerance_lsb']}: {c['tolerance_reason']}), "
+                     f"top-1 mismatches {chk['top1_mismatches']}.")
+    m7 = c.get("cortex_m7", {})
+    if "skipped" in m7:
+        lines.append(f"- Cortex-M7 build: not run ({m7['skipped']}).")
+    else:
+        lines.append(f"- Cortex-M7 build ({m7['flags']}): .text {m7['text_bytes']:,} B, .rodata "
+                     f"{m7['rodata_bytes']:,} B, .data {m7['data_bytes']:,} B, .bss {m7['bss_bytes']:,} B, stack "
+                     f"{m7['stack_bytes']:,} B.")
+    q = c.get("qemu", {})
+    if "skipped" in q:
+        lines.append(f"- QEMU run: not run ({q['skipped']}).")
+    else:
+        lines.append(f"- QEMU {q['board']}: {q['images']} images, outputs "
+                     f"{'identical to' if q['same_as_host'] else 'DIFFERENT from'} the host build's.")
+    lines += [f"- {c['latency_note'][0].upper()}{c['latency_note'][1:]}.", ""]
+    return lines
+
+
 def render_markdown(card: dict[str, Any]) -> str:
     """card.md: the card's figures as tables, predicted beside measured."""
     dev, pred, meas = card["device"], card["predicted"], card["measured"]
@@ -75,10 +113,12 @@ def render_markdown(card: dict[str, Any]) -> str:
     mem = card.get("memory")
     if mem:
         lines += ["## Memory", "", _row("", "need", "capacity", "fits"), _row("---", "---", "---", "---"),
-                  _row("SRAM (predicted, int8 peak + runtime)" if dev["kind"] == "mcu" else "activations (predicted)",
+                  _row("SRAM (predicted: int8 arena + scratch + stack)" if dev["kind"] == "mcu" else
+                       "activations (predicted)",
                        _bytes(mem.get("sram_bytes")), _bytes(mem.get("sram_capacity_bytes")),
                        mem.get("sram_fits", "–")),
-                  _row("Flash (predicted, weights + runtime)" if dev["kind"] == "mcu" else "weights (predicted)",
+                  _row("Flash (predicted: weights, biases, requantization, tables, code)" if dev["kind"] == "mcu" else
+                       "weights (predicted)",
                        _bytes(mem.get("flash_bytes")), _bytes(mem.get("flash_capacity_bytes")),
                        mem.get("flash_fits", "–"))]
         header = mem.get("c_header")
@@ -86,7 +126,15 @@ def render_markdown(card: dict[str, Any]) -> str:
             lines.append(_row("Flash (measured: model.h arrays + runtime)",
                               _bytes(header["const_bytes"] + header["runtime_flash_bytes"]),
                               _bytes(mem.get("flash_capacity_bytes")), header["fits_flash"]))
+        measured = mem.get("measured")
+        if measured:
+            for what in ("sram", "flash"):
+                lines.append(_row(f"{what.upper() if what == 'sram' else 'Flash'} (measured: Cortex-M7 build of c/; "
+                                  f"predicted {_pct_diff(measured[f'{what}_diff_pct'])})",
+                                  _bytes(measured[f"{what}_bytes"]), _bytes(mem.get(f"{what}_capacity_bytes")), "–"))
+            lines += ["", f"Measured: {measured['source']}."]
         lines += ["", f"**Verdict: {mem['verdict']}**", ""]
+    lines += _c_code_section(card.get("c_code"))
 
     if card.get("onnx_check"):
         c = card["onnx_check"]

@@ -23,7 +23,7 @@ from nas.export.bundle import _publish
 from nas.export.check import check_onnx
 from nas.export.finetune import FinetuneRecipe, finetune_steps, finetune_subnet, frozen_teacher
 from nas.export.runtime import ort_predict, ort_session
-from predictors import Predictors
+from predictors import McuCostModel, Predictors
 from supernet import ArchConfig
 from supernet.counting import count_macs, count_params
 from supernet.data import make_loader
@@ -96,11 +96,14 @@ def test_cpu_bundle_has_every_file_and_a_manifest_that_matches(cpu_bundle):
     assert not [p for p in cpu_bundle.parent.iterdir() if p.name.startswith(".")]  # no temp folder left
 
 
-def test_mcu_bundle_defaults_to_int8_and_a_c_header(mcu_bundle):
+def test_mcu_bundle_defaults_to_int8_a_c_header_and_c_code(mcu_bundle):
     names = {p.name for p in mcu_bundle.iterdir()}
     assert names == {"arch.json", "weights.safetensors", "model.pt", "model.onnx", "model.int8.onnx", "model.h",
-                     "card.json", "card.md"}
-    assert card(mcu_bundle)["formats"] == ["safetensors", "torchscript", "onnx", "int8", "c-header"]
+                     "c", "card.json", "card.md"}
+    assert card(mcu_bundle)["formats"] == ["safetensors", "torchscript", "onnx", "int8", "c-header", "c"]
+    c_files = {p.name for p in (mcu_bundle / "c").iterdir()}
+    assert {"model.c", "model.h", "nas_runtime.c", "nas_runtime.h", "test_vectors.h", "Makefile"} <= c_files
+    assert "c/model.c" in card(mcu_bundle)["files"]
     assert card(mcu_bundle)["quantization"]["activations"].startswith("int8")
 
 
@@ -439,6 +442,42 @@ def test_bad_input_is_a_typed_error_and_writes_nothing(kwargs, error, words, tra
     for word in words:
         assert word in str(info.value)
     assert not out.exists()
+
+
+def test_an_arena_larger_than_the_devices_sram_is_refused_with_both_figures(trained, tmp_path):
+    small = tmp_path / "tiny-mcu.yaml"
+    text = (ROOT / "hw_profiles" / "devices" / "stm32f746.yaml").read_text()
+    small.write_text(text.replace("name: stm32f746", "name: tiny-mcu").replace(
+        "sram: {value: 320, unit: KB", "sram: {value: 4, unit: KB"))
+    space = load_run(trained).space
+    arena = McuCostModel.from_profile(space, str(small)).arena_bytes(space.encode([ArchConfig.from_dict(MCU_ARCH)]))
+    out = tmp_path / "exports"
+    with pytest.raises(ExportError) as info:
+        export_bundle(trained, MCU_ARCH, str(small), out)
+    msg = str(info.value)
+    assert f"arena is {int(arena[0]):,} B" in msg and "has 4,096 B" in msg and "tiny-mcu" in msg
+    assert not out.exists()
+
+
+def test_mcu_bundle_c_code_equals_the_int8_model_and_its_measured_memory_is_predicted(mcu_bundle, tmp_path):
+    c = card(mcu_bundle)
+    code = c["c_code"]
+    assert code["check"]["passed"] and code["check"]["images"] == 16
+    assert code["check"]["max_diff_lsb"] <= 8 and code["check"]["top1_mismatches"] == 0
+    assert "Generated C" in (mcu_bundle / "card.md").read_text()
+    folder = tmp_path / "c"
+    shutil.copytree(mcu_bundle / "c", folder)  # the shipped folder builds and checks on its own
+    if shutil.which("make") and shutil.which("cc"):
+        proc = subprocess.run(["make", "-s", "-C", str(folder), "check"], capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+    if "skipped" in code["cortex_m7"]:
+        pytest.skip(f"Cortex-M7 build: {code['cortex_m7']['skipped']}")
+    measured = c["memory"]["measured"]
+    assert abs(measured["flash_diff_pct"]) <= 3 and abs(measured["sram_diff_pct"]) <= 3
+    assert measured["sram_bytes"] == code["cortex_m7"]["sram_bytes"]
+    assert "measured: Cortex-M7 build" in (mcu_bundle / "card.md").read_text()
+    if "skipped" not in code["qemu"]:
+        assert code["qemu"]["same_as_host"] and code["qemu"]["passed"]
 
 
 def test_a_run_without_finished_weights_is_refused(trained, tmp_path):

@@ -180,7 +180,7 @@ function failedIn(el, e) {
 }
 
 function exportForm(exp, device, arch, n) {
-  const FORMATS = ["safetensors", "torchscript", "onnx", "int8", "c-header"];
+  const FORMATS = ["safetensors", "torchscript", "onnx", "int8", "c-header", "c"];
   const msg = h("p", { class: "error", role: "alert" });
   const boxes = FORMATS.map((f) => h("label", { class: "check" }, h("input", { type: "checkbox", name: "format", value: f }), ` ${f}`));
   const finetune = h("input", { id: "finetune", type: "text", value: "0", inputmode: "decimal",

@@ -1,0 +1,162 @@
+/* ofa-nas int8 runtime: the kernels (see nas_runtime.h). */
+#include "nas_runtime.h"
+
+#include <string.h>
+
+/* acc * m * 2^-shift rounded half to even (nearbyint, as QuantizeLinear rounds), then + zp, clamped to int8. */
+static int8_t requant(int64_t acc, int32_t m, int32_t shift, int32_t zp)
+{
+    int64_t p = acc * (int64_t)m;
+    int64_t q = p >> shift; /* floor */
+    int64_t rem = p - (q << shift);
+    int64_t half = (int64_t)1 << (shift - 1);
+    if (rem > half || (rem == half && (q & 1))) {
+        q++;
+    }
+    q += zp;
+    return (int8_t)(q < -128 ? -128 : (q > 127 ? 127 : q));
+}
+
+/* The k x k window at output (oy, ox) of one channel plane: sum of (x - zp) * w over the taps inside the map (the
+ * int8 model pads with the real value 0, i.e. with the zero point: padded taps add nothing). */
+static int32_t window(const int8_t *plane, const int8_t *w, int hi, int k, int s, int oy, int ox, int32_t zp)
+{
+    const int pad = k / 2;
+    int32_t acc = 0;
+    for (int ky = 0; ky < k; ky++) {
+        const int iy = oy * s - pad + ky;
+        if (iy < 0 || iy >= hi) {
+            continue;
+        }
+        for (int kx = 0; kx < k; kx++) {
+            const int ix = ox * s - pad + kx;
+            if (ix >= 0 && ix < hi) {
+                acc += (plane[iy * hi + ix] - zp) * w[ky * k + kx];
+            }
+        }
+    }
+    return acc;
+}
+
+static void conv(const nas_op_t *op, const int8_t *x, int8_t *y)
+{
+    const int k = op->kernel, hi = op->hin, ho = op->hout;
+    for (int co = 0; co < op->cout; co++) {
+        const int8_t *wc = op->weight + co * op->cin * k * k;
+        for (int oy = 0; oy < ho; oy++) {
+            for (int ox = 0; ox < ho; ox++) {
+                int32_t acc = op->bias[co];
+                for (int ci = 0; ci < op->cin; ci++) {
+                    acc += window(x + ci * hi * hi, wc + ci * k * k, hi, k, op->stride, oy, ox, op->in_zp);
+                }
+                y[(co * ho + oy) * ho + ox] = requant(acc, op->mult[co], op->shifts[co], op->out_zp);
+            }
+        }
+    }
+}
+
+/* Output positions in chunks of NAS_PW_CHUNK accumulated side by side (a contiguous inner loop the compiler
+ * vectorizes), so the int32 accumulators stay on the stack whatever the map size. */
+#define NAS_PW_CHUNK 32
+
+static void pointwise(const nas_op_t *op, const int8_t *x, int8_t *y)
+{
+    const int hw = op->hin * op->hin, cin = op->cin;
+    int32_t acc[NAS_PW_CHUNK];
+    for (int p0 = 0; p0 < hw; p0 += NAS_PW_CHUNK) {
+        const int n = hw - p0 < NAS_PW_CHUNK ? hw - p0 : NAS_PW_CHUNK;
+        for (int co = 0; co < op->cout; co++) {
+            const int8_t *w = op->weight + co * cin;
+            for (int p = 0; p < n; p++) {
+                acc[p] = op->bias[co]; /* bias - in_zp * sum(w): the zero point folded in at generation */
+            }
+            for (int ci = 0; ci < cin; ci++) {
+                const int8_t *xp = x + ci * hw + p0;
+                const int32_t wv = w[ci];
+                for (int p = 0; p < n; p++) {
+                    acc[p] += xp[p] * wv;
+                }
+            }
+            for (int p = 0; p < n; p++) {
+                y[co * hw + p0 + p] = requant(acc[p], op->mult[co], op->shifts[co], op->out_zp);
+            }
+        }
+    }
+}
+
+/* In place through one scratch plane: channel c's input is copied out before its output is written; channels
+ * go upward when the buffer sits at the arena's low end and downward at the high end, so the output planes never
+ * reach an input plane not yet read. */
+static void depthwise(const nas_op_t *op, const int8_t *x, int8_t *y, int8_t *plane)
+{
+    const int k = op->kernel, hi = op->hin, ho = op->hout, n = op->cout;
+    for (int i = 0; i < n; i++) {
+        const int c = (op->flags & 1) ? n - 1 - i : i;
+        memcpy(plane, x + c * hi * hi, (size_t)(hi * hi));
+        for (int oy = 0; oy < ho; oy++) {
+            for (int ox = 0; ox < ho; ox++) {
+                const int32_t acc = op->bias[c] + window(plane, op->weight + c * k * k, hi, k, op->stride, oy, ox,
+                                                         op->in_zp);
+                y[(c * ho + oy) * ho + ox] = requant(acc, op->mult[c], op->shifts[c], op->out_zp);
+            }
+        }
+    }
+}
+
+static void pool(const nas_op_t *op, const int8_t *x, int8_t *y)
+{
+    const int hw = op->hin * op->hin;
+    for (int c = 0; c < op->cin; c++) {
+        int32_t acc = 0;
+        for (int p = 0; p < hw; p++) {
+            acc += x[c * hw + p] - op->in_zp;
+        }
+        y[c] = requant(acc, op->m0, op->shift, op->out_zp);
+    }
+}
+
+static void lut(const nas_op_t *op, int8_t *x)
+{
+    const int n = op->cin * op->hin * op->hin;
+    for (int i = 0; i < n; i++) {
+        x[i] = op->lut[x[i] + 128];
+    }
+}
+
+static void scale(const nas_op_t *op, int8_t *x, const int8_t *s)
+{
+    const int hw = op->hin * op->hin;
+    for (int c = 0; c < op->cin; c++) {
+        const int32_t sc = s[c] - op->aux_zp;
+        for (int p = 0; p < hw; p++) {
+            x[c * hw + p] = requant((int32_t)(x[c * hw + p] - op->in_zp) * sc, op->m0, op->shift, op->out_zp);
+        }
+    }
+}
+
+static void add(const nas_op_t *op, const int8_t *a, const int8_t *b, int8_t *y)
+{
+    const int n = op->cin * op->hin * op->hin;
+    for (int i = 0; i < n; i++) {
+        int64_t acc = (int64_t)(a[i] - op->in_zp) * op->m0 + (int64_t)(b[i] - op->aux_zp) * op->m1;
+        y[i] = requant(acc, 1, op->shift, op->out_zp);
+    }
+}
+
+void nas_run_ops(const nas_op_t *ops, int count, int8_t *arena, int8_t *scratch)
+{
+    for (int i = 0; i < count; i++) {
+        const nas_op_t *op = &ops[i];
+        int8_t *x = arena + op->in, *y = arena + op->out;
+        switch (op->type) {
+        case NAS_OP_CONV: conv(op, x, y); break;
+        case NAS_OP_POINTWISE: pointwise(op, x, y); break;
+        case NAS_OP_DEPTHWISE: depthwise(op, x, y, scratch); break;
+        case NAS_OP_POOL: pool(op, x, y); break;
+        case NAS_OP_LUT: lut(op, x); break;
+        case NAS_OP_SCALE: scale(op, x, arena + op->aux); break;
+        case NAS_OP_ADD: add(op, x, arena + op->aux, y); break;
+        default: break;
+        }
+    }
+}
