@@ -29,7 +29,8 @@ from nas.export.card import render_markdown
 from nas.export.check import check_onnx
 from nas.export.errors import ExportError
 from nas.export.finetune import finetune
-from nas.export.formats import INPUT_NAME, ONNX_OPSET, write_onnx, write_safetensors, write_torchscript
+from nas.export.formats import (INPUT_NAME, ONNX_OPSET, set_onnx_metadata, write_onnx, write_safetensors,
+                                write_torchscript)
 from nas.export.latency import measure_latency
 from nas.export.load import WEIGHTS_FILE
 from nas.export.quantize import quantize_int8
@@ -223,7 +224,7 @@ def export_bundle(run_dir: str | Path, arch: ArchConfig | Mapping[str, Any] | st
     run = load_run(run_dir)
     arch = as_arch(arch, run.space)
     report(0.02, "reading data")
-    splits = run.splits()
+    splits = run.splits().at_resolution(arch.r)  # streamed images: OFA's resize and crop for this resolution
     if splits.in_channels != run.space.in_channels or splits.num_classes > run.space.num_classes:
         raise ExportError(f"run '{run_dir}': data ({splits.in_channels} channels, {splits.num_classes} classes) does "
                           f"not fit space '{run.space.name}'")
@@ -290,6 +291,7 @@ def _build(run: TrainedRun, arch: ArchConfig, profile: DeviceProfile, formats: t
     if "onnx" in formats:
         report(0.6, f"exporting ONNX (opset {ONNX_OPSET})")
         write_onnx(net, check_images[0][:2], tmp / "model.onnx")
+        set_onnx_metadata(tmp / "model.onnx", _input_metadata(splits, arch.r))
         report(0.7, "checking ONNX against PyTorch on validation images")
         agreement = check_onnx(tmp / "model.onnx", net, check_images[0]).to_dict()
         onnx_paths["onnxruntime_fp32"] = tmp / "model.onnx"
@@ -299,6 +301,7 @@ def _build(run: TrainedRun, arch: ArchConfig, profile: DeviceProfile, formats: t
         calib = _images(splits.train, CALIBRATION_IMAGES, arch.r, seed + 2)
         activations = "int8" if profile.kind == "mcu" else "uint8"
         quantize_int8(tmp / "model.onnx", tmp / "model.int8.onnx", calib, INPUT_NAME, activations)
+        set_onnx_metadata(tmp / "model.int8.onnx", _input_metadata(splits, arch.r))
         weights = "int8 (7-bit range), symmetric, per output channel" if activations == "uint8" else \
             "int8, symmetric, per output channel"
         quant = {"format": "QDQ", "weights": weights,
@@ -339,7 +342,7 @@ def _build(run: TrainedRun, arch: ArchConfig, profile: DeviceProfile, formats: t
         "formats": list(formats), "onnx_opset": ONNX_OPSET if "onnx" in formats else None,
         "input": {"name": INPUT_NAME, "layout": "NCHW", "shape": [1, run.space.in_channels, arch.r, arch.r],
                   "resolution": arch.r, "mean": _floats(getattr(train_ds, "mean", None)),
-                  "std": _floats(getattr(train_ds, "std", None))},
+                  "std": _floats(getattr(train_ds, "std", None)), "preprocessing": splits.preprocessing},
         "num_classes": run.space.num_classes,
         "macs": int(count_macs(run.space, codes)[0]), "params": int(count_params(run.space, codes)[0]),
         "bn_recalibration": {"images": bn_images, "split": "train"},
@@ -352,6 +355,15 @@ def _build(run: TrainedRun, arch: ArchConfig, profile: DeviceProfile, formats: t
         "memory": _memory(profile, predicted, header),
         "files": files,
     }
+
+
+def _input_metadata(splits, r: int) -> dict[str, str]:  # noqa: ANN001
+    """What the model expects of an image, as ONNX metadata: normalisation and (image folders) resize and crop."""
+    meta = {"input_resolution": str(r), "input_mean": json.dumps(_floats(splits.mean)),
+            "input_std": json.dumps(_floats(splits.std)), "input_layout": "NCHW, RGB, scaled to [0, 1] first"}
+    if splits.preprocessing is not None:
+        meta["preprocessing"] = json.dumps(splits.preprocessing)
+    return meta
 
 
 def _floats(t: Any) -> list[float] | None:
