@@ -267,16 +267,18 @@ def _streamed_splits(cfg: DataConfig) -> Splits:
     if cfg.val_size >= len(train):
         raise DataError(f"field 'data.val_size' = {cfg.val_size} must be below the {len(train)} training images")
     perm = np.random.default_rng(cfg.seed).permutation(len(train))
-    val_idx, train_idx = np.sort(perm[:cfg.val_size]), perm[cfg.val_size:]
+    # the validation files stay in random order, so its first N (eval_images, --val-images) are a random subset
+    val_idx, train_idx = perm[:cfg.val_size], perm[cfg.val_size:]
     if cfg.limit_train:
         train_idx = train_idx[:cfg.limit_train]
+    train_idx = np.sort(train_idx)
     test_idx = np.arange(len(test))
     if cfg.limit_test:
         test_idx = np.random.default_rng(cfg.seed + 1).permutation(len(test))[:cfg.limit_test]
     r = cfg.image_size
 
     def files(samples: list, idx: np.ndarray, train_mode: bool) -> ImageFiles:
-        return ImageFiles([samples[i] for i in np.sort(idx)], classes, r, train=train_mode and cfg.augment)
+        return ImageFiles([samples[i] for i in idx], classes, r, train=train_mode and cfg.augment)
 
     # augmentation is the train transform's (RandomResizedCrop + flip), so no padding or flips per batch
     return Splits(files(train, train_idx, True), files(train, val_idx, False), files(test, test_idx, False), 3,

@@ -124,8 +124,8 @@ def read_ofa_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], str,
         obj = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        reason = "it needs code to load, which is refused (weights_only)" if "weights_only" in str(exc) \
-            or "Unsupported global" in str(exc) else first
+        reason = "it needs code to load, which is refused (weights_only)" if "Unsupported global" in str(exc) \
+            else f"not a complete torch file ({first})"
         raise CheckpointError(f"cannot read {path}: {reason}") from None
     except Exception as exc:  # noqa: BLE001 - a truncated zip, not a torch file at all, ...
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0].split(". ")[0]

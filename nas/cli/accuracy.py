@@ -24,7 +24,9 @@ def fit(run_dir: str = typer.Argument(..., help="training run folder (runs/<name
         holdout_val_images: int | None = typer.Option(
             None, "--holdout-val-images", min=1,
             help="validation images per held-out subnet (default: the whole validation split)"),
-        device: str = typer.Option("cpu", "--device", help="torch device for measuring (cpu, cuda)")) -> None:
+        device: str = typer.Option("cpu", "--device", help="torch device for measuring (cpu, cuda)"),
+        workers: int = typer.Option(0, "--workers", min=0,
+                                    help="DataLoader worker processes decoding images (image folders)")) -> None:
     """Measure SAMPLES subnets (BN-recalibrated top-1 on the validation split), choose and fit a model, print
     its held-out fidelity as JSON. Progress goes to stderr; a killed job resumes where it stopped."""
     from predictors.accuracy import fit_run_predictor
@@ -34,10 +36,11 @@ def fit(run_dir: str = typer.Argument(..., help="training run folder (runs/<name
     check_model(model, "--model")
     p = fit_run_predictor(run_dir, samples=samples, model=model, seed=seed, holdout=holdout, folds=folds,
                           bn_images=bn_images, val_images=val_images, holdout_val_images=holdout_val_images,
-                          device=device, progress=True)
+                          device=device, progress=True, workers=workers)
     emit({"run": run_dir, "predictor": str(predictor_dir(run_dir)), "checkpoint_hash": p.checkpoint_hash,
           **p.fidelity_report(), "selection": p.info.get("selection", []),
-          "measure_seconds": p.info.get("measure_seconds"), "fit_seconds": p.info.get("fit_seconds")})
+          "measure_seconds": p.info.get("measure_seconds"), "fit_seconds": p.info.get("fit_seconds"),
+          **({"replaced": p.info["replaced"]} if p.info.get("replaced") else {})})
 
 
 @app.command("show")

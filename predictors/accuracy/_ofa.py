@@ -175,9 +175,10 @@ def read_ofa_predictor(path: str | Path, space: SearchSpace, resolutions: list[i
         obj = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except OSError as exc:
         raise AccuracyPredictorError(f"cannot read {path}: {exc.strerror or exc}") from None
-    except pickle.UnpicklingError:
-        raise AccuracyPredictorError(f"cannot read {path}: it needs code to load, which is refused "
-                                     f"(weights_only)") from None
+    except pickle.UnpicklingError as exc:
+        why = "it needs code to load, which is refused (weights_only)" if "Unsupported global" in str(exc) else \
+            "not a complete torch file"
+        raise AccuracyPredictorError(f"cannot read {path}: {why}") from None
     except Exception as exc:  # noqa: BLE001 - truncated or not a torch file
         raise AccuracyPredictorError(f"cannot read {path}: not a complete torch file "
                                      f"({(str(exc).splitlines() or [''])[0].split('. ')[0]})") from None
