@@ -222,6 +222,21 @@ def _stats(images: np.ndarray) -> tuple[tuple[float, ...], tuple[float, ...]]:
     return tuple(float(v) for v in x.mean((0, 2, 3))), tuple(float(v) for v in x.std((0, 2, 3)) + 1e-6)
 
 
+def _split_indices(cfg: DataConfig, n_train: int, n_test: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(train, validation, test) positions: validation a random `val_size` of the training set, fixed by the seed
+    (in random order); `limit_train` / `limit_test` keep a seeded random share."""
+    if cfg.val_size >= n_train:
+        raise DataError(f"field 'data.val_size' = {cfg.val_size} must be below the {n_train} training images")
+    perm = np.random.default_rng(cfg.seed).permutation(n_train)
+    val_idx, train_idx = perm[:cfg.val_size], perm[cfg.val_size:]
+    if cfg.limit_train:
+        train_idx = train_idx[:cfg.limit_train]
+    test_idx = np.arange(n_test)
+    if cfg.limit_test:
+        test_idx = np.random.default_rng(cfg.seed + 1).permutation(n_test)[:cfg.limit_test]
+    return train_idx, val_idx, test_idx
+
+
 def load_splits(cfg: DataConfig) -> Splits:
     """Read the data set named by `cfg` and split it: train (minus val), val (fixed by `cfg.seed`), test."""
     if cfg.name in STREAMED:
@@ -235,15 +250,7 @@ def load_splits(cfg: DataConfig) -> Splits:
         flip, pad = False, 2
     else:
         tx, ty, sx, sy = _cifar10(cfg)
-    if cfg.val_size >= len(ty):
-        raise DataError(f"field 'data.val_size' = {cfg.val_size} must be below the {len(ty)} training images")
-    perm = np.random.default_rng(cfg.seed).permutation(len(ty))
-    val_idx, train_idx = perm[:cfg.val_size], perm[cfg.val_size:]
-    if cfg.limit_train:
-        train_idx = train_idx[:cfg.limit_train]
-    test_idx = np.arange(len(sy))
-    if cfg.limit_test:
-        test_idx = np.random.default_rng(cfg.seed + 1).permutation(len(sy))[:cfg.limit_test]
+    train_idx, val_idx, test_idx = _split_indices(cfg, len(ty), len(sy))
     mean, std = _stats(tx[train_idx])
 
     def ds(x: np.ndarray, y: np.ndarray, idx: np.ndarray) -> ImageTensors:
@@ -264,17 +271,8 @@ def _streamed_splits(cfg: DataConfig) -> Splits:
     test, test_classes = scan(root, test_split)
     if test_classes != classes:
         raise DataError(f"field 'data.data_dir': {root / train_split} and {root / test_split} list different classes")
-    if cfg.val_size >= len(train):
-        raise DataError(f"field 'data.val_size' = {cfg.val_size} must be below the {len(train)} training images")
-    perm = np.random.default_rng(cfg.seed).permutation(len(train))
-    # the validation files stay in random order, so its first N (eval_images, --val-images) are a random subset
-    val_idx, train_idx = perm[:cfg.val_size], perm[cfg.val_size:]
-    if cfg.limit_train:
-        train_idx = train_idx[:cfg.limit_train]
-    train_idx = np.sort(train_idx)
-    test_idx = np.arange(len(test))
-    if cfg.limit_test:
-        test_idx = np.random.default_rng(cfg.seed + 1).permutation(len(test))[:cfg.limit_test]
+    train_idx, val_idx, test_idx = _split_indices(cfg, len(train), len(test))
+    train_idx = np.sort(train_idx)  # the validation files stay in random order: its first N are a random subset
     r = cfg.image_size
 
     def files(samples: list, idx: np.ndarray, train_mode: bool) -> ImageFiles:

@@ -43,8 +43,8 @@ def eval_command(
     """Top-1 of each arch after BN recalibration, one JSON line per arch."""
     from supernet.counting import arch_stats
     from supernet.data import make_loader
-    from supernet.evaluate import evaluate, recalibrate_bn
     from nas.cli._common import progress_bar
+    from supernet.evaluate import evaluate, recalibrate_bn
     from supernet.run import load_run
 
     if split not in ("val", "test"):
@@ -58,7 +58,7 @@ def eval_command(
         data = getattr(at_r, split)
         if val_images is not None and val_images < len(data):
             data = data.subset(_fixed_subset(len(data), val_images, seed))
-        calib = make_loader(at_r.train, min(200, batch_size), shuffle=True, seed=run.seed + 1, workers=workers)
+        calib = make_loader(at_r.train, min(200, bn_images), shuffle=True, seed=run.seed + 1, workers=workers)
         loader = make_loader(data, batch_size, shuffle=False, workers=workers)
         recalibrate_bn(run.net, a, progress_bar(calib, f"BN recalibration r={a.r}", bn_images, "img"), bn_images)
         top1 = evaluate(run.net, a, progress_bar(loader, f"evaluating {split} r={a.r}", len(data), "img"))

@@ -24,12 +24,7 @@ ROOT = Path(__file__).resolve().parents[2]
 SPACE = "ofa-mbv3-w1.0"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
