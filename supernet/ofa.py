@@ -83,8 +83,7 @@ def convert_ofa_state_dict(state: Mapping[str, Any], space: SearchSpace) -> dict
     if space.name not in OFA_SPACES:
         raise CheckpointError(f"field 'space' = {space.name!r} is not one of once-for-all's spaces; allowed: "
                               f"{', '.join(OFA_SPACES)}")
-    with torch.device("meta"):  # shapes only: no memory, no init
-        ours = Supernet(space).state_dict()
+    ours = Supernet(space).state_dict()  # (the meta device would spare the init but costs seconds of imports)
     by_ofa = {ofa_key(k): k for k in ours}
     out: dict[str, torch.Tensor] = {}
     seen: dict[str, str] = {}
