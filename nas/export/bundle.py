@@ -276,7 +276,7 @@ def _build(run: TrainedRun, arch: ArchConfig, profile: DeviceProfile, formats: t
     (tmp / "arch.json").write_text(json.dumps(arch.to_dict()) + "\n")
     report(0.5, "writing weights and TorchScript")
     meta = {"arch": arch.to_json(), "space": json.dumps(run.space.to_dict()), "checkpoint_hash": run.checkpoint_hash,
-            "device": profile.name}
+            "device": profile.name, **_input_metadata(splits, arch.r)}
     if "safetensors" in formats:
         write_safetensors(net, tmp / WEIGHTS_FILE, meta)
     check_images = _images(splits.val, CHECK_IMAGES, arch.r, seed + 1, batch_size=CHECK_IMAGES)
