@@ -101,7 +101,7 @@ def convert_ofa_state_dict(state: Mapping[str, Any], space: SearchSpace) -> dict
         if tuple(value.shape) != tuple(ours[target].shape):
             raise CheckpointError(f"key '{key}' has shape {list(value.shape)}, {space.name} needs "
                                   f"{list(ours[target].shape)} (a file of the other width?)")
-        out[target] = value.detach().to(ours[target].dtype).clone()
+        out[target] = value.detach().to(ours[target].dtype)
     for name, target in by_ofa.items():
         if target not in out:
             if name.endswith(_OPTIONAL):
