@@ -57,12 +57,6 @@ class RunInfo:
         return {k: v for k, v in {**out, **self.extra}.items()
                 if v is not None or k in ("checkpoint_hash", "config_hash")}
 
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "RunInfo":
-        known = {f.name for f in fields(cls)} - {"extra"}
-        return cls(**{k: v for k, v in data.items() if k in known},
-                   extra={k: v for k, v in data.items() if k not in known})
-
 
 def write_run_info(run_dir: str | Path, info: RunInfo) -> None:
     """Write run.json whole."""
@@ -87,10 +81,6 @@ class TrainedRun:
     def seed(self) -> int:
         """The seed that fixes calibration batches (the recipe's; 0 for an imported run)."""
         return self.config.seed if self.config is not None else 0
-
-    @property
-    def imported(self) -> bool:
-        return bool(self.info.get("imported"))
 
     def splits(self, data_dir: str | None = None) -> Splits:
         """The run's data splits (read once, then cached); `data_dir` overrides where the files are looked for."""
