@@ -13,8 +13,10 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	# torch 2.13.0 CPU is on this machine's disk; install it first so no CUDA build is fetched
-	$(BIN)/pip install -q "torch==2.13.0" || $(BIN)/pip install -q "torch>=2.4,<2.15" --index-url https://download.pytorch.org/whl/cpu
+	# torch 2.14.1 + torchvision 0.29.1 (a matching pair) are on this machine's disk; install them first, together,
+	# so pip neither fetches another build nor pairs torchvision with the wrong torch (an older .venv is upgraded:
+	# this stamp depends on pyproject.toml)
+	$(BIN)/pip install -q "torch==2.14.1" "torchvision==0.29.1" || $(BIN)/pip install -q "torch>=2.4,<2.15" "torchvision>=0.19" --index-url https://download.pytorch.org/whl/cpu
 	$(BIN)/pip install -q -e ".[dev]"
 	-@$(MAKE) --no-print-directory data
 	touch $(STAMP)

@@ -1,8 +1,9 @@
-"""Data sets for supernet training: Fashion-MNIST (IDX .gz), scikit-learn digits, CIFAR-10 (python batches),
-ImageFolder (torchvision, optional); a fixed seeded validation split; batch augmentation; resumable loaders.
+"""Data sets for supernet training: Fashion-MNIST (IDX .gz), scikit-learn digits, CIFAR-10 (python batches), and
+image folders (`imagefolder`, `imagenet`); a fixed seeded validation split; batch augmentation; resumable loaders.
 
-Images are held in memory as uint8 tensors (N, C, H, W); a sample is normalised to float on access. Nothing is
-downloaded: a missing data set raises `DataError` saying where the files were looked for and how to get them.
+The small sets are held in memory as uint8 tensors (N, C, H, W), a sample normalised to float on access; image
+folders are streamed from disk (`supernet.imagefolder`). Nothing is downloaded: a missing data set raises
+`DataError` saying where the files were looked for and how to get them.
 """
 
 from __future__ import annotations
@@ -20,8 +21,11 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from supernet.errors import DataError
+from supernet.imagefolder import (LAYOUTS, ImageFiles, collate_skipping, image_root, preprocessing,
+                                  require_torchvision, scan)
 
-DATASETS = ("fashion-mnist", "digits", "cifar10", "imagefolder")
+DATASETS = ("fashion-mnist", "digits", "cifar10", "imagefolder", "imagenet")
+STREAMED = tuple(LAYOUTS)  # read from disk per sample, never held in memory
 FASHION_MNIST_DIRS = ("/usr/share/datasets/fashion-mnist",)
 _FMNIST_FILES = {"train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
                  "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")}
@@ -33,7 +37,7 @@ class DataConfig:
 
     `val_size`: images held out of the training set (fixed by `seed`) for BN recalibration, validation and search;
     `limit_train` / `limit_test`: keep only the first N (after shuffling by `seed`) for quick runs;
-    `image_size`: side in px that ImageFolder images are resized to (other data sets keep their native size).
+    `image_size`: side in px that image-folder images are preprocessed to (other data sets keep their native size).
     """
 
     name: str = "fashion-mnist"
@@ -115,6 +119,27 @@ class Splits:
     image_size: int
     flip: bool  # horizontal flips are label-preserving (clothes, objects; not digits)
     pad: int  # random-crop padding in px for augmentation
+    preprocessing: dict[str, Any] | None = None  # streamed image folders: what is done to an image (resize, crop, norm)
+
+    @property
+    def mean(self) -> tuple[float, ...]:
+        return tuple(self.train.mean.reshape(-1).tolist()) if torch.is_tensor(self.train.mean) else self.train.mean
+
+    @property
+    def std(self) -> tuple[float, ...]:
+        return tuple(self.train.std.reshape(-1).tolist()) if torch.is_tensor(self.train.std) else self.train.std
+
+    def at_resolution(self, r: int) -> "Splits":
+        """These splits with streamed images preprocessed for `r` px (in-memory sets are resized per batch)."""
+        if self.preprocessing is None:
+            return self
+        return Splits(*(at_resolution(d, r) for d in (self.train, self.val, self.test)), self.in_channels,
+                      self.num_classes, r, self.flip, self.pad, {**self.preprocessing, "image_size": r})
+
+
+def at_resolution(dataset: Dataset, r: int) -> Dataset:
+    """`dataset` preprocessed for `r` px where it is streamed (OFA's crop per resolution); otherwise as it is."""
+    return dataset.at_resolution(r) if isinstance(dataset, ImageFiles) else dataset
 
 
 # ------------------------------------------------------------------------------------------------ readers
@@ -191,47 +216,31 @@ def _cifar10(cfg: DataConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.nd
                     "--data-dir (or data.data_dir) pointing at cifar-10-batches-py")
 
 
-def _imagefolder(cfg: DataConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[str]]:
-    try:
-        from torchvision import datasets, transforms
-    except ImportError:
-        raise DataError("data.name 'imagefolder' needs torchvision: pip install 'ofa-nas[vision]' "
-                        "(or pip install torchvision)") from None
-    if not cfg.data_dir:
-        raise DataError("field 'data.data_dir' must name a folder with train/<class>/... and test/<class>/... "
-                        "for data.name 'imagefolder'")
-    root = Path(cfg.data_dir)
-    tf = transforms.Compose([transforms.Resize(cfg.image_size), transforms.CenterCrop(cfg.image_size),
-                             transforms.PILToTensor()])
-    out = []
-    classes: list[str] = []
-    for split in ("train", "test"):
-        if not (root / split).is_dir():
-            raise DataError(f"ImageFolder data needs {root / split}/<class>/<image> (found no such folder)")
-        ds = datasets.ImageFolder(str(root / split), transform=tf, loader=lambda p: _rgb(p))
-        if classes and ds.classes != classes:
-            raise DataError(f"train and test folders of {root} list different classes")
-        classes = ds.classes
-        xs, ys = zip(*(ds[i] for i in range(len(ds))))
-        out += [torch.stack(xs).numpy(), np.asarray(ys, dtype=np.int64)]
-    return out[0], out[1], out[2], out[3], classes
-
-
-def _rgb(path: str):  # noqa: ANN202
-    from PIL import Image
-
-    with open(path, "rb") as f:
-        return Image.open(f).convert("RGB")
-
-
 # ------------------------------------------------------------------------------------------------ splits
 def _stats(images: np.ndarray) -> tuple[tuple[float, ...], tuple[float, ...]]:
     x = images.astype(np.float32) / 255.0
     return tuple(float(v) for v in x.mean((0, 2, 3))), tuple(float(v) for v in x.std((0, 2, 3)) + 1e-6)
 
 
+def _split_indices(cfg: DataConfig, n_train: int, n_test: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(train, validation, test) positions: validation a random `val_size` of the training set, fixed by the seed
+    (in random order); `limit_train` / `limit_test` keep a seeded random share."""
+    if cfg.val_size >= n_train:
+        raise DataError(f"field 'data.val_size' = {cfg.val_size} must be below the {n_train} training images")
+    perm = np.random.default_rng(cfg.seed).permutation(n_train)
+    val_idx, train_idx = perm[:cfg.val_size], perm[cfg.val_size:]
+    if cfg.limit_train:
+        train_idx = train_idx[:cfg.limit_train]
+    test_idx = np.arange(n_test)
+    if cfg.limit_test:
+        test_idx = np.random.default_rng(cfg.seed + 1).permutation(n_test)[:cfg.limit_test]
+    return train_idx, val_idx, test_idx
+
+
 def load_splits(cfg: DataConfig) -> Splits:
     """Read the data set named by `cfg` and split it: train (minus val), val (fixed by `cfg.seed`), test."""
+    if cfg.name in STREAMED:
+        return _streamed_splits(cfg)
     flip, pad = True, 4
     if cfg.name == "fashion-mnist":
         tx, ty, sx, sy = _fashion_mnist(cfg)
@@ -239,19 +248,9 @@ def load_splits(cfg: DataConfig) -> Splits:
     elif cfg.name == "digits":
         tx, ty, sx, sy = _digits(cfg)
         flip, pad = False, 2
-    elif cfg.name == "cifar10":
-        tx, ty, sx, sy = _cifar10(cfg)
     else:
-        tx, ty, sx, sy, _ = _imagefolder(cfg)
-    if cfg.val_size >= len(ty):
-        raise DataError(f"field 'data.val_size' = {cfg.val_size} must be below the {len(ty)} training images")
-    perm = np.random.default_rng(cfg.seed).permutation(len(ty))
-    val_idx, train_idx = perm[:cfg.val_size], perm[cfg.val_size:]
-    if cfg.limit_train:
-        train_idx = train_idx[:cfg.limit_train]
-    test_idx = np.arange(len(sy))
-    if cfg.limit_test:
-        test_idx = np.random.default_rng(cfg.seed + 1).permutation(len(sy))[:cfg.limit_test]
+        tx, ty, sx, sy = _cifar10(cfg)
+    train_idx, val_idx, test_idx = _split_indices(cfg, len(ty), len(sy))
     mean, std = _stats(tx[train_idx])
 
     def ds(x: np.ndarray, y: np.ndarray, idx: np.ndarray) -> ImageTensors:
@@ -261,6 +260,27 @@ def load_splits(cfg: DataConfig) -> Splits:
     num_classes = int(max(ty.max(), sy.max())) + 1
     return Splits(ds(tx, ty, train_idx), ds(tx, ty, val_idx), ds(sx, sy, test_idx), int(tx.shape[1]),
                   num_classes, int(tx.shape[-1]), flip, pad)
+
+
+def _streamed_splits(cfg: DataConfig) -> Splits:
+    """Image folders as file lists: validation a fixed random subset of train (by index), nothing decoded yet."""
+    require_torchvision()
+    root = image_root(cfg.name, cfg.data_dir)
+    train_split, test_split = LAYOUTS[cfg.name]
+    train, classes = scan(root, train_split)
+    test, test_classes = scan(root, test_split)
+    if test_classes != classes:
+        raise DataError(f"field 'data.data_dir': {root / train_split} and {root / test_split} list different classes")
+    train_idx, val_idx, test_idx = _split_indices(cfg, len(train), len(test))
+    train_idx = np.sort(train_idx)  # the validation files stay in random order: its first N are a random subset
+    r = cfg.image_size
+
+    def files(samples: list, idx: np.ndarray, train_mode: bool) -> ImageFiles:
+        return ImageFiles([samples[i] for i in idx], classes, r, train=train_mode and cfg.augment)
+
+    # augmentation is the train transform's (RandomResizedCrop + flip), so no padding or flips per batch
+    return Splits(files(train, train_idx, True), files(train, val_idx, False), files(test, test_idx, False), 3,
+                  len(classes), r, False, 0, preprocessing(r))
 
 
 # ------------------------------------------------------------------------------------------------ loading
@@ -311,8 +331,9 @@ def make_loader(dataset: Dataset, batch_size: int, *, shuffle: bool, seed: int =
                                 start_batch=start_batch, max_batches=max_batches, drop_last=drop_last,
                                 rank=rank, world_size=world_size)
     batched = hasattr(dataset, "__getitems__")
+    collate = _identity if batched else collate_skipping if isinstance(dataset, ImageFiles) else None
     return DataLoader(dataset, batch_sampler=sampler, num_workers=workers, pin_memory=pin_memory,
-                      collate_fn=_identity if batched else None, persistent_workers=False)
+                      collate_fn=collate, persistent_workers=False)
 
 
 def augment_batch(x: torch.Tensor, generator: torch.Generator, *, pad: int, flip: bool, offset: int = 0,
@@ -339,5 +360,5 @@ def augment_batch(x: torch.Tensor, generator: torch.Generator, *, pad: int, flip
     return x
 
 
-__all__ = ["DataConfig", "Splits", "ImageTensors", "load_splits", "make_loader", "augment_batch",
-           "EpochBatchSampler", "fashion_mnist_dir", "DATASETS"]
+__all__ = ["DataConfig", "Splits", "ImageTensors", "ImageFiles", "load_splits", "make_loader", "augment_batch",
+           "at_resolution", "EpochBatchSampler", "fashion_mnist_dir", "DATASETS", "STREAMED"]

@@ -45,6 +45,8 @@ def recalibrate_bn(net: nn.Module, arch: ArchConfig | None, loader: Iterable, n_
             for x, _ in loader:
                 if seen >= n_images:
                     break
+                if len(x) == 0:  # every image of the batch was unreadable (skipped with a warning)
+                    continue
                 x = x[: n_images - seen].to(device)
                 batches += 1
                 for m in bns:  # cumulative average: batch i enters with weight 1/i
@@ -65,6 +67,8 @@ def predict_logits(net: nn.Module, arch: ArchConfig | None, loader: Iterable) ->
     outs, labels = [], []
     with _context(net, arch):
         for x, y in loader:
+            if len(x) == 0:
+                continue
             x = x.to(device)
             outs.append(net(resize_to(x, arch.r) if arch is not None else x).float().cpu())
             labels.append(torch.as_tensor(y))

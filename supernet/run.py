@@ -1,7 +1,8 @@
-"""A finished training run folder, loaded for evaluation, prediction, search and export.
+"""A run folder, trained here or imported from once-for-all, loaded for evaluation, prediction, search and export.
 
-Layout of `runs/<name>/`: `experiment.yaml` (the recipe), `checkpoint.pt` (resumable state), `supernet.pt` (final
-state_dict), `run.json` ({space, checkpoint_hash, data, finished, ...}), `metrics.csv`.
+Layout of `runs/<name>/`: `experiment.yaml` (the recipe; not in an imported run), `checkpoint.pt` (resumable
+state), `supernet.pt` (final state_dict), `run.json` (a `RunInfo`), `metrics.csv`. This module is the one place that
+reads and writes run.json.
 """
 
 from __future__ import annotations
@@ -9,12 +10,15 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-from dataclasses import dataclass, field
+import shutil
+import tempfile
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from supernet._io import save_torch, sha256_file, write_json
 from supernet.config import ConfigError, ExperimentConfig
 from supernet.data import DataConfig, Splits, load_splits
 from supernet.errors import CheckpointError, NasError
@@ -29,17 +33,54 @@ METRICS = "metrics.csv"
 
 
 @dataclass
+class RunInfo:
+    """What run.json says of a run: its space and data, whether its weights are final and their sha256.
+
+    `config_hash`: the training recipe's (None for an imported run); `imported`: where an imported run's weights
+    came from ({"from", "source", "source_sha256", "format", "dataset", "classes"}), None for a run trained here;
+    `preprocessing`: what streamed image runs do to an image (resize, crop, mean, std); `extra`: what training adds
+    (steps, seconds, final accuracy, ...).
+    """
+
+    name: str
+    space: dict[str, Any]
+    data: dict[str, Any]
+    finished: bool = False
+    checkpoint_hash: str | None = None
+    config_hash: str | None = None
+    imported: dict[str, Any] | None = None
+    preprocessing: dict[str, Any] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "extra"}
+        return {k: v for k, v in {**out, **self.extra}.items()
+                if v is not None or k in ("checkpoint_hash", "config_hash")}
+
+
+def write_run_info(run_dir: str | Path, info: RunInfo) -> None:
+    """Write run.json whole."""
+    write_json(Path(run_dir) / RUN_JSON, info.to_dict())
+
+
+@dataclass
 class TrainedRun:
-    """A trained supernet and what it was trained on. `checkpoint_hash`: sha256 of `supernet.pt`."""
+    """A trained supernet and what it was trained on. `checkpoint_hash`: sha256 of `supernet.pt`; `config`: the
+    training recipe (None for a run imported from once-for-all)."""
 
     run_dir: Path
     space: SearchSpace
     net: Supernet
-    config: ExperimentConfig
+    config: ExperimentConfig | None
     data: DataConfig
     checkpoint_hash: str
     info: dict[str, Any] = field(default_factory=dict)
     _splits: Splits | None = field(default=None, repr=False)
+
+    @property
+    def seed(self) -> int:
+        """The seed that fixes calibration batches (the recipe's; 0 for an imported run)."""
+        return self.config.seed if self.config is not None else 0
 
     def splits(self, data_dir: str | None = None) -> Splits:
         """The run's data splits (read once, then cached); `data_dir` overrides where the files are looked for."""
@@ -81,7 +122,7 @@ def load_run(run_dir: str | Path, device: str | torch.device = "cpu", *, from_ch
         state, digest = _final_weights(run_dir, info)
     try:
         space = SearchSpace.from_dict(info["space"])
-        config = ExperimentConfig.from_yaml(run_dir / EXPERIMENT)
+        config = None if info.get("imported") else ExperimentConfig.from_yaml(run_dir / EXPERIMENT)
         data = DataConfig.from_dict(info["data"])
     except (KeyError, NasError) as exc:
         raise CheckpointError(f"run '{run_dir}' has a malformed {RUN_JSON} or {EXPERIMENT}: {exc}") from None
@@ -108,6 +149,9 @@ def _final_weights(run_dir: Path, info: dict[str, Any]) -> tuple[dict[str, torch
 
 
 def _checkpoint_weights(run_dir: Path, info: dict[str, Any]) -> tuple[dict[str, torch.Tensor], str, dict[str, Any]]:
+    if info.get("imported"):
+        raise CheckpointError(f"run '{run_dir}' was imported (from {info['imported'].get('from')}): it has no "
+                              f"training checkpoint, only its final weights (drop --from-checkpoint)")
     path = run_dir / CHECKPOINT
     if not path.is_file():
         raise CheckpointError(f"run '{run_dir}' has no {CHECKPOINT} (it was never checkpointed)")
@@ -130,4 +174,46 @@ def _read_hashed(path: Path) -> tuple[Any, str]:
     return state, hashlib.sha256(data).hexdigest()
 
 
-__all__ = ["TrainedRun", "load_run", "read_run_json", "WEIGHTS", "CHECKPOINT", "RUN_JSON", "EXPERIMENT", "METRICS"]
+def import_ofa_run(checkpoint: str | Path, space_name: str, out_dir: str | Path, *, data_dir: str | None = None,
+                   val_size: int = 10000) -> Path:
+    """Write a run folder holding once-for-all's released weights (`checkpoint`) for space `space_name`
+    (ofa-mbv3-w1.0 or -w1.2), which everything else takes as a finished run on ImageNet (`data_dir`: ImageNet's
+    folder with train/ and val/; `val_size` training images held out for validation, OFA's 10,000).
+
+    Every key and shape is checked before anything is written; the folder appears whole or not at all. Raises
+    CheckpointError (unreadable file, a missing, unexpected or mis-shaped key, an existing run at `out_dir`).
+    """
+    from supernet.imagefolder import preprocessing
+    from supernet.ofa import OFA_NET_IDS, convert_ofa_state_dict, read_ofa_checkpoint
+
+    out = Path(out_dir)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise CheckpointError(f"field 'out': '{out}' already exists and is not an empty folder; import into a new one")
+    space = SearchSpace.preset(space_name)
+    raw, source_sha, fmt = read_ofa_checkpoint(checkpoint)
+    state = convert_ofa_state_dict(raw, space)
+    data = DataConfig(name="imagenet", data_dir=None if data_dir is None else str(data_dir), val_size=val_size,
+                      image_size=max(space.resolutions))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    try:
+        save_torch(tmp / WEIGHTS, state)
+        info = RunInfo(name=out.name, space=space.to_dict(), data=data.to_dict(), finished=True,
+                       checkpoint_hash=sha256_file(tmp / WEIGHTS),
+                       imported={"from": "once-for-all", "net_id": OFA_NET_IDS[space.name],
+                                 "source": str(Path(checkpoint).resolve()), "source_sha256": source_sha,
+                                 "format": fmt, "dataset": "ImageNet", "classes": space.num_classes,
+                                 "phases": []},
+                       preprocessing=preprocessing(data.image_size))
+        write_run_info(tmp, info)
+        tmp.chmod(0o755)
+        if out.exists():
+            out.rmdir()
+        tmp.rename(out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out
+
+
+__all__ = ["TrainedRun", "RunInfo", "load_run", "read_run_json", "write_run_info", "import_ofa_run", "WEIGHTS", "CHECKPOINT", "RUN_JSON", "EXPERIMENT", "METRICS"]

@@ -25,14 +25,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from supernet import distributed as ddp
-from supernet._io import save_torch, sha256_file, write_json, write_text
+from supernet._io import save_torch, sha256_file, write_text
 from supernet.arch import ArchConfig
 from supernet.config import ExperimentConfig, PhaseConfig
 from supernet.data import Splits, augment_batch, load_splits, make_loader
 from supernet.errors import CheckpointError
 from supernet.evaluate import evaluate, recalibrate_bn, resize_to
 from supernet.network import Supernet
-from supernet.run import CHECKPOINT, EXPERIMENT, METRICS, RUN_JSON, WEIGHTS
+from supernet.run import (CHECKPOINT, EXPERIMENT, METRICS, RUN_JSON, WEIGHTS, RunInfo, read_run_json,
+                          write_run_info)
 from supernet.space import SearchSpace
 
 CHECKPOINT_FORMAT = 1
@@ -200,6 +201,9 @@ def train(config: ExperimentConfig, out_dir: str | Path, *, resume: bool = False
     config_hash = config.config_hash()
     ckpt_path = out / CHECKPOINT
     ckpt = None
+    if (out / RUN_JSON).is_file() and read_run_json(out).get("imported"):
+        raise CheckpointError(f"{out} holds a run imported from once-for-all: it is never trained or resumed here; "
+                              f"choose another --out folder")
     if resume and ckpt_path.is_file():
         ckpt = _load_checkpoint(ckpt_path, config_hash)
     elif not resume and ckpt_path.is_file():
@@ -231,8 +235,8 @@ def train(config: ExperimentConfig, out_dir: str | Path, *, resume: bool = False
     if ctx.is_main:
         out.mkdir(parents=True, exist_ok=True)
         write_text(out / EXPERIMENT, config.to_yaml())
-        write_json(out / RUN_JSON, {"name": config.name, "space": space.to_dict(), "data": config.data.to_dict(),
-                                    "config_hash": config_hash, "finished": False, "checkpoint_hash": None})
+        write_run_info(out, RunInfo(config.name, space.to_dict(), config.data.to_dict(), config_hash=config_hash,
+                                    preprocessing=splits.preprocessing))
     tb = _tensorboard(out, ctx.is_main)
     params = [p for p in net.parameters()]
     optimizer = scheduler = None
@@ -380,12 +384,13 @@ def train(config: ExperimentConfig, out_dir: str | Path, *, resume: bool = False
     if ctx.is_main:
         save_torch(out / WEIGHTS, _cpu_state(net))  # CPU tensors: the file loads anywhere
         write_text(out / METRICS, _metrics_csv(state.metrics))
-        write_json(out / RUN_JSON, {"name": config.name, "space": space.to_dict(), "data": config.data.to_dict(),
-                                    "config_hash": config_hash, "finished": True,
-                                    "checkpoint_hash": sha256_file(out / WEIGHTS), "steps": state.global_step,
-                                    "train_seconds": round(time.perf_counter() - started, 1),
-                                    "cpu_seconds": round(time.process_time() - cpu_started, 1),
-                                    "world_size": ctx.world_size, "final": summary})
+        write_run_info(out, RunInfo(config.name, space.to_dict(), config.data.to_dict(), finished=True,
+                                    checkpoint_hash=sha256_file(out / WEIGHTS), config_hash=config_hash,
+                                    preprocessing=splits.preprocessing,
+                                    extra={"steps": state.global_step,
+                                           "train_seconds": round(time.perf_counter() - started, 1),
+                                           "cpu_seconds": round(time.process_time() - cpu_started, 1),
+                                           "world_size": ctx.world_size, "final": summary}))
         log(f"finished {out}: " + ", ".join(f"{k} test top-1 {v['test_top1']:.4f}" for k, v in summary.items()))
     if tb is not None:
         tb.close()

@@ -84,9 +84,12 @@ def load_device(store: Store, name: str, loc: Sequence[str | int] | None = None)
 
 # ---------------------------------------------------------------------- runs
 def _run_info(run_dir: Path) -> dict[str, Any]:
+    from supernet.errors import NasError
+    from supernet.run import read_run_json
+
     try:
-        info = json.loads((run_dir / "run.json").read_text())
-    except (OSError, json.JSONDecodeError):
+        info = read_run_json(run_dir)
+    except (OSError, NasError):
         return {}
     return info if isinstance(info, dict) else {}
 
@@ -134,6 +137,7 @@ def run_summary(run_id: str, run_dir: Path, *, detail: bool = False) -> dict[str
         "weights": (run_dir / "supernet.pt").is_file(),
         "predictors": _predictor_files(run_dir),
         "fidelity": _fidelity(run_dir),
+        "imported": info.get("imported") if isinstance(info.get("imported"), dict) else None,
     }
     if detail:
         out["info"] = {k: v for k, v in info.items() if k != "space"}

@@ -63,6 +63,7 @@ class RunOut(BaseModel):
     weights: bool
     predictors: dict[str, Any]
     fidelity: dict[str, Any] | None
+    imported: dict[str, Any] | None = None  # where an imported run's weights came from (once-for-all's file)
     info: dict[str, Any] | None = None
     space_config: dict[str, Any] | None = None
 

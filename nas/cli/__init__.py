@@ -23,6 +23,7 @@ _GROUPS: dict[str, str] = {
     "profile": "nas.cli.profile",
     "latency": "nas.cli.latency",
     "accuracy": "nas.cli.accuracy",
+    "run": "nas.cli.run",
 }
 # command name -> module exposing `register(app)`
 _COMMANDS: dict[str, str] = {
@@ -34,7 +35,7 @@ _COMMANDS: dict[str, str] = {
     "serve": "nas.cli.serve",
     "demo": "nas.cli.demo",
 }
-_ORDER = ["space", "train", "eval", "profile", "devices", "latency", "accuracy", "predict", "search", "export",
+_ORDER = ["space", "train", "run", "eval", "profile", "devices", "latency", "accuracy", "predict", "search", "export",
           "serve", "demo"]
 
 

@@ -97,3 +97,17 @@ def main_guard(fn):  # noqa: ANN001
             raise
 
     return wrapper
+
+
+def progress_bar(batches: Iterable, desc: str, total_images: int, unit: str = "img") -> Iterable:
+    """`batches` of (images, labels), counted in images on a tqdm bar on stderr (shown only on a terminal)."""
+    from tqdm import tqdm
+
+    bar = tqdm(total=total_images, desc=desc, unit=unit, dynamic_ncols=True, leave=False,
+               disable=not sys.stderr.isatty())
+    try:
+        for x, y in batches:
+            bar.update(len(y))
+            yield x, y
+    finally:
+        bar.close()

@@ -1,4 +1,5 @@
-"""`nas accuracy fit|show`: measure subnets of a trained run, fit its accuracy predictor, inspect it."""
+"""`nas accuracy fit|show|import-ofa`: measure subnets of a trained run, fit its accuracy predictor, inspect it, or
+import once-for-all's trained one."""
 
 from __future__ import annotations
 
@@ -23,7 +24,9 @@ def fit(run_dir: str = typer.Argument(..., help="training run folder (runs/<name
         holdout_val_images: int | None = typer.Option(
             None, "--holdout-val-images", min=1,
             help="validation images per held-out subnet (default: the whole validation split)"),
-        device: str = typer.Option("cpu", "--device", help="torch device for measuring (cpu, cuda)")) -> None:
+        device: str = typer.Option("cpu", "--device", help="torch device for measuring (cpu, cuda)"),
+        workers: int = typer.Option(0, "--workers", min=0,
+                                    help="DataLoader worker processes decoding images (image folders)")) -> None:
     """Measure SAMPLES subnets (BN-recalibrated top-1 on the validation split), choose and fit a model, print
     its held-out fidelity as JSON. Progress goes to stderr; a killed job resumes where it stopped."""
     from predictors.accuracy import fit_run_predictor
@@ -33,10 +36,11 @@ def fit(run_dir: str = typer.Argument(..., help="training run folder (runs/<name
     check_model(model, "--model")
     p = fit_run_predictor(run_dir, samples=samples, model=model, seed=seed, holdout=holdout, folds=folds,
                           bn_images=bn_images, val_images=val_images, holdout_val_images=holdout_val_images,
-                          device=device, progress=True)
+                          device=device, progress=True, workers=workers)
     emit({"run": run_dir, "predictor": str(predictor_dir(run_dir)), "checkpoint_hash": p.checkpoint_hash,
           **p.fidelity_report(), "selection": p.info.get("selection", []),
-          "measure_seconds": p.info.get("measure_seconds"), "fit_seconds": p.info.get("fit_seconds")})
+          "measure_seconds": p.info.get("measure_seconds"), "fit_seconds": p.info.get("fit_seconds"),
+          **({"replaced": p.info["replaced"]} if p.info.get("replaced") else {})})
 
 
 @app.command("show")
@@ -47,3 +51,29 @@ def show(run_dir: str = typer.Argument(..., help="training run folder")) -> None
     p = load_accuracy_predictor(run_dir)
     emit({"run": run_dir, "checkpoint_hash": p.checkpoint_hash, **p.fidelity_report(),
           "params": p.model.params(), "selection": p.info.get("selection", [])})
+
+
+@app.command("import-ofa")
+def import_ofa(file: str = typer.Argument(..., help="OFA's predictor: the tutorial's acc_predictor.pth, or an "
+                                                     "ofa.nas.accuracy_predictor.AccuracyPredictor state dict"),
+               run_dir: str = typer.Option(..., "--run", help="the run folder (an imported OFA run of that space)"),
+               resolutions: str = typer.Option(None, "--resolutions",
+                                               help="ofa.nas format only: the encoder's image_size_list, comma-"
+                                                    "separated (default inferred: 25 → 128..224 step 4, 4 → 128,"
+                                                    "160,192,224, 1 → 224)")) -> None:
+    """Make once-for-all's trained accuracy predictor this run's accuracy predictor (predictions as OFA's code)."""
+    from predictors.accuracy._ofa import import_ofa_predictor
+    from predictors.accuracy.store import predictor_dir
+
+    res = None
+    if resolutions:
+        parts = [p.strip() for p in resolutions.split(",") if p.strip()]
+        if not parts or not all(p.isdigit() for p in parts):
+            from nas.cli._common import fail
+
+            fail(f"--resolutions must be comma-separated integers (px), got {resolutions!r}")
+        res = [int(p) for p in parts]
+    p = import_ofa_predictor(file, run_dir, resolutions=res)
+    emit({"run": run_dir, "predictor": str(predictor_dir(run_dir)), "checkpoint_hash": p.checkpoint_hash,
+          "model": p.name, "format": p.model.format, "note": p.info["note"],
+          "source_sha256": p.info["imported"]["source_sha256"]})

@@ -35,10 +35,15 @@ def eval_command(
     data_dir: Optional[str] = typer.Option(None, "--data-dir", help="folder holding the data set's files"),
     from_checkpoint: bool = typer.Option(False, "--from-checkpoint",
                                          help="the latest checkpoint's weights (a run still training or stopped)"),
+    workers: int = typer.Option(0, "--workers", min=0, help="DataLoader worker processes decoding images "
+                                "(image folders; 0: in this process)"),
+    val_images: Optional[int] = typer.Option(None, "--val-images", min=1,
+                                             help="evaluate on a fixed random subset of this many images"),
 ) -> None:
     """Top-1 of each arch after BN recalibration, one JSON line per arch."""
     from supernet.counting import arch_stats
     from supernet.data import make_loader
+    from nas.cli._common import progress_bar
     from supernet.evaluate import evaluate, recalibrate_bn
     from supernet.run import load_run
 
@@ -48,13 +53,24 @@ def eval_command(
     where = {"checkpoint_step": (run.info["checkpoint_progress"] or {}).get("global_step")} if from_checkpoint else {}
     archs = _archs(run.space, arch, seed)
     splits = run.splits(data_dir)
-    calib = make_loader(splits.train, 200, shuffle=True, seed=run.config.seed + 1)
-    loader = make_loader(getattr(splits, split), batch_size, shuffle=False)
     for a in archs:
-        recalibrate_bn(run.net, a, calib, bn_images)
-        emit({"arch": a.to_dict(), "split": split, "top1": round(evaluate(run.net, a, loader), 5),
+        at_r = splits.at_resolution(a.r)  # streamed images: OFA's resize and crop for this resolution
+        data = getattr(at_r, split)
+        if val_images is not None and val_images < len(data):
+            data = data.subset(_fixed_subset(len(data), val_images, seed))
+        calib = make_loader(at_r.train, min(200, bn_images), shuffle=True, seed=run.seed + 1, workers=workers)
+        loader = make_loader(data, batch_size, shuffle=False, workers=workers)
+        recalibrate_bn(run.net, a, progress_bar(calib, f"BN recalibration r={a.r}", bn_images, "img"), bn_images)
+        top1 = evaluate(run.net, a, progress_bar(loader, f"evaluating {split} r={a.r}", len(data), "img"))
+        emit({"arch": a.to_dict(), "split": split, "top1": round(top1, 5),
               "macs": int(arch_stats(run.space, a)["macs"]), "checkpoint_hash": run.checkpoint_hash,
               **where})
+
+
+def _fixed_subset(n: int, k: int, seed: int):  # noqa: ANN202
+    import numpy as np
+
+    return np.sort(np.random.default_rng(seed).permutation(n)[:k])
 
 
 def register(app: typer.Typer) -> None:

@@ -30,7 +30,8 @@ from nas.export.card import render_markdown
 from nas.export.check import check_onnx
 from nas.export.errors import ExportError
 from nas.export.finetune import FinetuneRecipe, finetune_steps, finetune_subnet, frozen_teacher
-from nas.export.formats import INPUT_NAME, ONNX_OPSET, write_onnx, write_safetensors, write_torchscript
+from nas.export.formats import (INPUT_NAME, ONNX_OPSET, set_onnx_metadata, write_onnx, write_safetensors,
+                                write_torchscript)
 from nas.export.latency import measure_latency
 from nas.export.load import WEIGHTS_FILE
 from nas.export.quantize import quantize_int8
@@ -237,7 +238,7 @@ def export_bundle(run_dir: str | Path, arch: ArchConfig | Mapping[str, Any] | st
                   progress: Progress | None = None) -> Path:
     """Export `arch` of the trained run at `run_dir` for `device` into a new folder under `out_dir`; return it.
 
-    `formats`: among safetensors, torchscript, onnx, int8, c-header (default: the first three, all five on MCUs);
+    `formats`: among safetensors, torchscript, onnx, int8, c-header, c (default: the first three, all six on MCUs);
     `finetune`: steps of distillation from the supernet's largest net before export, an integer or a share of
     the supernet's training steps like '10%' (0: none; nas.export.finetune);
     `progress(fraction, message)` is called as the steps go. Raises a NasError subclass (ExportError,
@@ -253,7 +254,7 @@ def export_bundle(run_dir: str | Path, arch: ArchConfig | Mapping[str, Any] | st
     steps = finetune_steps(finetune, run.info.get("steps"))
     arch = as_arch(arch, run.space)
     report(0.02, "reading data")
-    splits = run.splits()
+    splits = run.splits().at_resolution(arch.r)  # streamed images: OFA's resize and crop for this resolution
     if splits.in_channels != run.space.in_channels or splits.num_classes > run.space.num_classes:
         raise ExportError(f"run '{run_dir}': data ({splits.in_channels} channels, {splits.num_classes} classes) does "
                           f"not fit space '{run.space.name}'")
@@ -305,7 +306,7 @@ def _build(run: TrainedRun, arch: ArchConfig, profile: DeviceProfile, formats: t
     (tmp / "arch.json").write_text(json.dumps(arch.to_dict()) + "\n")
     report(0.5, "writing weights and TorchScript")
     meta = {"arch": arch.to_json(), "space": json.dumps(run.space.to_dict()), "checkpoint_hash": run.checkpoint_hash,
-            "device": profile.name}
+            "device": profile.name, **_input_metadata(splits, arch.r)}
     if "safetensors" in formats:
         write_safetensors(net, tmp / WEIGHTS_FILE, meta)
     check_images = _images(splits.val, CHECK_IMAGES, arch.r, seed + 1, batch_size=CHECK_IMAGES)
@@ -320,6 +321,7 @@ def _build(run: TrainedRun, arch: ArchConfig, profile: DeviceProfile, formats: t
     if "onnx" in formats:
         report(0.6, f"exporting ONNX (opset {ONNX_OPSET})")
         write_onnx(net, check_images[0][:2], tmp / "model.onnx")
+        set_onnx_metadata(tmp / "model.onnx", _input_metadata(splits, arch.r))
         report(0.7, "checking ONNX against PyTorch on validation images")
         agreement = check_onnx(tmp / "model.onnx", net, check_images[0]).to_dict()
         onnx_paths["onnxruntime_fp32"] = tmp / "model.onnx"
@@ -330,6 +332,7 @@ def _build(run: TrainedRun, arch: ArchConfig, profile: DeviceProfile, formats: t
         # the C runtime is int8 throughout (as CMSIS-NN and TF-Lite Micro): asking for it asks for int8 activations
         activations = "int8" if profile.kind == "mcu" or "c" in formats else "uint8"
         quantize_int8(tmp / "model.onnx", tmp / "model.int8.onnx", calib, INPUT_NAME, activations)
+        set_onnx_metadata(tmp / "model.int8.onnx", _input_metadata(splits, arch.r))
         weights = "int8 (7-bit range), symmetric, per output channel" if activations == "uint8" else \
             "int8, symmetric, per output channel"
         quant = {"format": "QDQ", "weights": weights,
@@ -378,7 +381,7 @@ def _build(run: TrainedRun, arch: ArchConfig, profile: DeviceProfile, formats: t
         "formats": list(formats), "onnx_opset": ONNX_OPSET if "onnx" in formats else None,
         "input": {"name": INPUT_NAME, "layout": "NCHW", "shape": [1, run.space.in_channels, arch.r, arch.r],
                   "resolution": arch.r, "mean": _floats(getattr(train_ds, "mean", None)),
-                  "std": _floats(getattr(train_ds, "std", None))},
+                  "std": _floats(getattr(train_ds, "std", None)), "preprocessing": splits.preprocessing},
         "num_classes": run.space.num_classes,
         "macs": int(count_macs(run.space, codes)[0]), "params": int(count_params(run.space, codes)[0]),
         "bn_recalibration": {"images": bn_images, "split": "train"},
@@ -411,6 +414,15 @@ def _finetune(run: TrainedRun, arch: ArchConfig, steps: int, splits, bn_loader, 
             "recipe": recipe.to_dict(), "teacher": f"the supernet's largest subnet at {arch.r} px (frozen copy)",
             "path": "through the supernet with the arch fixed, extracted after; BN recalibrated on "
                     f"{BN_IMAGES} training images", "supernet_accuracy": in_supernet}
+
+
+def _input_metadata(splits, r: int) -> dict[str, str]:  # noqa: ANN001
+    """What the model expects of an image, as ONNX metadata: normalisation and (image folders) resize and crop."""
+    meta = {"input_resolution": str(r), "input_mean": json.dumps(_floats(splits.mean)),
+            "input_std": json.dumps(_floats(splits.std)), "input_layout": "NCHW, RGB, scaled to [0, 1] first"}
+    if splits.preprocessing is not None:
+        meta["preprocessing"] = json.dumps(splits.preprocessing)
+    return meta
 
 
 def _floats(t: Any) -> list[float] | None:

@@ -54,3 +54,15 @@ def write_onnx(net: nn.Module, example: torch.Tensor, path: Path, opset: int = O
     finally:
         quiet.setLevel(level)
     program.save(str(path))
+
+
+def set_onnx_metadata(path: Path, metadata: Mapping[str, str]) -> None:
+    """Record `metadata` (strings) in the ONNX model's metadata_props (what a runtime must do to an image)."""
+    import onnx
+
+    model = onnx.load(str(path))
+    existing = {p.key: p for p in model.metadata_props}
+    for key, value in metadata.items():
+        prop = existing.get(key) or model.metadata_props.add()
+        prop.key, prop.value = key, str(value)
+    onnx.save(model, str(path))

@@ -185,9 +185,11 @@ def _progress(total: int, initial: int, n: int, enabled: bool):  # noqa: ANN202
 
 
 def run_measurer(run, *, bn_images: int = 2000, val_images: int = 5000, batch_size: int = 500,
-                 seed: int = 0) -> Callable[[ArchConfig], float]:  # noqa: ANN001
+                 seed: int = 0, workers: int = 0) -> Callable[[ArchConfig], float]:  # noqa: ANN001
     """`measure(arch) -> top-1` for a trained run: recalibrate BN on `bn_images` training images (OFA: 2,000),
-    then evaluate on the first `val_images` of the validation split. Batches are built once and reused."""
+    then evaluate on the first `val_images` of the validation split (a fixed random subset: the split is drawn
+    by index). In-memory data: batches are built once and reused; streamed image folders are read again for each
+    subnet, preprocessed at its resolution by `workers` DataLoader processes (memory stays flat)."""
     import torch
 
     from supernet.data import make_loader
@@ -198,6 +200,15 @@ def run_measurer(run, *, bn_images: int = 2000, val_images: int = 5000, batch_si
             raise AccuracyPredictorError(f"field '{name}' must be an integer >= 1, got {v!r}")
     splits = run.splits()
     device = next(run.net.parameters()).device
+    if splits.preprocessing is not None:
+        def measure_streamed(arch: ArchConfig) -> float:
+            at_r = splits.at_resolution(arch.r)
+            val = at_r.val if val_images >= len(at_r.val) else at_r.val.subset(range(val_images))
+            bn = make_loader(at_r.train, min(batch_size, 200), shuffle=True, seed=seed, workers=workers)
+            recalibrate_bn(run.net, arch, bn, n_images=bn_images)
+            return evaluate(run.net, arch, make_loader(val, batch_size, shuffle=False, workers=workers))
+
+        return measure_streamed
 
     def batches(ds, limit: int, shuffle: bool) -> list[tuple[torch.Tensor, torch.Tensor]]:
         out, seen = [], 0

@@ -169,7 +169,7 @@ def compare_models(space: SearchSpace, codes: np.ndarray, y: np.ndarray, *,
 
 def measure_run_tables(run, run_dir: str | Path, *, samples: int, holdout: float = 0.2, seed: int = 0,  # noqa: ANN001
                        bn_images: int = 2000, val_images: int = 5000, holdout_val_images: int | None = None,
-                       progress: bool = False) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, int]]:
+                       progress: bool = False, workers: int = 0) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, int]]:
     """(fitting table, held-out table, the validation images each was measured on) for a trained run.
 
     The fitting share (the first `samples` - `holdout` of the subnet plan) is measured on `val_images`
@@ -184,10 +184,11 @@ def measure_run_tables(run, run_dir: str | Path, *, samples: int, holdout: float
     images = {"val_images": min(val_images, n_val),
               "heldout_val_images": n_val if holdout_val_images is None else min(holdout_val_images, n_val)}
     common = {"checkpoint_hash": run.checkpoint_hash, "seed": seed, "bn_images": bn_images, "progress": progress}
-    measure = run_measurer(run, bn_images=bn_images, val_images=images["val_images"], seed=seed)
+    measure = run_measurer(run, bn_images=bn_images, val_images=images["val_images"], seed=seed, workers=workers)
     table = measure_subnets(run.space, measure, n_fit, measured_path(run_dir, run.checkpoint_hash),
                             val_images=images["val_images"], **common)
-    measure = run_measurer(run, bn_images=bn_images, val_images=images["heldout_val_images"], seed=seed)
+    measure = run_measurer(run, bn_images=bn_images, val_images=images["heldout_val_images"], seed=seed,
+                           workers=workers)
     held = measure_subnets(run.space, measure, n_hold, heldout_path(run_dir, run.checkpoint_hash),
                            val_images=images["heldout_val_images"], first=n_fit, **common)
     return table, held, images
@@ -196,7 +197,7 @@ def measure_run_tables(run, run_dir: str | Path, *, samples: int, holdout: float
 def fit_run_predictor(run_dir: str | Path, *, samples: int = 500, model: str = "auto", seed: int = 0,
                       holdout: float = 0.2, folds: int = 3, bn_images: int = 2000, val_images: int = 5000,
                       holdout_val_images: int | None = None, device: str = "cpu", progress: bool = False,
-                      params: dict[str, dict[str, Any]] | None = None) -> AccuracyPredictor:
+                      params: dict[str, dict[str, Any]] | None = None, workers: int = 0) -> AccuracyPredictor:
     """Measure `samples` subnets of a trained run (resuming partial tables, see `measure_run_tables`), fit the
     accuracy predictor, record its held-out fidelity and store it in `run_dir/accuracy_predictor/`.
 
@@ -211,7 +212,8 @@ def fit_run_predictor(run_dir: str | Path, *, samples: int = 500, model: str = "
     t0 = time.perf_counter()
     table, held, images = measure_run_tables(run, run_dir, samples=samples, holdout=holdout, seed=seed,
                                              bn_images=bn_images, val_images=val_images,
-                                             holdout_val_images=holdout_val_images, progress=progress)
+                                             holdout_val_images=holdout_val_images, progress=progress,
+                                             workers=workers)
     measure_s = time.perf_counter() - t0
     codes, y = table_codes(run.space, table)
     predictor = fit_predictor(run.space, codes, y, run.checkpoint_hash, model=model, holdout=holdout, folds=folds,
@@ -220,8 +222,30 @@ def fit_run_predictor(run_dir: str | Path, *, samples: int = 500, model: str = "
                            "measure_seconds": round(measure_s, 1),
                            "measured_table": measured_path(run_dir, run.checkpoint_hash).name,
                            "heldout_table": heldout_path(run_dir, run.checkpoint_hash).name})
+    replaced = _imported_fidelity(run_dir, run.checkpoint_hash, held, run.space)
+    if replaced:
+        predictor.info["replaced"] = replaced
     save_accuracy_predictor(predictor, run_dir)
     return predictor
+
+
+def _imported_fidelity(run_dir: str | Path, checkpoint_hash: str, held: pd.DataFrame, space: SearchSpace
+                       ) -> dict[str, Any] | None:
+    """The held-out fidelity of an imported predictor this fit replaces (what it measured, recorded), else None."""
+    from predictors.accuracy.store import load_accuracy_predictor
+    from supernet.errors import CheckpointError
+
+    try:
+        old = load_accuracy_predictor(run_dir, checkpoint_hash)
+    except CheckpointError:
+        return None
+    if not old.info.get("imported") or len(held) < 2:
+        return None
+    codes, y = table_codes(space, held)
+    try:
+        return {"model": old.name, **old.info["imported"], "heldout_fidelity": old.fidelity_on(codes, y)}
+    except AccuracyPredictorError as exc:  # it cannot encode some held-out subnet (a resolution it lacks)
+        return {"model": old.name, **old.info["imported"], "heldout_fidelity": None, "why": str(exc)}
 
 
 __all__ = ["fit_predictor", "fit_run_predictor", "measure_run_tables", "select_model", "cross_validate",

@@ -64,8 +64,9 @@ class AccuracyPredictor:
 
     def fidelity_report(self) -> dict[str, Any]:
         """The held-out fidelity recorded at fit time, with the model kind and data sizes."""
-        return {"model": self.name, **self.fidelity, "n_train": self.info.get("n_train"),
-                "n_heldout": self.info.get("n_heldout")}
+        out = {"model": self.name, **self.fidelity, "n_train": self.info.get("n_train"),
+               "n_heldout": self.info.get("n_heldout")}
+        return {**out, "note": self.info["note"]} if self.info.get("note") else out
 
 
 def predictor_dir(run_dir: str | Path) -> Path:
