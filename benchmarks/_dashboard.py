@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -16,15 +15,11 @@ from typing import Any
 
 import httpx
 
+from benchmarks._serve import free_port, wait_healthy
+
 ROOT = Path(__file__).resolve().parent.parent
 BROWSER_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                 "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def start_server(runs: Path, token: str | None = None, workers: int = 2) -> tuple[subprocess.Popen, str]:
@@ -33,21 +28,13 @@ def start_server(runs: Path, token: str | None = None, workers: int = 2) -> tupl
     runs.mkdir(parents=True, exist_ok=True)
     env = {k: v for k, v in os.environ.items() if not k.startswith("NAS_")}
     env.update(PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1", NAS_PROFILES_DIR=str(runs / "profiles"))
+    if token:
+        env["NAS_API_TOKEN"] = token  # not --token: the command line is visible to every user of the machine
     cmd = [sys.executable, "-m", "nas", "serve", "--port", str(port), "--runs-dir", str(runs), "--workers",
-           str(workers), "--log-level", "warning", *(["--token", token] if token else [])]
+           str(workers), "--log-level", "warning"]
     log = open(runs.parent / "serve.log", "ab")
     proc = subprocess.Popen(cmd, env=env, cwd=runs.parent, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(1200):
-        if proc.poll() is not None:
-            break
-        try:
-            if httpx.get(url + "/healthz", timeout=1).status_code == 200:
-                return proc, url
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    proc.kill()
-    raise RuntimeError(f"nas serve did not start; see {runs.parent / 'serve.log'}")
+    return wait_healthy(proc, f"http://127.0.0.1:{port}", tries=1200, hint=str(runs.parent / "serve.log"))
 
 
 def stop_server(proc: subprocess.Popen) -> None:

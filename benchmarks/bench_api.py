@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -26,15 +25,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks._report import table, write_section  # noqa: E402
+from benchmarks._serve import free_port, wait_healthy  # noqa: E402
 from supernet import SearchSpace  # noqa: E402
 
 SPACE = "tiny-mbv3"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def start(runs: Path, tree: Path = ROOT, env: dict[str, str] | None = None) -> tuple[subprocess.Popen, str]:
@@ -45,15 +39,7 @@ def start(runs: Path, tree: Path = ROOT, env: dict[str, str] | None = None) -> t
     proc = subprocess.Popen([sys.executable, "-m", "nas", "serve", "--port", str(port), "--runs-dir", str(runs),
                              "--log-level", "warning"], env=env, cwd=runs.parent,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(600):
-        try:
-            if httpx.get(url + "/healthz", timeout=1).status_code == 200:
-                return proc, url
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    proc.kill()
-    raise RuntimeError("server did not start")
+    return wait_healthy(proc, f"http://127.0.0.1:{port}")
 
 
 def latencies(client: httpx.Client, body: dict, n: int) -> list[float]:

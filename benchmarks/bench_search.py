@@ -47,7 +47,6 @@ def ofa_part(args: argparse.Namespace) -> str:
 
     space, preds, acc = setup(args.ofa_device)
     lat_all = preds.latency.predict(space.sample_codes(1_000_000, 12345))
-    ofa_evals = 100 + 500 * 100  # population 100, 500 generations of 100 children (OFA's tutorial)
     rows = []
     for bound in args.ofa_budgets:
         for seed in range(args.seeds):

@@ -137,7 +137,7 @@ class Memetic:
     def _repair(self, session: Session, rows: np.ndarray, rng: np.random.Generator, tries: int = 16,
                 rounds: int = 100) -> np.ndarray:
         """Walk each row to feasibility: per round, `tries` random one-gene changes, keep the least violating."""
-        p, sizes = session.problem, session.problem.sizes
+        sizes = session.problem.sizes
         rows = rows.copy()
         viol = p.violation(p.screen(rows))
         for _ in range(rounds):
@@ -158,7 +158,7 @@ class Memetic:
 
     def _children(self, session: Session, pop: np.ndarray, order: np.ndarray, n: int,
                   rng: np.random.Generator) -> np.ndarray:
-        p, sizes = session.problem, session.problem.sizes
+        sizes = session.problem.sizes
         parents = pop[order[: max(2, len(order) // 2)]]
         n_mut = n // 2
         kids = parents[rng.integers(0, len(parents), n)].copy()

@@ -60,13 +60,12 @@ def create_export(body: ExportRequest, response: Response, store: Store = Depend
     load_device(store, body.device, ("body", "device"))
     if arch is None:
         raise FieldError(("body", "arch"), "give an arch, or an experiment whose best arch for the device to export")
-    import json
+    from supernet import SearchSpace
+    from supernet.run import read_run_json
 
-    info = json.loads((run_dir / "run.json").read_text())
+    info = read_run_json(run_dir)
     try:
-        from supernet import SearchSpace
-
-        SearchSpace.from_dict(space_dict).arch_from_dict(arch)
+        SearchSpace.from_dict(info.get("space")).arch_from_dict(arch)
     except InvalidArchError as exc:
         raise FieldError(("body", "arch"), str(exc), type_="invalid_arch") from None
     try:
