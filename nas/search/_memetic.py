@@ -137,7 +137,7 @@ class Memetic:
     def _repair(self, session: Session, rows: np.ndarray, rng: np.random.Generator, tries: int = 16,
                 rounds: int = 100) -> np.ndarray:
         """Walk each row to feasibility: per round, `tries` random one-gene changes, keep the least violating."""
-        sizes = session.problem.sizes
+        p, sizes = session.problem, session.problem.sizes
         rows = rows.copy()
         viol = p.violation(p.screen(rows))
         for _ in range(rounds):
