@@ -132,6 +132,24 @@ def test_profile_cpu_host_writes_measured_profile(monkeypatch, capsys, tmp_path)
     assert code == 2 and "--backend must be torch or onnxruntime" in err
 
 
+def test_profile_cpu_host_at_ofas_resolutions(monkeypatch, capsys, tmp_path):
+    """The ImageNet space (an imported OFA supernet's) is profiled at OFA's own resolutions."""
+    monkeypatch.setenv("NAS_PROFILES_DIR", str(tmp_path))
+    code, (res,), err = nas(monkeypatch, capsys, "profile", "cpu-host", "--space", "ofa-mbv3-w1.0", "--resolutions",
+                            "160,224", "--n-test", 3, "--n-fit", 3, "--repeats", 1, "--rounds", 1)
+    assert code == 0, err
+    assert res["resolutions"] == [160, 224] and res["space"] == "ofa-mbv3-w1.0"
+    host = load_profile("cpu-host")
+    assert set(host.latency.lookup_table.tables) >= {160, 224}
+    # ops whose cost does not depend on r (the classifier after pooling) are measured once, kept under each r
+    assert sum(len(host.latency.lookup_table.tables[r]) for r in (160, 224)) >= res["ops_measured"] > 0
+    space = SearchSpace.preset("ofa-mbv3-w1.0")
+    from predictors import latency_predictor
+
+    ms = latency_predictor(space, host).predict(space.encode([space.largest(224), space.smallest(160)]))
+    assert ms[0] > ms[1] > 0
+
+
 def _csv(tmp_path, n=100, seed=5):
     space = SearchSpace.preset("tiny-mbv3")
     codes = space.sample_codes(n, seed)
