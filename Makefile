@@ -30,8 +30,10 @@ data:
 	  else echo "Fashion-MNIST not found: apt-get install dataset-fashion-mnist, or set NAS_DATA_DIR (see README)"; fi; \
 	fi
 
+# the suite runs on TEST_WORKERS processes (pytest-xdist), a test file per process: CI has 2 cores
+TEST_WORKERS ?= 2
 test: setup
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 demo: setup
 	$(BIN)/nas demo
