@@ -107,6 +107,8 @@ def place(text: str, key: str, title: str, content: str) -> str:
     elif where and (siblings := [m for m in _BLOCK.finditer(text) if (subject_of(m[1]) or ("",))[0] == subject]):
         end = siblings[-1].end()
         text = text[:end] + "\n\n" + block + text[end:]
+    elif where and (heading := re.search(rf"^## {re.escape(subject)}\n", text, re.M)):
+        text = text[:heading.end()] + "\n" + block + "\n" + text[heading.end():]
     else:
         new = f"## {subject}\n\n{block}" if where else block
         at = text.find(CHANGELOG)

@@ -78,6 +78,14 @@ def test_a_new_part_joins_its_subject_and_a_new_subject_goes_before_the_changelo
     assert out.index("<!-- /bench:accuracy-fashion-mnist-full -->") < out.index(CHANGELOG)
 
 
+def test_a_part_goes_under_its_subject_heading_when_the_subject_has_no_part_left():
+    doc = re.sub(r"<!-- bench:(latency[\w-]*) -->.*?<!-- /bench:\1 -->\n", "", DOC, flags=re.S)
+    assert blocks(doc) == ["api"]
+    out = place(doc, "latency", "x", "`cmd` (2026-12-02)")
+    assert out.count("## Latency and memory predictors") == 1
+    assert out.index("## Latency and memory predictors") < out.index("<!-- bench:latency -->") < out.index(CHANGELOG)
+
+
 def test_subjects_of_keys_by_name_and_by_prefix():
     assert subject_of("latency-load")[0] == subject_of("latency")[0] == "Latency and memory predictors"
     assert subject_of("accuracy-predictor-500")[0] == "Accuracy predictor fidelity"  # the longer prefix wins
