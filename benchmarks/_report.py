@@ -29,9 +29,9 @@ side in one run where possible: the machine is shared and noisy.
 TOC_START, TOC_END = "<!-- bench-toc -->", "<!-- /bench-toc -->"
 CHANGELOG = "<!-- bench-changelog -->"  # the hand-kept part at the end: earlier, superseded measurements
 
-# Subjects with several parts: title -> parts in the order they are shown (the current figure first), each a
-# section key with the title it is shown under, or a key prefix ending in "*" (the script's own title is kept).
-# A key that no subject lists is a subject of its own, a `## ` section.
+# Subjects with several parts: title -> its parts, the current figure first as BENCHMARKS.md lays them out (a new
+# part goes after its subject's last), each a section key with the title it is shown under, or a key prefix ending
+# in "*" (the script's own title is kept). A key that no subject lists is a subject of its own, a `## ` section.
 SUBJECTS: dict[str, tuple[tuple[str, str], ...]] = {
     "Latency and memory predictors": (
         ("latency-load", "cpu-host fidelity under load (5 profiling runs of tiny-mbv3)"),
@@ -39,8 +39,8 @@ SUBJECTS: dict[str, tuple[tuple[str, str], ...]] = {
         ("latency", "Every predictor on both spaces, fitting from subnets, throughput, profiling time"),
     ),
     "Training: elastic overhead (supernet vs extracted static net)": (
-        ("training-overhead", "On a CPU (2 cores)"),
-        ("training-overhead-cuda", "On one GPU (NVIDIA H200)"),
+        ("training-overhead", "On a CPU"),
+        ("training-overhead-cuda", "On one GPU"),
     ),
     "Supernet subnets vs the same nets trained from scratch": (
         ("accuracy-fashion-mnist-full-gpu", "The full recipe (`fashion-mnist-full-gpu`, one GPU)"),
