@@ -147,6 +147,19 @@ def with_contents(text: str) -> str:
     return text.rstrip() + "\n\n" + toc + "\n" if first < 0 else text[:first] + toc + "\n\n" + text[first:]
 
 
+def tidy(text: str) -> str:
+    """`text` with every section where `place` would put it: a part pasted as a `## ` section (or a section pasted
+    after the changelog) is moved under its subject, before the changelog, headings adjusted; contents rebuilt."""
+    for key in [m[1] for m in _BLOCK.finditer(text)]:
+        m = next(b for b in _BLOCK.finditer(text) if b[1] == key)
+        heading, _, content = m[2].partition("\n")
+        after_changelog = CHANGELOG in text and m.start() > text.index(CHANGELOG)
+        if after_changelog or (subject_of(key) and heading.startswith("## ")):
+            text = re.sub(r"\n{3,}", "\n\n", text[:m.start()] + text[m.end():])
+            text = place(text, key, heading.lstrip("#").strip(), content.strip())
+    return with_contents(text)
+
+
 def _slug(heading: str) -> str:
     """GitHub's anchor for a heading: lower case, punctuation dropped, spaces as hyphens."""
     return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
@@ -175,5 +188,5 @@ def table(rows: list[dict], columns: list[str] | None = None) -> str:
     return "\n".join(lines)
 
 
-if __name__ == "__main__":  # after editing BENCHMARKS.md by hand: rebuild its table of contents
-    _write_whole(BENCHMARKS_MD, with_contents(BENCHMARKS_MD.read_text()))
+if __name__ == "__main__":  # after editing or merging BENCHMARKS.md by hand: sections in place, contents rebuilt
+    _write_whole(BENCHMARKS_MD, tidy(BENCHMARKS_MD.read_text()))

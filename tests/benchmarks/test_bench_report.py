@@ -4,7 +4,7 @@ table kept current."""
 import re
 
 from benchmarks import _report
-from benchmarks._report import CHANGELOG, TOC_START, place, subject_of, with_contents, write_section
+from benchmarks._report import CHANGELOG, TOC_START, place, subject_of, tidy, with_contents, write_section
 
 DOC = f"""# Benchmarks
 
@@ -108,6 +108,20 @@ def test_the_contents_table_lists_every_section_with_its_date_and_follows_a_rewr
     assert "(`latency`) | 2026-12-09 |" in again and again.count(TOC_START) == 1
 
 
+def test_tidy_moves_a_pasted_section_under_its_subject_and_before_the_changelog():
+    assert tidy(DOC) == with_contents(DOC)  # nothing out of place
+    pasted = re.sub(r"<!-- bench:latency-load -->.*?<!-- /bench:latency-load -->\n", "", DOC, flags=re.S)
+    pasted += ("<!-- bench:latency-load -->\n## cpu-host latency fidelity under load\n\n`cmd` (2026-12-07)\n\n"
+               "### Runs\n\nnew load figures\n<!-- /bench:latency-load -->\n"
+               "<!-- bench:mcu-c -->\n## MCU C code\n\n`cmd` (2026-12-06)\n\nmcu\n<!-- /bench:mcu-c -->\n")
+    out = tidy(pasted)
+    assert blocks(out) == ["api", "latency", "latency-load", "mcu-c"]
+    assert out.rindex("<!-- /bench:") < out.index(CHANGELOG)
+    assert "### cpu-host fidelity under load (5 profiling runs of tiny-mbv3)\n\n`cmd` (2026-12-07)\n\n#### Runs" in out
+    assert "## MCU C code" in out and "(`latency-load`) | 2026-12-07 |" in out
+    assert tidy(out) == out
+
+
 def test_write_section_writes_the_file_whole(tmp_path, monkeypatch):
     path = tmp_path / "BENCHMARKS.md"
     path.write_text(DOC)
@@ -123,5 +137,5 @@ def test_the_shipped_benchmarks_md_is_well_formed_and_its_contents_current():
     text = _report.BENCHMARKS_MD.read_text()
     opened, closed = blocks(text), re.findall(r"<!-- /bench:([\w.-]+) -->", text)
     assert opened == closed and len(set(opened)) == len(opened)
-    assert with_contents(text) == text, "rebuild the contents: python -m benchmarks._report"
+    assert tidy(text) == text, "put sections in place and rebuild the contents: python -m benchmarks._report"
     assert text.index(CHANGELOG) > text.rindex("<!-- /bench:")
