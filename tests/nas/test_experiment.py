@@ -81,16 +81,23 @@ def test_run_experiment_writes_every_file_per_device_and_resumes(tmp_path):
         for key, bound in dev.constraints.items():
             expect &= trials[key].to_numpy() <= bound
         np.testing.assert_array_equal(trials["feasible"], expect)
-        arch = json.loads((folder / "arch.json").read_text())
-        best = space.arch_from_dict({k: arch[k] for k in ("ks", "e", "d", "r")})
+        arch = json.loads((folder / "arch.json").read_text())  # the arch alone; what the search knew beside it
+        assert set(arch) == {"ks", "e", "d", "r"}
+        best = space.arch_from_dict(arch)
+        meta = json.loads((folder / "search.json").read_text())
+        assert meta["device"] == dev.name and meta["space"] == "tiny-mbv3" and meta["constraints"] == dev.constraints
         pred = Predictors(space, dev.name).predict([best]).iloc[0]
         for key, bound in dev.constraints.items():
-            assert pred[key] <= bound and arch["predicted"][key] == pytest.approx(pred[key])
-        assert arch["predicted"]["params"] == trials.loc[trials["feasible"], "params"].max()
+            assert pred[key] <= bound and meta["predicted"][key] == pytest.approx(pred[key])
+        assert meta["predicted"]["params"] == trials.loc[trials["feasible"], "params"].max()
+        assert trials.loc[meta["trial"], "arch"] == best.to_json()
         pareto = pd.read_csv(folder / "pareto.csv")
         assert len(pareto) == info["pareto_size"] > 0 and pareto["feasible"].all()
         assert (folder / "pareto.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert json.loads((tmp_path / "summary.json").read_text())["name"] == "t"
+    written = json.loads((tmp_path / "summary.json").read_text())
+    assert written["name"] == "t"
+    # the files are named relative to the folder, so it can be moved
+    assert written["devices"]["cpu-host"]["arch"] == "cpu-host/arch.json"
     assert not [p for p in tmp_path.rglob("*.tmp")]
 
     more = run_experiment(ExperimentSpec.from_dict(spec_dict(budget=200)), tmp_path)
