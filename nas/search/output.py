@@ -100,8 +100,10 @@ class BestArch:
 class SearchOutput:
     """One search output folder: where each file of a device goes, writing them whole, and reading them back."""
 
-    def __init__(self, root: str | Path):
+    def __init__(self, root: str | Path, *, within: str | Path | None = None):
+        """within: read no file outside this folder (a server's own folder; summary.json may name any path)."""
         self.root = Path(root)
+        self.within = None if within is None else Path(within)
 
     def device_dir(self, device: str) -> Path:
         return self.root / device_dir_name(device)
@@ -188,15 +190,20 @@ class SearchOutput:
         """The existing file `key` (trials, pareto, arch, meta, plot) of `device`, or None."""
         summary = self.summary()
         entry = (summary or {}).get("devices", {}).get(device)
-        if isinstance(entry, dict) and entry.get(key):
-            path = Path(entry[key])
-            return path if path.is_file() else None
-        if isinstance(entry, dict) and key in entry:  # recorded as none (no feasible arch)
-            return None
-        name = FILE_KEYS.get(key)
-        folder = self.device_dir(device)
-        found = [folder / name] if name else [folder / f"{TRIALS}.parquet", folder / f"{TRIALS}.csv"]
-        return next((p for p in found if p.is_file()), None)
+        if isinstance(entry, dict) and key in entry:  # recorded (None: no feasible arch)
+            found = [Path(entry[key])] if entry[key] else []
+        else:
+            folder, name = self.device_dir(device), FILE_KEYS.get(key)
+            found = [folder / name] if name else [folder / f"{TRIALS}.parquet", folder / f"{TRIALS}.csv"]
+        return next((p for p in found if p.is_file() and self._allowed(p)), None)
+
+    def _allowed(self, path: Path) -> bool:
+        if self.within is None:
+            return True
+        try:
+            return path.resolve().is_relative_to(self.within.resolve())
+        except OSError:
+            return False
 
     def best(self, device: str) -> BestArch:
         """The best feasible arch the search found for `device`, and its metadata. Raises SearchOutputError when
