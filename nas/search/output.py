@@ -164,12 +164,12 @@ class SearchOutput:
                 raise AttributeError("'devices' is not a mapping")
         except (json.JSONDecodeError, AttributeError) as exc:
             raise SearchOutputError(f"{path} is malformed: {exc}") from None
-        data["devices"] = {d: {k: str(self._resolve(d, k, v)) if k in FILE_KEYS and v else v
+        data["devices"] = {d: {k: str(self._resolve(d, v)) if k in FILE_KEYS and v else v
                                for k, v in info.items()} if isinstance(info, dict) else info
                            for d, info in devices.items()}
         return data
 
-    def _resolve(self, device: str, key: str, recorded: str) -> Path:
+    def _resolve(self, device: str, recorded: str) -> Path:
         """A file path recorded in summary.json: relative to the folder (now), absolute, or relative to where
         the search ran (before); else the file of that name in the device's folder."""
         p = Path(recorded)

@@ -165,3 +165,29 @@ def test_the_pareto_route_answers_one_row_shape_running_and_finished(tmp_path, m
                                       "flash_bytes"]
         assert a["arch"] == b["arch"] and a["feasible"] is b["feasible"] is True
         assert all(a[k] == pytest.approx(b[k]) for k in ("params", "latency_ms", "sram_bytes", "flash_bytes"))
+
+
+def test_the_api_takes_a_relative_budget_and_keeps_it_resolved(tmp_path, monkeypatch):
+    from nas.api import create_app
+    from nas.settings import Settings
+    from predictors import Predictors
+    from supernet import SearchSpace
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from fastapi.testclient import TestClient
+    monkeypatch.delenv("NAS_API_TOKEN", raising=False)
+    monkeypatch.setenv("NAS_PROFILES_DIR", str(tmp_path / "runs" / "profiles"))
+    settings = Settings.from_env(runs_dir=tmp_path / "runs", db_url=f"sqlite:///{tmp_path / 'nas.db'}", token=None)
+    body = {**SPEC, "devices": [{"name": "cpu-host", "constraints": {"latency_ms": "60%"}}]}
+    with TestClient(create_app(settings, start_jobs=False)) as c:
+        r = c.post("/experiments", json=body)
+        assert r.status_code == 202, r.text
+        spec = c.get(f"/experiments/{r.json()['id']}").json()["spec"]
+        bad = c.post("/experiments", json={**body, "devices": [{"name": "cpu-host",
+                                                                 "constraints": {"latency_ms": "fast"}}]})
+    space = SearchSpace.preset("tiny-mbv3")
+    largest = Predictors(space, "cpu-host").predict([space.largest()]).iloc[0]
+    assert spec["devices"][0]["constraints"] == {"latency_ms": pytest.approx(0.6 * largest["latency_ms"])}
+    assert bad.status_code == 422 and bad.json()["detail"][0]["loc"][:4] == ["body", "devices", 0, "constraints"]
+    assert "'60%'" in bad.json()["detail"][0]["msg"]
