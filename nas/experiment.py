@@ -56,7 +56,7 @@ class DeviceSpec(BaseModel):
             if key not in CONSTRAINTS:
                 raise ValueError(f"unknown constraint '{key}'; allowed: {', '.join(CONSTRAINTS)}")
             if isinstance(bound, str):
-                share = relative_share(bound)
+                share = relative_percent(bound)
                 if share is None:
                     try:
                         bound = float(bound)
@@ -74,10 +74,10 @@ class DeviceSpec(BaseModel):
         return out
 
 
-def relative_share(bound: Any) -> float | None:
-    """A relative budget's share of the largest subnet's figure ("60%" -> 0.6), or None for an absolute one."""
+def relative_percent(bound: Any) -> float | None:
+    """A relative budget's percentage of the largest subnet's figure ("60%" -> 60.0), or None for an absolute one."""
     m = _RELATIVE.match(bound) if isinstance(bound, str) else None
-    return None if m is None else float(m.group(1)) / 100.0
+    return None if m is None else float(m.group(1))
 
 
 class ExperimentSpec(BaseModel):
@@ -207,9 +207,10 @@ def check_spec(spec: ExperimentSpec, *, from_client: bool = False) -> dict[str, 
 def _bounds(dev: DeviceSpec, preds: Any) -> dict[str, float]:
     """A device's constraints as absolute upper bounds: a share ("60%") of the largest subnet's predicted
     figure on the device (at the space's largest resolution), a number as it is."""
-    relative = {k: relative_share(v) for k, v in dev.constraints.items() if relative_share(v) is not None}
-    largest = preds.predict([preds.space.largest()], columns=list(relative)).iloc[0] if relative else None
-    return {k: float(largest[k]) * relative[k] if k in relative else float(v) for k, v in dev.constraints.items()}
+    percent = {k: relative_percent(v) for k, v in dev.constraints.items() if relative_percent(v) is not None}
+    largest = preds.predict([preds.space.largest()], columns=list(percent)).iloc[0] if percent else None
+    return {k: float(largest[k]) * percent[k] / 100.0 if k in percent else float(v)
+            for k, v in dev.constraints.items()}
 
 
 def resolve_budgets(spec: ExperimentSpec, predictors: dict[str, Any] | None = None) -> ExperimentSpec:
@@ -349,6 +350,11 @@ def run_experiment(spec: ExperimentSpec, out_dir: str | Path, *, storage: str | 
     return summary
 
 
+# the predicted columns in the order `Predictors.predict` gives them, for the trials table's columns
+_PREDICTED_ORDER = ("macs", "params", "latency_ms", "sram_bytes", "flash_bytes", "fits", "sram_margin_bytes",
+                    "flash_margin_bytes", "accuracy", "accuracy_std")
+
+
 def _trials_table(res: Any, preds: Any) -> pd.DataFrame:
     """The search's trials with every predicted figure beside the searched ones (so the table answers "what
     else does this arch cost") and the arch as JSON: the figures the search's objective returned are kept as
@@ -364,6 +370,7 @@ def _trials_table(res: Any, preds: Any) -> pd.DataFrame:
     more = preds.predict(res.codes, columns=wanted) if wanted else pd.DataFrame(index=trials.index)
     extra = pd.concat([frame[[c for c in frame if c not in trials]],
                        more[[c for c in more if c not in known]]], axis=1)
+    extra = extra[sorted(extra, key=lambda c: _PREDICTED_ORDER.index(c) if c in _PREDICTED_ORDER else 99)]
     if "fits" in extra:
         extra["fits"] = extra["fits"].astype(bool)
     trials = pd.concat([trials, extra.reset_index(drop=True)], axis=1)
