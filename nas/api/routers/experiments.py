@@ -91,8 +91,9 @@ async def create_experiment(request: Request, response: Response, store: Store =
     from nas.search.output import service_study_base
 
     return queue_job(store, runner, response, "search", lambda job: Experiment(
-        id=exp_id, name=spec["name"], spec=spec, out_dir=str(out_dir), study_name=service_study_base(spec["name"], exp_id),
-        run_id=run_id, job_id=job.id, budget=spec_budget(spec)), "/experiments")
+        id=exp_id, name=spec["name"], spec=spec, out_dir=str(out_dir),
+        study_name=service_study_base(spec["name"], exp_id), run_id=run_id, job_id=job.id,
+        budget=spec_budget(spec)), "/experiments")
 
 
 @router.get("", response_model=list[ExperimentOut])
