@@ -112,80 +112,81 @@ def test_files_outside_the_allowed_folder_are_not_read(searched, tmp_path):
     assert SearchOutput(inside).file("stm32f746", "pareto") == root / "stm32f746" / "pareto.csv"
 
 
+def assert_same_rows(live: list[dict], finished: list[dict]) -> None:
+    """One row shape (trial, arch in OFA keys, feasible, the objectives, the constraints) and the same front."""
+    assert finished and [r["trial"] for r in live] == [r["trial"] for r in finished]
+    values = ["params", "latency_ms", "sram_bytes", "flash_bytes"]
+    for a, b in zip(live, finished):
+        assert list(a) == list(b) == ["trial", "arch", "feasible", *values]
+        assert a["arch"] == b["arch"] and set(a["arch"]) == {"ks", "e", "d", "r"}
+        assert a["feasible"] is b["feasible"] is True
+        assert all(a[k] == pytest.approx(b[k]) for k in values)
+
+
 def test_live_and_finished_rows_agree_on_the_same_trials(searched):
     root, _ = searched
     out = SearchOutput(root)
     objectives = SPEC["objectives"]
     finished = out.pareto_rows("stm32f746", objectives, ["sram_bytes", "flash_bytes"])
     live = live_pareto_rows(out.trials("stm32f746"), objectives, ["sram_bytes", "flash_bytes"])
-    assert [r["trial"] for r in live] == [r["trial"] for r in finished] and finished
-    for a, b in zip(live, finished):
-        assert list(a) == list(b) == ["trial", "arch", "feasible", "params", "latency_ms", "sram_bytes",
-                                      "flash_bytes"]
-        assert a["arch"] == b["arch"] and set(a["arch"]) == {"ks", "e", "d", "r"} and a["feasible"] is True
-        assert all(a[k] == pytest.approx(b[k]) for k in (*objectives, "sram_bytes", "flash_bytes"))
+    assert_same_rows(live, finished)
     assert pareto_rows(pd.DataFrame({"trial": [3], "arch": ['{"ks":[3],"e":[3],"d":[1],"r":8}'],
                                      "feasible": [True], "params": [float("nan")]}), {"params": "maximize"}) == [
         {"trial": 3, "arch": {"ks": [3], "e": [3], "d": [1], "r": 8}, "feasible": True, "params": None}]
 
 
-def test_the_pareto_route_answers_one_row_shape_running_and_finished(tmp_path, monkeypatch):
-    """GET /experiments/{id}/pareto: while the search runs (its study) and once it finished (its files)."""
+@pytest.fixture
+def api(tmp_path, monkeypatch):
+    """An in-process API (no job runner, no token) over this test's runs folder, and its settings."""
     from nas.api import create_app
     from nas.settings import Settings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from fastapi.testclient import TestClient
+    monkeypatch.delenv("NAS_API_TOKEN", raising=False)
+    monkeypatch.setenv("NAS_PROFILES_DIR", str(tmp_path / "runs" / "profiles"))
+    settings = Settings.from_env(runs_dir=tmp_path / "runs", db_url=f"sqlite:///{tmp_path / 'nas.db'}", token=None)
+    with TestClient(create_app(settings, start_jobs=False)) as client:
+        yield client, settings
+
+
+def test_the_pareto_route_answers_one_row_shape_running_and_finished(api):
+    """GET /experiments/{id}/pareto: while the search runs (its study) and once it finished (its files)."""
     from nas.store import Experiment, Store
     from nas.worker import run_job
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        from fastapi.testclient import TestClient
-    monkeypatch.delenv("NAS_API_TOKEN", raising=False)
-    monkeypatch.setenv("NAS_PROFILES_DIR", str(tmp_path / "runs" / "profiles"))
-    settings = Settings.from_env(runs_dir=tmp_path / "runs", db_url=f"sqlite:///{tmp_path / 'nas.db'}", token=None)
+    c, settings = api
     body = {**SPEC, "budget": 60, "devices": [SPEC["devices"][0]]}
-    with TestClient(create_app(settings, start_jobs=False)) as c:
-        r = c.post("/experiments", json=body)
-        assert r.status_code == 202, r.text
-        exp_id = r.json()["id"]
-        assert c.get(f"/experiments/{exp_id}/pareto", params={"device": "stm32f746"}).status_code == 409
-        store = Store(settings.database_url)
-        with store.session() as session:
-            job_id = session.get(Experiment, exp_id).job_id
-        worker = threading.Thread(target=run_job, args=(job_id, settings))  # not the main thread: no signals
-        worker.start()
-        worker.join()
-        assert c.get(f"/experiments/{exp_id}").json()["status"] == "succeeded"
-        finished = c.get(f"/experiments/{exp_id}/pareto", params={"device": "stm32f746"}).json()["rows"]
-        store.update_job(job_id, status="running")  # as the search looks while it runs: rows from its study
-        live = c.get(f"/experiments/{exp_id}/pareto", params={"device": "stm32f746"}).json()["rows"]
-        store.close()
-    assert finished and [r["trial"] for r in live] == [r["trial"] for r in finished]
-    for a, b in zip(live, finished):
-        assert list(a) == list(b) == ["trial", "arch", "feasible", "params", "latency_ms", "sram_bytes",
-                                      "flash_bytes"]
-        assert a["arch"] == b["arch"] and a["feasible"] is b["feasible"] is True
-        assert all(a[k] == pytest.approx(b[k]) for k in ("params", "latency_ms", "sram_bytes", "flash_bytes"))
+    r = c.post("/experiments", json=body)
+    assert r.status_code == 202, r.text
+    exp_id = r.json()["id"]
+    assert c.get(f"/experiments/{exp_id}/pareto", params={"device": "stm32f746"}).status_code == 409
+    store = Store(settings.database_url)
+    with store.session() as session:
+        job_id = session.get(Experiment, exp_id).job_id
+    worker = threading.Thread(target=run_job, args=(job_id, settings))  # not the main thread: no signals
+    worker.start()
+    worker.join()
+    assert c.get(f"/experiments/{exp_id}").json()["status"] == "succeeded"
+    finished = c.get(f"/experiments/{exp_id}/pareto", params={"device": "stm32f746"}).json()["rows"]
+    store.update_job(job_id, status="running")  # as the search looks while it runs: rows from its study
+    live = c.get(f"/experiments/{exp_id}/pareto", params={"device": "stm32f746"}).json()["rows"]
+    store.close()
+    assert_same_rows(live, finished)
 
 
-def test_the_api_takes_a_relative_budget_and_keeps_it_resolved(tmp_path, monkeypatch):
-    from nas.api import create_app
-    from nas.settings import Settings
+def test_the_api_takes_a_relative_budget_and_keeps_it_resolved(api):
     from predictors import Predictors
     from supernet import SearchSpace
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        from fastapi.testclient import TestClient
-    monkeypatch.delenv("NAS_API_TOKEN", raising=False)
-    monkeypatch.setenv("NAS_PROFILES_DIR", str(tmp_path / "runs" / "profiles"))
-    settings = Settings.from_env(runs_dir=tmp_path / "runs", db_url=f"sqlite:///{tmp_path / 'nas.db'}", token=None)
+    c, _ = api
     body = {**SPEC, "devices": [{"name": "cpu-host", "constraints": {"latency_ms": "60%"}}]}
-    with TestClient(create_app(settings, start_jobs=False)) as c:
-        r = c.post("/experiments", json=body)
-        assert r.status_code == 202, r.text
-        spec = c.get(f"/experiments/{r.json()['id']}").json()["spec"]
-        bad = c.post("/experiments", json={**body, "devices": [{"name": "cpu-host",
-                                                                 "constraints": {"latency_ms": "fast"}}]})
+    r = c.post("/experiments", json=body)
+    assert r.status_code == 202, r.text
+    spec = c.get(f"/experiments/{r.json()['id']}").json()["spec"]
+    bad = c.post("/experiments", json={**body, "devices": [{"name": "cpu-host",
+                                                             "constraints": {"latency_ms": "fast"}}]})
     space = SearchSpace.preset("tiny-mbv3")
     largest = Predictors(space, "cpu-host").predict([space.largest()]).iloc[0]
     assert spec["devices"][0]["constraints"] == {"latency_ms": pytest.approx(0.6 * largest["latency_ms"])}
