@@ -9,19 +9,23 @@ Optuna storage, accuracy measuring from its partial table).
 from __future__ import annotations
 
 import json
-import re
 import shutil
 import sys
 import time
 from pathlib import Path
 from typing import Any, Callable
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from nas.experiment import ExperimentSpec
 from supernet._io import read_yaml
 from supernet.errors import NasError
 
-_RELATIVE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*%\s*$")
+# the demo's search stage is an experiment spec (nas.experiment.ExperimentSpec) named after the demo, on the
+# trained run; these are its defaults where the stage leaves a field out
+SEARCH_DEFAULTS = {"strategy": "evolution", "budget": 3000,
+                   "objectives": {"accuracy": "maximize", "latency_ms": "minimize"}}
+SEARCH_SET_BY_DEMO = ("name", "run", "space")
 
 
 class DemoSpecError(NasError):
@@ -50,29 +54,6 @@ class ProfileStage(_Strict):
     repeats: int = Field(3, ge=1)
     rounds: int = Field(8, ge=1)
     resolutions: list[int] | None = None
-
-
-class DemoDevice(_Strict):
-    name: str
-    constraints: dict[str, float | str] = Field(default_factory=dict)
-
-    @field_validator("constraints")
-    @classmethod
-    def _values(cls, value: dict[str, float | str]) -> dict[str, float | str]:
-        for key, v in value.items():
-            if isinstance(v, str) and not _RELATIVE.match(v):
-                raise ValueError(f"constraint '{key}' must be a number or a share of the largest subnet like "
-                                 f"'50%', got {v!r}")
-        return value
-
-
-class SearchStage(_Strict):
-    strategy: str | None = "evolution"
-    strategy_options: dict[str, Any] = Field(default_factory=dict)
-    budget: int = Field(3000, ge=1)
-    seed: int = 0
-    objectives: dict[str, str] = Field(default_factory=lambda: {"accuracy": "maximize", "latency_ms": "minimize"})
-    devices: list[DemoDevice] = Field(min_length=1)
 
 
 class ExportStage(_Strict):
@@ -104,14 +85,26 @@ class DemoSpec(_Strict):
     out: str = "runs/demo"
     accuracy: AccuracyStage = Field(default_factory=AccuracyStage)
     profile: ProfileStage = Field(default_factory=ProfileStage)
-    search: SearchStage
+    search: ExperimentSpec  # without name and run: the demo's name and its trained run
     export: ExportStage = Field(default_factory=ExportStage)
     source: str | None = Field(default=None, exclude=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _search_spec(cls, data: Any) -> Any:
+        if isinstance(data, dict) and isinstance(data.get("search"), dict):
+            data = {**data, "search": {**SEARCH_DEFAULTS, **data["search"], "name": data.get("name", "demo")}}
+        return data
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> "DemoSpec":
         path = Path(path)
         data = read_yaml(path, DemoSpecError, "demo spec")
+        search = data.get("search") if isinstance(data, dict) else None
+        for key in SEARCH_SET_BY_DEMO:
+            if isinstance(search, dict) and key in search:
+                raise DemoSpecError(f"{path}: field 'search.{key}': set by the demo (its name, its trained run); "
+                                    "leave it out")
         try:
             spec = cls.model_validate(data)
         except ValidationError as exc:
@@ -242,41 +235,13 @@ def _bar_progress() -> Callable[[str, int, int], None]:
     return update
 
 
-def resolve_constraints(run_dir: Path, devices: list[DemoDevice], space: Any) -> list[dict[str, Any]]:
-    """Turn relative budgets ('50%') into absolute ones: that share of the largest subnet's predicted figure on
-    each device (at the space's largest resolution)."""
-    from predictors import Predictors
-
-    out = []
-    for dev in devices:
-        cons: dict[str, float] = {}
-        largest = None
-        for key, value in dev.constraints.items():
-            m = _RELATIVE.match(value) if isinstance(value, str) else None
-            if m is None:
-                cons[key] = float(value)
-                continue
-            if largest is None:
-                largest = Predictors(space, dev.name).predict([space.largest()]).iloc[0]
-            if key not in largest:
-                raise DemoSpecError(f"devices[{dev.name}].constraints.{key}: no such predicted figure for a "
-                                    f"relative budget; allowed: {', '.join(map(str, largest.index))}")
-            cons[key] = float(largest[key]) * float(m.group(1)) / 100.0
-        out.append({"name": dev.name, "constraints": cons})
-    return out
-
-
-def _search(spec: DemoSpec, run_dir: Path, out: Path, space: Any, fresh: bool) -> tuple[str, dict[str, Any]]:
-    from nas.experiment import ExperimentSpec, run_experiment
+def _search(spec: DemoSpec, run_dir: Path, out: Path, fresh: bool) -> tuple[str, dict[str, Any]]:
+    from nas.experiment import resolve_budgets, run_experiment
 
     folder = out / "search"
     if fresh and folder.exists():
         shutil.rmtree(folder)
-    s = spec.search
-    exp = ExperimentSpec.from_dict({
-        "name": spec.name, "run": str(run_dir), "devices": resolve_constraints(run_dir, s.devices, space),
-        "objectives": s.objectives, "strategy": s.strategy, "strategy_options": s.strategy_options,
-        "budget": s.budget, "seed": s.seed}, source=spec.source or "demo spec")
+    exp = resolve_budgets(spec.search.model_copy(update={"run": Path(run_dir)}))
     resumed = (folder / "search.db").is_file()
     from tqdm import tqdm
 
@@ -291,14 +256,15 @@ def _search(spec: DemoSpec, run_dir: Path, out: Path, space: Any, fresh: bool) -
     finally:
         for bar in bars.values():
             bar.close()
-    return ("resumed" if resumed else "searched"), {"summary": summary, "spec": exp}
+    return ("resumed" if resumed else "searched"), {"summary": summary, "spec": exp, "folder": folder}
 
 
-def _export(spec: DemoSpec, run_dir: Path, out: Path, summary: dict[str, Any], fresh: bool
+def _export(spec: DemoSpec, run_dir: Path, out: Path, search: dict[str, Any], fresh: bool
             ) -> tuple[str, dict[str, dict[str, Any]]]:
     from nas.export import export_bundle
     from nas.export.bundle import bundle_name
     from nas.export.finetune import finetune_steps
+    from nas.search.output import SearchOutput
     from supernet import ArchConfig
     from supernet.run import read_run_json
 
@@ -307,12 +273,12 @@ def _export(spec: DemoSpec, run_dir: Path, out: Path, summary: dict[str, Any], f
         shutil.rmtree(folder)
     cards, statuses = {}, []
     steps = finetune_steps(spec.export.finetune, read_run_json(run_dir).get("steps"))
-    for device, info in summary["devices"].items():
+    output = SearchOutput(search["folder"])
+    for device, info in search["summary"]["devices"].items():
         if not info.get("arch"):
             _log(f"[demo] {device}: no feasible subnet within its budget; nothing to export")
             continue
-        arch = ArchConfig.from_dict({k: v for k, v in json.loads(Path(info["arch"]).read_text()).items()
-                                     if k in ("ks", "e", "d", "r")})
+        arch = ArchConfig.from_dict(output.best(device).arch)
         existing = folder / bundle_name(device, arch, steps)
         if (existing / "card.json").is_file():
             bundle, statuses = existing, statuses + ["reused"]
@@ -431,8 +397,8 @@ def run_demo(spec_path: str | Path = "experiments/demo.yaml", *, fresh: bool = F
     space = trained.space
     acc_fid = stages.run("fit accuracy predictor", lambda: _accuracy(spec, run_dir, fresh))
     prof = stages.run(f"profile {spec.profile.device}", lambda: _profile(spec, space.name, space, fresh))
-    search = stages.run("search per device", lambda: _search(spec, run_dir, out_dir, space, fresh))
-    cards = stages.run("export and measure", lambda: _export(spec, run_dir, out_dir, search["summary"], fresh))
+    search = stages.run("search per device", lambda: _search(spec, run_dir, out_dir, fresh))
+    cards = stages.run("export and measure", lambda: _export(spec, run_dir, out_dir, search, fresh))
     t0 = time.perf_counter()
     md, page = build_report(spec, out_dir, run_dir, _train_summary(run_dir), acc_fid, prof, search, cards,
                             stages.rows)

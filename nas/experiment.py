@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 from typing import Any, Callable, Literal
 
@@ -32,6 +33,7 @@ MAX_BUDGET_SECONDS = 7 * 24 * 3600.0  # a week: past it a time limit is a typo
 # Strategy options that choose where a search's work goes (a network address): the server's to set, never a
 # client's (`nas serve --ray-address`); a spec sent to a server asks for the server's cluster by leaving them out.
 SERVER_OPTIONS = ("ray_address",)
+_RELATIVE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*%\s*$")
 
 
 class SpecError(NasError):
@@ -39,21 +41,43 @@ class SpecError(NasError):
 
 
 class DeviceSpec(BaseModel):
-    """One target device (a profile name from `nas devices`, or a profile YAML path) and its budget."""
+    """One target device (a profile name from `nas devices`, or a profile YAML path) and its budget: per
+    constraint an upper bound, or a share of the largest subnet's predicted figure on that device ("60%")."""
 
     model_config = ConfigDict(extra="forbid")
     name: str
-    constraints: dict[str, float] = Field(default_factory=dict)
+    constraints: dict[str, float | str] = Field(default_factory=dict)
 
     @field_validator("constraints")
     @classmethod
-    def _known(cls, value: dict[str, float]) -> dict[str, float]:
+    def _known(cls, value: dict[str, float | str]) -> dict[str, float | str]:
+        out: dict[str, float | str] = {}
         for key, bound in value.items():
             if key not in CONSTRAINTS:
                 raise ValueError(f"unknown constraint '{key}'; allowed: {', '.join(CONSTRAINTS)}")
+            if isinstance(bound, str):
+                share = relative_percent(bound)
+                if share is None:
+                    try:
+                        bound = float(bound)
+                    except ValueError:
+                        raise ValueError(f"constraint '{key}' must be a number or a share of the largest "
+                                         f"subnet's figure like '60%', got {bound!r}") from None
+                elif not share > 0:
+                    raise ValueError(f"constraint '{key}' must be a share above 0%, got {bound!r}")
+                else:
+                    out[key] = bound.strip()
+                    continue
             if not bound > 0 or math.isinf(bound):
                 raise ValueError(f"constraint '{key}' must be a positive finite upper bound, got {bound}")
-        return value
+            out[key] = bound
+        return out
+
+
+def relative_percent(bound: Any) -> float | None:
+    """A relative budget's percentage of the largest subnet's figure ("60%" -> 60.0), or None for an absolute one."""
+    m = _RELATIVE.match(bound) if isinstance(bound, str) else None
+    return None if m is None else float(m.group(1))
 
 
 class ExperimentSpec(BaseModel):
@@ -170,12 +194,31 @@ def check_spec(spec: ExperimentSpec, *, from_client: bool = False) -> dict[str, 
         except NasError as exc:
             raise SpecError(f"field 'devices.{i}' ({dev.name}): {exc}") from None
         floor = preds.predict(smallest).min()
-        for key, bound in dev.constraints.items():
+        for key, bound in _bounds(dev, preds).items():
             if bound < floor[key]:
-                raise SpecError(f"field 'devices.{i}.constraints.{key}' = {bound:g} is impossible on "
+                given = dev.constraints[key]
+                shown = f"{bound:g}" if given == bound else f"{given} (= {bound:g})"
+                raise SpecError(f"field 'devices.{i}.constraints.{key}' = {shown} is impossible on "
                                 f"{dev.name}: the smallest subnet already needs {floor[key]:g}")
         found[dev.name] = preds
     return found
+
+
+def _bounds(dev: DeviceSpec, preds: Any) -> dict[str, float]:
+    """A device's constraints as absolute upper bounds: a share ("60%") of the largest subnet's predicted
+    figure on the device (at the space's largest resolution), a number as it is."""
+    percent = {k: relative_percent(v) for k, v in dev.constraints.items() if relative_percent(v) is not None}
+    largest = preds.predict([preds.space.largest()], columns=list(percent)).iloc[0] if percent else None
+    return {k: float(largest[k]) * percent[k] / 100.0 if k in percent else float(v)
+            for k, v in dev.constraints.items()}
+
+
+def resolve_budgets(spec: ExperimentSpec, predictors: dict[str, Any] | None = None) -> ExperimentSpec:
+    """The spec with every relative budget ("60%") replaced by its absolute figure on its device (see
+    `check_spec`, which checks them; `predictors`: what it returned, to not load them again)."""
+    predictors = predictors if predictors is not None else check_spec(spec)
+    devices = [dev.model_copy(update={"constraints": _bounds(dev, predictors[dev.name])}) for dev in spec.devices]
+    return spec.model_copy(update={"devices": devices})
 
 
 class PredictorObjective:
@@ -211,15 +254,6 @@ class PredictorObjective:
                                else Predictors(SearchSpace.from_dict(space), device))
 
 
-def _write(path: Path, write: Callable[[str], None]) -> Path:
-    """Write a file whole: `write(tmp)` to a temporary name beside it, then rename."""
-    return write_via_path(path, write)
-
-
-def _write_text(path: Path, text: str) -> Path:
-    return _write(path, lambda tmp: Path(tmp).write_text(text))
-
-
 def _plot(path: Path, trials: pd.DataFrame, pareto: pd.DataFrame, best: pd.Series | None,
           objectives: dict[str, str], title: str) -> Path:
     import matplotlib
@@ -251,25 +285,17 @@ def _plot(path: Path, trials: pd.DataFrame, pareto: pd.DataFrame, best: pd.Serie
         fig.savefig(tmp, format="png")
 
     try:
-        return _write(path, save)
+        return write_via_path(path, save)
     finally:
         plt.close(fig)
-
-
-def _table(path: Path, df: pd.DataFrame) -> Path:
-    try:
-        import pyarrow  # noqa: F401
-
-        return _write(path.with_suffix(".parquet"), lambda tmp: df.to_parquet(tmp, index=False))
-    except ImportError:
-        return _write(path.with_suffix(".csv"), lambda tmp: df.to_csv(tmp, index=False))
 
 
 def run_experiment(spec: ExperimentSpec, out_dir: str | Path, *, storage: str | None = None,
                    progress: Callable[[str, int, int, dict[str, float] | None], None] | None = None,
                    should_stop: Callable[[], bool] | None = None, ray_address: str | None = None,
                    from_client: bool = False, study_name: str | None = None) -> dict[str, Any]:
-    """Run one search per device of `spec` into `out_dir`; return a summary (per device: files and best figures).
+    """Run one search per device of `spec` into `out_dir` (laid out as `nas.search.output` says); return a
+    summary (per device: files and best figures).
 
     storage: Optuna storage URL (default: SQLite `out_dir/search.db`); started again on the same storage, an
       experiment resumes each device's study where it stopped.
@@ -277,13 +303,15 @@ def run_experiment(spec: ExperimentSpec, out_dir: str | Path, *, storage: str | 
     should_stop: polled between batches; True ends the experiment early (`summary["stopped"]`), trials kept.
     ray_address: a Ray cluster for the `ray-tune` strategy.
     from_client: the spec came from a server's client (see `check_spec`).
-    study_name: the Optuna studies are named `<study_name>:<device>` (default: the spec's name).
+    study_name: the Optuna studies are named `output.study_name(study_name, device)` (default: the spec's name).
     """
     from nas.search import Constraint, get_strategy, run
+    from nas.search.output import SearchOutput, study_name as device_study
 
     if not isinstance(spec, ExperimentSpec):
         raise SpecError(f"expected an ExperimentSpec, got {type(spec).__name__}")
     predictors = check_spec(spec, from_client=from_client)
+    resolved = resolve_budgets(spec, predictors)
     options = dict(spec.strategy_options)
     strategy_name = spec.strategy
     if ray_address:
@@ -294,13 +322,12 @@ def run_experiment(spec: ExperimentSpec, out_dir: str | Path, *, storage: str | 
             get_strategy(strategy_name, **options)
         except NasError as exc:
             raise SpecError(f"ray address: {exc}") from None
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    _write_text(out / "spec.yaml", yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False))
-    storage = storage or f"sqlite:///{(out / 'search.db').resolve()}"
+    out = SearchOutput(out_dir)
+    out.write_spec(yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False))
+    storage = storage or out.default_storage()
     study_name = study_name or spec.name
     summary: dict[str, Any] = {"name": study_name, "storage": storage, "stopped": False, "devices": {}}
-    for dev in spec.devices:
+    for dev in resolved.devices:
         if should_stop is not None and should_stop():
             summary["stopped"] = True
             break
@@ -312,48 +339,60 @@ def run_experiment(spec: ExperimentSpec, out_dir: str | Path, *, storage: str | 
         res = run(preds.space, objective, directions=dict(spec.objectives),
                   budget=spec.budget, seed=spec.seed, strategy=strategy,
                   constraints=[Constraint(k, v) for k, v in dev.constraints.items()], storage=storage,
-                  study_name=f"{study_name}:{dev.name}",
+                  study_name=device_study(study_name, dev.name),
                   progress=None if progress is None else (lambda d, t, b, _n=dev.name: progress(_n, d, t, b)),
                   should_stop=should_stop, budget_seconds=spec.budget_seconds)
-        summary["devices"][dev.name] = _write_device(out / _safe(dev.name), dev, spec, preds, res)
+        summary["devices"][dev.name] = _write_device(out, dev, spec, preds, res)
         if res.stopped:
             summary["stopped"] = True
             break
-    _write_text(out / "summary.json", json.dumps(summary, indent=2, default=str))
+    out.write_summary(summary)
     return summary
 
 
-def _safe(name: str) -> str:
-    """A folder name for a device (a profile name, or a profile YAML path)."""
-    stem = Path(name).stem if name.endswith((".yaml", ".yml")) else name
-    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in stem) or "device"
+# the predicted columns in the order `Predictors.predict` gives them, for the trials table's columns
+_PREDICTED_ORDER = ("macs", "params", "latency_ms", "sram_bytes", "flash_bytes", "fits", "sram_margin_bytes",
+                    "flash_margin_bytes", "accuracy", "accuracy_std")
 
 
-def _write_device(folder: Path, dev: DeviceSpec, spec: ExperimentSpec, preds: Any, res: Any) -> dict[str, Any]:
-    space: SearchSpace = preds.space
-    problem = res.extra["problem"]
+def _trials_table(res: Any, preds: Any) -> pd.DataFrame:
+    """The search's trials with every predicted figure beside the searched ones (so the table answers "what
+    else does this arch cost") and the arch as JSON: the figures the search's objective returned are kept as
+    they were; the predictors run only for those it did not (counting, memory: never accuracy twice)."""
     trials = res.trials
-    # every predicted figure beside the searched ones, so the table answers "what else does this arch cost"
-    if len(trials):
-        idx = np.stack([problem.idx_from_params(r) for r in trials[res.params].to_dict("records")])
-        more = preds.predict(problem.idx_to_codes(idx)).reset_index(drop=True)
-        trials = pd.concat([trials, more[[c for c in more if c not in trials]]], axis=1)
-        arch_cols = pd.Series([a.to_json() for a in problem.candidates(idx)])
-        trials["arch"] = arch_cols
+    if not len(trials):
+        return trials
+    frame = res.frame if res.frame is not None else pd.DataFrame(index=trials.index)
+    known = set(trials) | set(frame)
+    wanted = [c for c in (*CONSTRAINTS, "fits") if c not in known]
+    if preds.accuracy is not None and not {"accuracy", "accuracy_std"} <= known:
+        wanted.append("accuracy")
+    more = preds.predict(res.codes, columns=wanted) if wanted else pd.DataFrame(index=trials.index)
+    extra = pd.concat([frame[[c for c in frame if c not in trials]],
+                       more[[c for c in more if c not in known]]], axis=1)
+    extra = extra[sorted(extra, key=lambda c: _PREDICTED_ORDER.index(c) if c in _PREDICTED_ORDER else 99)]
+    if "fits" in extra:
+        extra["fits"] = extra["fits"].astype(bool)
+    trials = pd.concat([trials, extra.reset_index(drop=True)], axis=1)
+    trials["arch"] = [a.to_json() for a in preds.space.decode(res.codes)]
+    return trials
+
+
+def _write_device(out: Any, dev: DeviceSpec, spec: ExperimentSpec, preds: Any, res: Any) -> dict[str, Any]:
+    space: SearchSpace = preds.space
+    trials = _trials_table(res, preds)
     pareto = trials[trials["trial"].isin(res.pareto["trial"])].sort_values(list(spec.objectives)[0])
-    best_row = None
-    files: dict[str, Any] = {"trials": str(_table(folder / "trials", trials)),
-                             "pareto": str(_write(folder / "pareto.csv", lambda tmp: pareto.to_csv(tmp, index=False)))}
-    if res.best is not None:
-        best_row = trials[trials["arch"] == res.best.to_json()].iloc[0]
-        arch = {**res.best.to_dict(), "device": dev.name, "space": space.name, "constraints": dev.constraints,
-                "predicted": {k: _num(best_row[k]) for k in (*METRICS, "fits") if k in best_row}}
-        files["arch"] = str(_write_text(folder / "arch.json", json.dumps(arch, indent=2)))
-    else:
-        files["arch"] = None
-    files["plot"] = str(_plot(folder / "pareto.png", trials, pareto, best_row, spec.objectives,
-                              f"{spec.name} on {dev.name}"))
-    return {**files, "n_trials": int(len(trials)), "n_feasible": int(trials["feasible"].sum()) if len(trials) else 0,
+    best_row = None if res.best_trial is None else trials.iloc[res.best_trial]
+    meta = None
+    if best_row is not None:
+        meta = {"device": dev.name, "space": space.name, "constraints": dev.constraints,
+                "predicted": {k: _num(best_row[k]) for k in (*METRICS, "fits") if k in best_row},
+                "trial": int(best_row["trial"])}
+    files = out.write_device(dev.name, trials, pareto, best=res.best, meta=meta,
+                             plot=lambda path: _plot(path, trials, pareto, best_row, spec.objectives,
+                                                     f"{spec.name} on {dev.name}"))
+    return {**files, "constraints": dev.constraints, "n_trials": int(len(trials)),
+            "n_feasible": int(trials["feasible"].sum()) if len(trials) else 0,
             "pareto_size": int(len(pareto)), "best": res.best_values, "strategy": res.strategy,
             "study_name": res.study_name, "stopped": res.stopped, "resumed_from": res.resumed_from}
 

@@ -9,7 +9,6 @@ job `interrupted` so the next server resumes it.
 from __future__ import annotations
 
 import ctypes
-import json
 import logging
 import os
 import signal
@@ -104,6 +103,7 @@ def _to_jsonable(obj: Any) -> Any:
 def run_search(store: Store, settings: Settings, job: Job, ctx: JobContext) -> bool:
     """Run (or resume) an experiment: same out_dir, same Optuna study names, so finished trials are kept."""
     from nas.experiment import ExperimentSpec, run_experiment
+    from nas.search.output import SearchOutput
 
     with store.session() as s:
         exp = s.get(Experiment, job.target_id)
@@ -135,12 +135,12 @@ def run_search(store: Store, settings: Settings, job: Job, ctx: JobContext) -> b
                              ray_address=settings.ray_address if spec.strategy == "ray-tune" else None)
     devices = summary.get("devices", {})
     best: dict[str, Any] = {}
+    output = SearchOutput(out_dir)
     for device, info in devices.items():
         entry: dict[str, Any] = {"values": _to_jsonable(info.get("best"))}
         if info.get("arch"):
-            data = json.loads(Path(info["arch"]).read_text())
-            entry["arch"] = {k: data[k] for k in ("ks", "e", "d", "r")}
-            entry["predicted"] = data.get("predicted")
+            found = output.best(device)
+            entry["arch"], entry["predicted"] = found.arch, found.predicted
         best[device] = entry
     with store.session() as s:
         e = s.get(Experiment, exp_id)

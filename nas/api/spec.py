@@ -7,7 +7,6 @@ would choose where files go (output folders, storage URLs) is the server's to se
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,7 @@ from pydantic import ValidationError
 from nas.api.errors import ApiError, FieldError, validation_detail
 from nas.api.resolve import load_device, load_space, resolve_run_dir
 from nas.settings import Settings
-from nas.store import Experiment, Store
+from nas.store import Store
 
 SERVER_KEYS = ("out_dir", "output", "output_dir", "storage", "study_name", "db", "path")
 
@@ -38,6 +37,14 @@ def spec_devices(spec: dict[str, Any]) -> list[str]:
     return [n for n in (_device_name(d) for d in devices) if n]
 
 
+def device_constraints(spec: dict[str, Any], device: str) -> dict[str, float]:
+    """A device's constraints in a stored spec (absolute: relative budgets are resolved at creation)."""
+    for entry in spec.get("devices") or []:
+        if isinstance(entry, dict) and entry.get("name") == device:
+            return {k: float(v) for k, v in (entry.get("constraints") or {}).items()}
+    return {}
+
+
 def spec_budget(spec: dict[str, Any]) -> int:
     """Trials in all: the spec's budget per device times its devices."""
     search = spec.get("search") if isinstance(spec.get("search"), dict) else spec
@@ -52,9 +59,9 @@ def prepare_spec(data: dict[str, Any], exp_id: str, out_dir: Path, *, store: Sto
                  settings: Settings) -> tuple[dict[str, Any], str | None]:
     """(the validated spec as plain JSON, the run id it names): names resolved, server-owned keys refused, and
     everything `nas.experiment.check_spec` can find wrong before searching (impossible budgets, an accuracy
-    objective without a run, unknown strategies) answered now as a 422."""
+    objective without a run, unknown strategies) answered now as a 422. Relative budgets come back resolved."""
     try:
-        from nas.experiment import ExperimentSpec, SpecError, check_spec
+        from nas.experiment import ExperimentSpec, SpecError, check_spec, resolve_budgets
     except ImportError as exc:
         raise ApiError(503, f"searches are not available in this install: {exc}") from None
     for key in SERVER_KEYS:
@@ -87,10 +94,12 @@ def prepare_spec(data: dict[str, Any], exp_id: str, out_dir: Path, *, store: Sto
     except ValidationError as exc:
         raise ApiError(422, validation_detail(exc)) from None
     try:
-        check_spec(parsed, from_client=True)
+        predictors = check_spec(parsed, from_client=True)
     except SpecError as exc:
         raise FieldError(("body", *_loc_of(str(exc))), str(exc), type_="spec_error") from None
-    out = parsed.model_dump(mode="json")
+    # a relative budget ("60%") is fixed now, on the device's profile as it is at creation, so a resumed
+    # experiment searches under the same figures
+    out = resolve_budgets(parsed, predictors).model_dump(mode="json")
     if run_id is not None:
         out["run"] = spec["run"]
     return out, run_id
@@ -102,28 +111,3 @@ def _loc_of(message: str) -> list[str | int]:
     if not m:
         return []
     return [int(part) if part.isdigit() else part for part in m.group(1).split(".")]
-
-
-def pareto_rows(csv_path: Path) -> list[dict[str, Any]]:
-    import pandas as pd
-
-    df = pd.read_csv(csv_path)
-    return json.loads(df.to_json(orient="records"))
-
-
-def pareto_from_study(store: Store, exp: Experiment, device: str) -> list[dict[str, Any]] | None:
-    """The Pareto front found so far for `device`, read from the experiment's Optuna study while it runs."""
-    import optuna
-
-    objectives = list((exp.spec or {}).get("objectives") or {})
-    try:
-        study = optuna.load_study(study_name=f"{exp.study_name}:{device}", storage=store.optuna_storage())
-        best = study.best_trials
-    except (KeyError, ValueError, RuntimeError):
-        return None
-    rows = []
-    for t in best:
-        values = dict(zip(objectives, t.values or [])) if len(objectives) == len(t.values or []) else \
-            {"values": list(t.values or [])}
-        rows.append({"trial": t.number, **values, **t.params})
-    return rows

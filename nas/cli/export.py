@@ -54,7 +54,7 @@ def export(run_dir: str = typer.Argument(..., help="trained run folder (nas trai
             emit(row)
         return
     from nas.export import export_bundle, resolve_formats
-    from nas.export.search_result import best_arch_from_search
+    from nas.search.output import SearchOutput
     from supernet import SearchSpace
     from supernet.run import read_run_json
 
@@ -73,10 +73,10 @@ def export(run_dir: str = typer.Argument(..., help="trained run folder (nas trai
         if arch is not None:
             jobs += [(a, dev) for a in read_archs(space, arch)]
         else:
-            best = best_arch_from_search(from_, dev)
-            if best.pop("space", space.name) != space.name:
+            best = SearchOutput(from_).best(dev)
+            if (best.space or space.name) != space.name:
                 fail(f"the search in '{from_}' was over another space than run '{run_dir}' ({space.name})")
-            jobs.append((best, dev))
+            jobs.append((best.arch, dev))
 
     def progress(fraction: float, message: str) -> None:
         if not quiet:

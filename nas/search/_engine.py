@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
@@ -11,126 +9,10 @@ import numpy as np
 import pandas as pd
 
 from nas.search._pareto import nondominated_mask, selection_order
-from nas.search._problem import Constraint, Evaluation, Problem, SearchError
-from nas.search._store import History, TrialStore
-
-Progress = Callable[[int, int, "dict[str, Any] | None"], None]
-
-
-class Session:
-    """What a strategy drives: the problem, the trials so far, and `evaluate` which runs and records a batch.
-
-    Strategies ask `remaining` and `done`, draw candidates as choice-index rows, and call `evaluate(idx)`;
-    a strategy whose candidates are evaluated elsewhere (Ray workers) calls `record(idx, evaluation)`.
-    """
-
-    def __init__(self, problem: Problem, store: TrialStore, budget: int, seed: int,
-                 progress: Progress | None = None, should_stop: Callable[[], bool] | None = None,
-                 budget_seconds: float | None = None):
-        self.problem, self.store, self.budget, self.seed = problem, store, budget, seed
-        self.budget_seconds = budget_seconds
-        self.started = time.perf_counter()
-        self.out_of_time = False
-        self.history: History = store.history()
-        self.prior = len(self.history)
-        self._progress, self._should_stop = progress, should_stop
-        self._idx: list[np.ndarray] = [self.history.idx]
-        self._ev: list[Evaluation] = [self.history.evaluation]
-        self._source: list[str] = list(self.history.source)
-        self.n_done = self.prior
-        self.stopped = False
-        self._best: dict[str, Any] | None = None
-        self._best_key = math.inf
-        self._update_best(self.history.idx, self.history.evaluation)
-
-    # ---------------------------------------------------------------- budget
-    @property
-    def remaining(self) -> int:
-        return max(0, self.budget - self.n_done)
-
-    @property
-    def elapsed(self) -> float:
-        """Seconds since this session started."""
-        return time.perf_counter() - self.started
-
-    @property
-    def done(self) -> bool:
-        if self.remaining == 0:  # the whole budget ran: finished, even if a stop was asked for meanwhile
-            return True
-        if self.budget_seconds is not None and self.elapsed >= self.budget_seconds:
-            self.out_of_time = True
-            return True
-        if not self.stopped and self._should_stop is not None and self._should_stop():
-            self.stopped = True
-        return self.stopped
-
-    def rng(self, salt: int = 0) -> np.random.Generator:
-        """A generator seeded by (seed, trials already done, salt): a resumed search draws fresh candidates."""
-        return np.random.default_rng([self.seed, self.n_done, salt])
-
-    # ---------------------------------------------------------------- evaluating
-    def evaluate(self, idx: np.ndarray, canonical: bool = False, constraints: np.ndarray | None = None) -> Evaluation:
-        """Evaluate (at most `remaining`) candidate rows, record them, and return their evaluation
-        (`canonical`: the rows are already in `Problem.canonical` form; `constraints`: their values, from
-        `Problem.screen`, for a batch objective not to compute them again)."""
-        p = self.problem
-        idx = (idx if canonical else p.canonical(idx))[: self.remaining]
-        if not len(idx):
-            return Evaluation.concat([], p.n_obj, p.n_con)
-        if p.batched or self.store.study is None:
-            ev = p.evaluate(idx, None if constraints is None else constraints[: len(idx)])
-            self.record(idx, ev)
-            return ev
-        parts = []
-        for row in idx:  # per-candidate objective with storage: each trial RUNNING in storage while it runs
-            tid = self.store.begin(row)
-            try:
-                ev = p.evaluate(row[None])
-            except BaseException:
-                self.store.finish(tid, None, p.source)
-                raise
-            self.store.finish(tid, ev, p.source)
-            self._remember(row[None], ev, p.source)
-            parts.append(ev)
-            if self.done:
-                break
-        return Evaluation.concat(parts, p.n_obj, p.n_con)
-
-    def record(self, idx: np.ndarray, ev: Evaluation, source: str | None = None) -> None:
-        """Record candidates evaluated elsewhere (or just now) as finished trials."""
-        source = source or self.problem.source
-        self.store.add(idx, ev, source)
-        self._remember(idx, ev, source)
-
-    def _remember(self, idx: np.ndarray, ev: Evaluation, source: str) -> None:
-        keep = ev.ok
-        self._idx.append(idx[keep])
-        self._ev.append(ev.take(keep))
-        self._source += [source] * int(keep.sum())
-        self.n_done += len(idx)
-        self._update_best(idx[keep], ev.take(keep))
-        if self._progress is not None:
-            self._progress(self.n_done, self.budget, self._best)
-
-    def _update_best(self, idx: np.ndarray, ev: Evaluation) -> None:
-        rows = np.nonzero(ev.feasible)[0]
-        if not len(rows):
-            return
-        sign = -1.0 if self.problem.directions[0] == "maximize" else 1.0
-        i = rows[np.argmin(sign * ev.values[rows, 0])]
-        key = sign * ev.values[i, 0]
-        if key < self._best_key:
-            self._best_key = key
-            self._best = dict(zip(self.problem.objective_names, map(float, ev.values[i])))
-
-    # ---------------------------------------------------------------- results
-    def finished(self) -> tuple[np.ndarray, Evaluation, list[str]]:
-        p = self.problem
-        return np.concatenate(self._idx), Evaluation.concat(self._ev, p.n_obj, p.n_con), self._source
-
-    def feasible_population(self) -> tuple[np.ndarray, Evaluation]:
-        idx, ev, _ = self.finished()
-        return idx[ev.feasible], ev.take(ev.feasible)
+from nas.search._problem import Constraint, Problem, SearchError
+from nas.search._session import Progress, Session
+from nas.search._store import TrialStore
+from nas.search._strategies import get_strategy
 
 
 @dataclass
@@ -138,7 +20,9 @@ class SearchResult:
     """Every finished trial (`trials`), the feasible Pareto front (`pareto`) and the best feasible candidate.
 
     `trials` has one column per parameter (named as in the space), one per objective, one per constraint
-    value, `feasible`, `source` (predicted or measured) and `trial` (its number in the study).
+    value, `feasible`, `source` (predicted or measured) and `trial` (its number in the study). What was
+    evaluated comes with it, row for row with `trials`: `codes` (arch spaces: each trial's compact codes, r in
+    px), `frame` (every named column the objective returned) and the `problem` that maps rows to candidates.
     """
 
     trials: pd.DataFrame
@@ -153,7 +37,13 @@ class SearchResult:
     study_name: str | None = None
     stopped: bool = False
     resumed_from: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
+    problem: Problem | None = None
+    codes: np.ndarray | None = None  # arch spaces only: (len(trials), code length); None on a dict space
+    # every column the objective named, per trial; None when some trials' were not kept (read back from storage
+    # on a resumed search, or evaluated on Ray workers)
+    frame: pd.DataFrame | None = None
+    best_trial: int | None = None  # the row of `trials` (= its `trial`) that `best` is
+    extra: dict[str, Any] = field(default_factory=dict)  # out_of_time: the time limit ended it; seconds
 
     @property
     def feasible(self) -> pd.DataFrame:
@@ -161,7 +51,7 @@ class SearchResult:
 
     def candidate(self, row: Mapping[str, Any] | pd.Series) -> Any:
         """The ArchConfig (arch spaces) or dict of choices of one row of `trials` or `pareto`."""
-        return self.extra["problem"].candidates(self.extra["problem"].idx_from_params(row)[None])[0]
+        return self.problem.candidates(self.problem.idx_from_params(row)[None])[0]
 
 
 def _result(session: Session, strategy: str, study_name: str | None) -> SearchResult:
@@ -180,16 +70,18 @@ def _result(session: Session, strategy: str, study_name: str | None) -> SearchRe
     feas = np.nonzero(ev.feasible)[0]
     pareto_rows = feas[nondominated_mask(ev.values[feas], p.directions)] if len(feas) else feas
     pareto = trials.iloc[pareto_rows].drop_duplicates(subset=p.names).sort_values(p.objective_names[0])
-    best = best_values = None
+    best = best_values = best_trial = None
     if len(feas):
-        i = feas[selection_order(ev.values[feas][:, :1], p.directions[:1])[0]]
-        best = p.candidates(idx[i][None])[0]
-        best_values = dict(zip(p.objective_names, map(float, ev.values[i])))
+        best_trial = int(feas[selection_order(ev.values[feas][:, :1], p.directions[:1])[0]])
+        best = p.candidates(idx[best_trial][None])[0]
+        best_values = dict(zip(p.objective_names, map(float, ev.values[best_trial])))
     return SearchResult(trials=trials, pareto=pareto.reset_index(drop=True), best=best, best_values=best_values,
                         objectives=p.objective_names, directions=p.directions, constraints=p.constraints,
                         params=p.names, strategy=strategy, study_name=study_name, stopped=session.stopped,
-                        resumed_from=session.prior, extra={"problem": p, "out_of_time": session.out_of_time,
-                                                           "seconds": session.elapsed})
+                        resumed_from=session.prior, problem=p,
+                        codes=p.idx_to_codes(idx) if p.is_arch_space else None,
+                        frame=None if ev.columns is None else pd.DataFrame(ev.columns), best_trial=best_trial,
+                        extra={"out_of_time": session.out_of_time, "seconds": session.elapsed})
 
 
 def default_strategy(problem: Problem) -> str:
@@ -222,8 +114,6 @@ def run(space: Any, objective: Any, *, directions: str | Sequence[str] | Mapping
     should_stop: polled between batches; True ends the search early (its trials are kept).
     budget_seconds: wall-time limit, checked between batches (`result.extra["out_of_time"]` says it ended it).
     """
-    from nas.search._strategies import get_strategy
-
     if isinstance(budget, bool) or not isinstance(budget, (int, np.integer)) or budget < 1:
         raise SearchError(f"budget must be a positive number of trials, got {budget!r}")
     if budget_seconds is not None and (isinstance(budget_seconds, bool) or not isinstance(

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from nas.search._engine import Session
+from nas.search._session import Session
 from nas.search._pareto import selection_order
 from nas.search._problem import SearchError
 

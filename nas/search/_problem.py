@@ -43,25 +43,46 @@ class Constraint:
 
 @dataclass
 class Evaluation:
-    """Objective values (N, n_obj), constraint values (N, n_con), feasibility (N,) and validity (N,) of a batch."""
+    """Objective values (N, n_obj), constraint values (N, n_con), feasibility (N,) and validity (N,) of a batch;
+    `columns`: every named column the objective returned for it (N each), when it returned names."""
 
     values: np.ndarray
     constraints: np.ndarray
     feasible: np.ndarray
     ok: np.ndarray  # every objective value finite
+    columns: dict[str, np.ndarray] | None = None
 
     def __len__(self) -> int:
         return len(self.values)
 
     def take(self, rows: np.ndarray | slice) -> "Evaluation":
-        return Evaluation(self.values[rows], self.constraints[rows], self.feasible[rows], self.ok[rows])
+        cols = None if self.columns is None else {k: v[rows] for k, v in self.columns.items()}
+        return Evaluation(self.values[rows], self.constraints[rows], self.feasible[rows], self.ok[rows], cols)
 
     @staticmethod
     def concat(parts: Sequence["Evaluation"], n_obj: int, n_con: int) -> "Evaluation":
         if not parts:
             return Evaluation(np.empty((0, n_obj)), np.empty((0, n_con)), np.empty(0, bool), np.empty(0, bool))
         return Evaluation(*(np.concatenate([getattr(p, f) for p in parts])
-                            for f in ("values", "constraints", "feasible", "ok")))
+                            for f in ("values", "constraints", "feasible", "ok")), _concat_columns(parts))
+
+
+def _concat_columns(parts: Sequence[Evaluation]) -> dict[str, np.ndarray] | None:
+    """The columns every non-empty part has, joined; None when some part has none (trials read back from
+    storage, or evaluated elsewhere)."""
+    parts = [p for p in parts if len(p)]
+    if not parts or any(p.columns is None for p in parts):
+        return None
+    names = [k for k in parts[0].columns if all(k in p.columns for p in parts[1:])]
+    return {k: np.concatenate([p.columns[k] for p in parts]) for k in names}
+
+
+def _named_columns(out: Any, n: int) -> dict[str, np.ndarray] | None:
+    """An objective's output for n candidates as named columns of n values, when it gave names."""
+    if isinstance(out, (pd.DataFrame, Mapping)):
+        cols = {str(k): np.asarray(out[k]) for k in out.keys()}
+        return {k: v for k, v in cols.items() if v.shape == (n,)}
+    return None
 
 
 def is_batch_objective(objective: Any) -> bool:
@@ -223,6 +244,7 @@ class Problem:
             values, columns = self._batch_values(out, n)
             cons = constraints if constraints is not None else \
                 self._constraint_values(idx, columns, None, batch=True)
+            named = _named_columns(columns, n)
         else:
             cands = self.candidates(idx)
             outs = [self.objective(c) for c in cands]
@@ -231,9 +253,13 @@ class Problem:
             columns = [r[1] for r in rows]
             cons = constraints if constraints is not None else \
                 self._constraint_values(idx, columns, cands, batch=False)
+            named = None
+            if all(isinstance(c, Mapping) for c in columns):
+                keys = [k for k in columns[0] if all(k in c for c in columns[1:])]
+                named = _named_columns({k: [c[k] for c in columns] for k in keys}, n)
         ok = np.isfinite(values).all(1)
         feasible = ok & self.feasible_by(cons) if self.n_con else ok.copy()
-        return Evaluation(values, cons, feasible, ok)
+        return Evaluation(values, cons, feasible, ok, named)
 
     def screen(self, idx: np.ndarray) -> np.ndarray | None:
         """Constraint values (N, n_con) of candidate rows without running the objective, or None when some

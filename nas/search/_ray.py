@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from nas.search._engine import Session
+from nas.search._session import Session
 from nas.search._problem import Evaluation, Problem, SearchError
 
 _PENALTY = 1e30  # what the sampler sees for an infeasible or failed trial: worse than any real value

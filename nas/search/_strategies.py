@@ -14,7 +14,7 @@ from typing import Any, Callable, Protocol, runtime_checkable
 import numpy as np
 import optuna
 
-from nas.search._engine import Session
+from nas.search._session import Session
 from nas.search._memetic import Memetic
 from nas.search._pareto import selection_order
 from nas.search._problem import SearchError

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from nas.demo import DemoSpec, DemoSpecError, resolve_constraints, run_demo
+from nas.demo import DemoSpec, DemoSpecError, run_demo
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -54,9 +54,9 @@ def test_demo_end_to_end_then_reuses(run_copy, tmp_path, monkeypatch):
         assert (out / "search" / device / "pareto.png").is_file()
         assert f"![Pareto front on {device}]" in md
         # the chosen arch respects the device's (resolved) constraints
-        arch = json.loads((out / "search" / device / "arch.json").read_text())
-        for key, bound in arch["constraints"].items():
-            assert arch["predicted"][key] <= bound * (1 + 1e-9)
+        meta = json.loads((out / "search" / device / "search.json").read_text())
+        for key, bound in meta["constraints"].items():
+            assert meta["predicted"][key] <= bound * (1 + 1e-9)
     mcu = json.loads(next((out / "exports").glob("stm32f746*/card.json")).read_text())
     assert (Path(mcu["run_dir"]).exists() and mcu["memory"]["sram_bytes"] <= 320000)
     assert "Time per stage" in md and "Predictor fidelity" in md
@@ -68,22 +68,15 @@ def test_demo_end_to_end_then_reuses(run_copy, tmp_path, monkeypatch):
     assert again["devices"] == result["devices"]
 
 
-def test_relative_budget_is_a_share_of_the_largest(trained_tiny_run, tmp_path):
-    from predictors import Predictors
-    from supernet.run import load_run
+def test_the_search_stage_is_an_experiment_spec_named_after_the_demo(trained_tiny_run, tmp_path):
+    from nas.experiment import ExperimentSpec
 
     search = yaml.safe_load((ROOT / "experiments" / "demo-tiny.yaml").read_text())["search"]
     search["devices"][0]["constraints"] = {"latency_ms": "80%"}
+    del search["budget"]
     spec = DemoSpec.from_yaml(_spec(tmp_path, trained_tiny_run, search=search))
-    space = load_run(trained_tiny_run).space
-    resolved = resolve_constraints(trained_tiny_run, spec.search.devices, space)
-    largest = Predictors(space, "stm32f746").predict([space.largest()]).iloc[0]
-    mcu = next(d for d in resolved if d["name"] == "stm32f746")
-    assert mcu["constraints"]["sram_bytes"] == 320000
-    cpu = next(d for d in resolved if d["name"] == "cpu-host")
-    cpu_largest = Predictors(space, "cpu-host").predict([space.largest()]).iloc[0]
-    assert cpu["constraints"]["latency_ms"] == pytest.approx(0.8 * cpu_largest["latency_ms"])
-    assert largest["sram_bytes"] > 0
+    assert isinstance(spec.search, ExperimentSpec) and spec.search.name == "demo-tiny" and spec.search.run is None
+    assert spec.search.budget == 3000 and spec.search.devices[0].constraints == {"latency_ms": "80%"}
 
 
 @pytest.mark.parametrize("change, field", [
@@ -93,6 +86,7 @@ def test_relative_budget_is_a_share_of_the_largest(trained_tiny_run, tmp_path):
     ({"colour": "blue"}, "colour"),
     ({"export": {"finetune": "3 epochs"}}, "export.finetune"),
     ({"export": {"finetune": "120%"}}, "export.finetune"),
+    ({"search": {"run": "elsewhere", "devices": [{"name": "cpu-host"}]}}, "search.run"),
 ])
 def test_bad_specs_name_the_field(tmp_path, trained_tiny_run, change, field):
     path = _spec(tmp_path, trained_tiny_run, **change)

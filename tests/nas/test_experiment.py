@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from nas.experiment import ExperimentSpec, SpecError, check_spec, run_experiment
+from nas.experiment import ExperimentSpec, SpecError, check_spec, resolve_budgets, run_experiment
 from predictors import Predictors
 from supernet import ArchConfig, SearchSpace
 
@@ -54,6 +54,11 @@ def test_the_shipped_tiny_spec_loads_and_checks():
     ({"space": "no-such-space"}, r"field 'space': unknown space"),
     ({"run": "/nonexistent/run"}, r"field 'run'.*not a training run folder"),
     ({"bugdet": 10}, r"field 'bugdet'.*not permitted"),
+    ({"devices": [{"name": "cpu-host", "constraints": {"latency_ms": "fast"}}]},
+     r"field 'devices.0.constraints'.*a number or a share of the largest subnet's figure like '60%'"),
+    ({"devices": [{"name": "cpu-host", "constraints": {"latency_ms": "0%"}}]}, r"a share above 0%"),
+    ({"devices": [{"name": "stm32f746", "constraints": {"latency_ms": "0.1%"}}]},
+     r"'devices.0.constraints.latency_ms' = 0.1% \(= [0-9.e-]+\) is impossible on stm32f746"),
 ])
 def test_bad_specs_are_refused_before_any_work(tmp_path, over, match):
     out = tmp_path / "out"
@@ -81,22 +86,54 @@ def test_run_experiment_writes_every_file_per_device_and_resumes(tmp_path):
         for key, bound in dev.constraints.items():
             expect &= trials[key].to_numpy() <= bound
         np.testing.assert_array_equal(trials["feasible"], expect)
-        arch = json.loads((folder / "arch.json").read_text())
-        best = space.arch_from_dict({k: arch[k] for k in ("ks", "e", "d", "r")})
+        arch = json.loads((folder / "arch.json").read_text())  # the arch alone; what the search knew beside it
+        assert set(arch) == {"ks", "e", "d", "r"}
+        best = space.arch_from_dict(arch)
+        meta = json.loads((folder / "search.json").read_text())
+        assert meta["device"] == dev.name and meta["space"] == "tiny-mbv3" and meta["constraints"] == dev.constraints
         pred = Predictors(space, dev.name).predict([best]).iloc[0]
         for key, bound in dev.constraints.items():
-            assert pred[key] <= bound and arch["predicted"][key] == pytest.approx(pred[key])
-        assert arch["predicted"]["params"] == trials.loc[trials["feasible"], "params"].max()
+            assert pred[key] <= bound and meta["predicted"][key] == pytest.approx(pred[key])
+        assert meta["predicted"]["params"] == trials.loc[trials["feasible"], "params"].max()
+        assert trials.loc[meta["trial"], "arch"] == best.to_json()
         pareto = pd.read_csv(folder / "pareto.csv")
         assert len(pareto) == info["pareto_size"] > 0 and pareto["feasible"].all()
         assert (folder / "pareto.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert json.loads((tmp_path / "summary.json").read_text())["name"] == "t"
+    written = json.loads((tmp_path / "summary.json").read_text())
+    assert written["name"] == "t"
+    # the files are named relative to the folder, so it can be moved
+    assert written["devices"]["cpu-host"]["arch"] == "cpu-host/arch.json"
     assert not [p for p in tmp_path.rglob("*.tmp")]
 
     more = run_experiment(ExperimentSpec.from_dict(spec_dict(budget=200)), tmp_path)
     for dev in spec.devices:
         assert more["devices"][dev.name]["resumed_from"] == 120
         assert len(pd.read_parquet(more["devices"][dev.name]["trials"])) == 200
+
+
+def test_relative_budget_is_a_share_of_the_largest():
+    spec = ExperimentSpec.from_dict(spec_dict(devices=[
+        {"name": "stm32f746", "constraints": {"sram_bytes": 320000, "flash_bytes": "100%"}},
+        {"name": "cpu-host", "constraints": {"latency_ms": "80%", "macs": "12000000"}}]))
+    assert spec.devices[1].constraints == {"latency_ms": "80%", "macs": 12e6}
+    resolved = resolve_budgets(spec)
+    space = SearchSpace.preset("tiny-mbv3")
+    mcu, cpu = (Predictors(space, d).predict([space.largest()]).iloc[0] for d in ("stm32f746", "cpu-host"))
+    assert resolved.devices[0].constraints == {"sram_bytes": 320000, "flash_bytes": pytest.approx(mcu["flash_bytes"])}
+    assert resolved.devices[1].constraints == {"latency_ms": pytest.approx(0.8 * cpu["latency_ms"]), "macs": 12e6}
+    assert spec.devices[1].constraints["latency_ms"] == "80%"  # the spec itself as given
+
+
+def test_a_relative_budget_is_searched_as_its_absolute_figure(tmp_path):
+    spec = ExperimentSpec.from_dict(spec_dict(budget=60, devices=[{"name": "cpu-host",
+                                                                   "constraints": {"latency_ms": "50%"}}]))
+    bound = resolve_budgets(spec).devices[0].constraints["latency_ms"]
+    summary = run_experiment(spec, tmp_path)
+    trials = pd.read_parquet(summary["devices"]["cpu-host"]["trials"])
+    np.testing.assert_array_equal(trials["feasible"], trials["latency_ms"].to_numpy() <= bound)
+    meta = json.loads((tmp_path / "cpu-host" / "search.json").read_text())
+    assert meta["constraints"] == {"latency_ms": bound} == summary["devices"]["cpu-host"]["constraints"]
+    assert yaml.safe_load((tmp_path / "spec.yaml").read_text())["devices"][0]["constraints"] == {"latency_ms": "50%"}
 
 
 def test_should_stop_ends_the_experiment_early_and_keeps_what_it_did(tmp_path):

@@ -23,7 +23,7 @@ from nas.api.errors import ApiError, Conflict, FieldError, NotFound
 from nas.api.queue import get_with_job
 from nas.api.resolve import NAME_RE, inside, load_device, resolve_run_dir
 from nas.api.schemas import CardOut, DeviceFidelityOut, SubnetsOut, TrialOut, TrialsOut
-from nas.api.spec import spec_devices
+from nas.api.spec import device_constraints, spec_devices
 from nas.settings import Settings
 from nas.store import Experiment, Export, Job, Store
 
@@ -58,72 +58,30 @@ def _objectives(exp: Experiment) -> dict[str, str]:
 
 
 def _constraints(exp: Experiment, device: str) -> dict[str, float]:
-    for entry in (exp.spec or {}).get("devices") or []:
-        if isinstance(entry, dict) and entry.get("name") == device:
-            return {k: float(v) for k, v in (entry.get("constraints") or {}).items()}
-    return {}
-
-
-def _result_table(exp: Experiment, device: str, settings: Settings) -> pd.DataFrame | None:
-    """The finished search's trials table of `device` (with `arch`), when the experiment wrote one."""
-    info = ((exp.result or {}).get("devices") or {}).get(device) or {}
-    path = Path(info["trials"]) if info.get("trials") else None
-    if path is None or not inside(path, settings.experiments_dir) or not path.is_file():
-        return None
-    stamp = path.stat().st_mtime_ns
-    read = pd.read_parquet if path.suffix == ".parquet" else pd.read_csv
-    return _tables.get((str(path), stamp), lambda: read(path))
-
-
-def _study_table(store: Store, exp: Experiment, device: str) -> pd.DataFrame:
-    """Trials finished so far, from the experiment's Optuna study (the search is running or was stopped)."""
-    from nas.search._store import study_trials
-
-    objectives = list(_objectives(exp))
-    trials = study_trials(store.optuna_storage(), f"{exp.study_name}:{device}") or []
-    if not trials:
-        return pd.DataFrame({"trial": pd.Series(dtype=int), "arch": pd.Series(dtype=str),
-                             "feasible": pd.Series(dtype=bool), **{o: pd.Series(dtype=float) for o in objectives}})
-    return pd.DataFrame([{"trial": t["trial"], **dict(zip(objectives, t["values"])), **t["constraints"],
-                          "feasible": t["feasible"], "arch": _arch_json(t["params"])} for t in trials])
-
-
-def _arch_json(params: dict[str, Any]) -> str:
-    """An Optuna trial's parameters (ks_i, e_i, d_j, r) as the arch JSON the trials tables hold."""
-    def seq(prefix: str) -> list[Any]:
-        return [params[f"{prefix}_{i}"] for i in range(sum(k.startswith(prefix + "_") for k in params))]
-
-    from supernet import ArchConfig
-
-    return ArchConfig.from_dict({"ks": seq("ks"), "e": seq("e"), "d": seq("d"), "r": params["r"]}).to_json()
+    return device_constraints(exp.spec or {}, device)
 
 
 def _trials(store: Store, settings: Settings, exp: Experiment, job: Job, device: str) -> tuple[pd.DataFrame, str]:
-    table = _result_table(exp, device, settings) if job.status == "succeeded" else None
-    if table is not None:
-        return table, "result"
-    return _study_table(store, exp, device), "study"
+    """The finished search's trials table of `device` (with `arch`), else the trials recorded so far in the
+    experiment's Optuna study (the search is running or was stopped)."""
+    from nas.search.output import SearchOutput, read_table, study_name, study_table
+
+    if job.status == "succeeded":
+        path = SearchOutput(exp.out_dir, within=settings.experiments_dir).file(device, "trials")
+        if path is not None:
+            return _tables.get((str(path), path.stat().st_mtime_ns), lambda: read_table(path)), "result"
+    return study_table(store.optuna_storage(), study_name(exp.study_name, device), list(_objectives(exp))), "study"
 
 
 def _marks(exp: Experiment, device: str, df: pd.DataFrame) -> tuple[np.ndarray, int | None]:
     """(front: the feasible non-dominated trials, the chosen trial: the experiment's best arch for the device, or
     while it runs, the best feasible trial on the first objective)."""
-    from nas.search import nondominated_mask
+    from nas.search.output import front_mask
 
-    objectives = [o for o in _objectives(exp) if o in df]
-    front = np.zeros(len(df), bool)
+    objectives = {o: d for o, d in _objectives(exp).items() if o in df}
+    front = front_mask(df, objectives)
     if not len(df) or not objectives:
         return front, None
-    feasible = df["feasible"].to_numpy(bool)
-    values = df[objectives].to_numpy(np.float64)
-    ok = feasible & np.isfinite(values).all(1)
-    rows = np.flatnonzero(ok)
-    directions = [_objectives(exp)[o] for o in objectives]
-    if len(rows):
-        on_front = rows[nondominated_mask(values[rows], directions)]
-        # a subnet sampled twice is on the front once, as in the search's own Pareto table
-        on_front = on_front[~df["arch"].iloc[on_front].duplicated().to_numpy()] if "arch" in df else on_front
-        front[on_front] = True
     arch = ((exp.best or {}).get(device) or {}).get("arch")
     if arch is not None and "arch" in df:
         from supernet import ArchConfig
@@ -131,10 +89,12 @@ def _marks(exp: Experiment, device: str, df: pd.DataFrame) -> tuple[np.ndarray, 
         hit = np.flatnonzero(df["arch"].to_numpy() == ArchConfig.from_dict(arch).to_json())
         if len(hit):
             return front, int(df["trial"].iloc[hit[0]])
+    first, direction = next(iter(objectives.items()))
+    values = df[list(objectives)].to_numpy(np.float64)
+    rows = np.flatnonzero(df["feasible"].to_numpy(bool) & np.isfinite(values).all(1))
     if not len(rows):
         return front, None
-    first = values[rows, 0]
-    pick = rows[int(np.argmax(first) if directions[0] == "maximize" else np.argmin(first))]
+    pick = rows[int(np.argmax(values[rows, 0]) if direction == "maximize" else np.argmin(values[rows, 0]))]
     return front, int(df["trial"].iloc[pick])
 
 

@@ -20,9 +20,8 @@ from nas.api.deps import get_runner, get_settings, get_store
 from nas.api.errors import Conflict, FieldError
 from nas.api.openapi import error_responses
 from nas.api.queue import get_with_job, list_with_jobs, queue_job
-from nas.api.resolve import inside
 from nas.api.schemas import Accepted, ExperimentOut, ParetoOut
-from nas.api.spec import prepare_spec, spec_budget, spec_devices
+from nas.api.spec import device_constraints, prepare_spec, spec_budget, spec_devices
 from nas.jobs import JobRunner, JobStateError, cancel_job, resume_job
 from nas.settings import Settings
 from nas.store import Experiment, Job, Store, new_id
@@ -89,9 +88,12 @@ async def create_experiment(request: Request, response: Response, store: Store =
     exp_id = new_id()
     out_dir = settings.experiments_dir / exp_id
     spec, run_id = prepare_spec(data, exp_id, out_dir, store=store, settings=settings)
+    from nas.search.output import service_study_base
+
     return queue_job(store, runner, response, "search", lambda job: Experiment(
-        id=exp_id, name=spec["name"], spec=spec, out_dir=str(out_dir), study_name=f"{spec['name']}-{exp_id}",
-        run_id=run_id, job_id=job.id, budget=spec_budget(spec)), "/experiments")
+        id=exp_id, name=spec["name"], spec=spec, out_dir=str(out_dir),
+        study_name=service_study_base(spec["name"], exp_id), run_id=run_id, job_id=job.id,
+        budget=spec_budget(spec)), "/experiments")
 
 
 @router.get("", response_model=list[ExperimentOut])
@@ -107,19 +109,25 @@ def get_experiment(exp_id: str, store: Store = Depends(get_store)) -> Experiment
 @router.get("/{exp_id}/pareto", response_model=ParetoOut, responses=error_responses(409))
 def get_pareto(exp_id: str, device: str = Query(..., description="one of the experiment's devices"),
                store: Store = Depends(get_store), settings: Settings = Depends(get_settings)) -> ParetoOut:
+    """The feasible Pareto front of one device: from the finished search's files, or while it runs (or once it
+    stopped) from the trials recorded so far. Rows have one shape either way: `trial`, `arch` (OFA keys),
+    `feasible`, and each objective's and constraint's value by name, by the first objective ascending."""
     exp, job = _get(store, exp_id)
     devices = spec_devices(exp.spec)
     if device not in devices:
         raise FieldError(("query", "device"), f"experiment '{exp_id}' did not search device '{device}'",
                          allowed=devices)
-    from nas.api.spec import pareto_from_study, pareto_rows
+    from nas.search.output import SearchOutput, live_pareto_rows, study_name, study_table
 
-    info = ((exp.result or {}).get("devices") or {}).get(device) or {}
-    path = Path(info["pareto"]) if info.get("pareto") else None
-    if path is not None and inside(path, settings.experiments_dir) and path.is_file():
-        rows = pareto_rows(path)
-    else:
-        rows = pareto_from_study(store, exp, device)
+    objectives = dict(exp.spec.get("objectives") or {})
+    constraints = list(device_constraints(exp.spec, device))
+    rows = None
+    if job.status == "succeeded":
+        rows = SearchOutput(exp.out_dir, within=settings.experiments_dir).pareto_rows(device, objectives,
+                                                                                       constraints)
+    if rows is None:
+        trials = study_table(store.optuna_storage(), study_name(exp.study_name, device), list(objectives))
+        rows = live_pareto_rows(trials, objectives, constraints) if len(trials) else None
     if rows is None:
         raise Conflict(f"experiment '{exp_id}' is {job.status} and has no Pareto front for '{device}' yet")
     return ParetoOut(experiment=exp_id, device=device, rows=rows)
