@@ -187,8 +187,8 @@ def finetune_subnet(student: nn.Module, arch: ArchConfig, train: Dataset, *, ste
                     history.append({"step": step, "loss": round(loss_sum / seen, 5),
                                     "train_top1": round(correct / seen, 5)})
                     loss_sum, correct, seen = 0.0, 0, 0
-                if progress is not None:
-                    progress(step / steps, f"fine-tuning step {step}/{steps}")
+                    if progress is not None:  # as often as a history row: a log gets ten lines, not one a step
+                        progress(step / steps, f"fine-tuning step {step}/{steps}, loss {history[-1]['loss']:.3f}")
             epoch += 1
     finally:
         if is_supernet:
