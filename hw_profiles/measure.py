@@ -171,7 +171,7 @@ class _Runner:
             for _ in range(n):
                 t0 = time.perf_counter_ns()
                 self.call()
-                out.append(((time.perf_counter_ns() - t0) / 1e6, 0.0))
+                out.append(((time.perf_counter_ns() - t0) / 1e6, 0))
             return out
         for _ in range(n):
             s0 = _switches()
@@ -299,8 +299,20 @@ def preemption_slowdown(x: np.ndarray, classes: np.ndarray, ok: np.ndarray, *, i
     return f
 
 
+class Estimates(NamedTuple):
+    """What `robust_estimates` makes of an item × run matrix (see `Timings` for the fields)."""
+
+    ms: np.ndarray
+    half_a: np.ndarray
+    half_b: np.ndarray
+    spread: np.ndarray
+    rejected: int
+    drift: np.ndarray
+    slowdown: np.ndarray
+
+
 def robust_estimates(samples: np.ndarray, when: np.ndarray, *, preemptions: np.ndarray | None = None,
-                     window: int = 0, reject: float = 3.0) -> "Estimates":
+                     window: int = 0, reject: float = 3.0) -> Estimates:
     """Estimates from runs `samples[i, k]` of bursts `when[i, k]` (runs of one burst share it), each taken off
     the core `preemptions[i, k]` times.
 
@@ -346,19 +358,9 @@ def robust_estimates(samples: np.ndarray, when: np.ndarray, *, preemptions: np.n
 
     alt = np.zeros_like(keep)  # alternate bursts of each item (its runs of one burst stay together)
     for i in range(n_items):
-        bursts, idx = np.unique(np.where(ok[i], when[i], np.inf), return_inverse=True)
+        _, idx = np.unique(np.where(ok[i], when[i], np.inf), return_inverse=True)
         alt[i] = idx % 2 == 0
     return Estimates(est(keep), est(keep & alt), est(keep & ~alt), mad[:, 0], rejected, np.exp(drift), np.exp(slow))
-
-
-class Estimates(NamedTuple):
-    ms: np.ndarray
-    half_a: np.ndarray
-    half_b: np.ndarray
-    spread: np.ndarray
-    rejected: int
-    drift: np.ndarray
-    slowdown: np.ndarray
 
 
 def measure_runners(runners: Sequence[Timer], cfg: "TimingConfig", progress: Progress | None = None,
@@ -369,7 +371,7 @@ def measure_runners(runners: Sequence[Timer], cfg: "TimingConfig", progress: Pro
     pass, until none disagrees or after `cfg.remeasure_passes` passes)."""
     n = len(runners)
     rng = np.random.default_rng(seed)
-    runs: list[list[tuple[int, float, float]]] = [[] for _ in range(n)]
+    runs: list[list[tuple[int, float, int]]] = [[] for _ in range(n)]  # (burst, ms, preemptions) per item
     clock = [0]
     remeasure = cfg.remeasure_above > 0 and cfg.rounds >= 4 and n >= 2
     total = n * cfg.rounds
