@@ -5,7 +5,8 @@ warning."""
 import numpy as np
 import pytest
 
-from hw_profiles.measure import TimingConfig, interleaved_order, measure_runners, robust_estimates
+from hw_profiles.measure import TimingConfig
+from hw_profiles.timing import interleaved_order, measure_runners, robust_estimates
 
 
 class Clock:
