@@ -79,8 +79,8 @@ class TimingConfig:
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:
             raise ProfileError(f"backend must be one of {', '.join(BACKENDS)}, got {self.backend!r}")
-        if (self.threads < 1 or self.repeats < 1 or self.rounds < 1 or (self.op_rounds or 1) < 1 or self.warmup < 0
-                or self.remeasure_above < 0 or self.remeasure_passes < 0):
+        counts = (self.threads, self.repeats, self.rounds, 1 if self.op_rounds is None else self.op_rounds)
+        if min(counts) < 1 or self.warmup < 0 or self.remeasure_above < 0 or self.remeasure_passes < 0:
             raise ProfileError("threads, repeats, rounds and op_rounds must be >= 1, warmup, remeasure_above and "
                                "remeasure_passes >= 0")
         if self.backend == "cuda" and not torch.cuda.is_available():
