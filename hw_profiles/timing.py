@@ -7,17 +7,25 @@ from __future__ import annotations
 import gc
 import warnings
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable, NamedTuple, Protocol, Sequence
+from typing import Callable, NamedTuple, Protocol, Sequence
 
 import numpy as np
 
 from hw_profiles.schema import LutEntry
 from supernet.space import as_rng
 
-if TYPE_CHECKING:
-    from hw_profiles.measure import TimingConfig
-
 Progress = Callable[[str, int, int], None]
+
+
+class Rounds(Protocol):
+    """How the loop times (`hw_profiles.measure.TimingConfig` is one): bursts of `repeats` timed runs (after the
+    timer's own warm-up), `rounds` interleaved rounds, re-timing above `remeasure_above` for up to
+    `remeasure_passes` passes."""
+
+    repeats: int
+    rounds: int
+    remeasure_above: float
+    remeasure_passes: int
 
 
 class Timer(Protocol):
@@ -170,7 +178,7 @@ def robust_estimates(samples: np.ndarray, when: np.ndarray, *, preemptions: np.n
     return Estimates(est(keep), est(keep & alt), est(keep & ~alt), mad[:, 0], rejected, np.exp(drift), np.exp(slow))
 
 
-def measure_runners(runners: Sequence[Timer], cfg: TimingConfig, progress: Progress | None = None,
+def measure_runners(runners: Sequence[Timer], cfg: Rounds, progress: Progress | None = None,
                     stage: str = "items", seed: int = 0) -> Timings:
     """Time every runner in `cfg.rounds` interleaved rounds (one burst each: `cfg.warmup` untimed runs, then
     `cfg.repeats` timed ones), estimate robustly, then time again, interleaved among themselves and a few steady
