@@ -2,66 +2,87 @@
 onnxruntime, batch 1, fixed threads) or CUDA (torch, CUDA events).
 
 Measuring on a shared machine: other processes slow every run by an amount that changes from second to
-second. So items are never timed back to back: each of `rounds` rounds visits every item once, in a fresh random
-order, with a short burst (warm-up, then `repeats` runs, keeping the fastest: within a burst, others only add
-time). Because a round mixes all items, the bursts taken around the same moment tell how slow the machine was
-then (their median ratio to their items' own medians), and that drift is divided out. Per item, bursts far from
-its median (3 robust standard deviations) are rejected and the rest averaged. Alternate bursts give two
-independent estimates of every item: how far they disagree is the run's own noise (the ceiling any predictor
-can reach against these timings), and items whose halves disagree by more than `remeasure_above` are timed
-again. With one thread the clock is the thread's CPU time, which leaves out the time the core spent on other
-processes; with several threads, or on CUDA, it is wall time.
+second. With one thread the clock is the thread's own CPU time (`CLOCK_THREAD_CPUTIME_ID`), so the time the
+core spent on other processes is left out; with several threads or another process's runtime it is wall time,
+and on CUDA, CUDA events. CPU time still grows when a run is preempted (the other process evicts its caches):
+each run also records how many times it was taken off the core (involuntary context switches; where the
+system does not count them, whether its wall time exceeded its CPU time), and the slowdown each number of
+preemptions causes is estimated from all items of the measurement together and divided out of every run.
+Items are never timed back to back: each of `rounds` rounds visits every item once, in a fresh random order,
+with a short burst (a warm-up run, then `repeats` timed runs, each a sample). Because a round mixes all items,
+the runs taken around the same moment tell how slow the machine was then (their median ratio to their items'
+own medians), and that drift is divided out too. Per item, runs far from its median (3 robust standard
+deviations) are rejected and the rest averaged. Alternate bursts give two independent estimates of every item:
+how far they disagree is the run's own noise (the ceiling any predictor can reach against these timings), and
+items whose halves disagree by more than `remeasure_above` are timed again, up to `remeasure_passes` times.
+That loop and its statistics are `hw_profiles.timing`; this module builds what it times.
 """
 
 from __future__ import annotations
 
-import gc
 import io
 import os
 import time
 import warnings
-from dataclasses import dataclass, field
-from typing import Callable, Protocol, Sequence
+from dataclasses import dataclass, replace
+from typing import Sequence
 
 import numpy as np
 import torch
 from torch import nn
 
 from hw_profiles.schema import LutEntry, ProfileError
+from hw_profiles.timing import Progress, Timings, measure_runners
 from supernet import SearchSpace, Supernet
 from supernet.layers import ConvBNAct, MBConv
 from supernet.space import as_rng
 
-Progress = Callable[[str, int, int], None]
+try:
+    from resource import RUSAGE_THREAD as _RUSAGE_THREAD, getrusage as _getrusage
+except ImportError:  # not Linux
+    _RUSAGE_THREAD = None
 BACKENDS = ("torch", "onnxruntime", "cuda")
 
 
 @dataclass
 class TimingConfig:
-    """How to time: threads (CPU), warm-up and timed runs per burst, interleaved rounds (one burst per item
-    each), batch size, backend, dtype, clock (`auto`: thread CPU time with one CPU thread, else wall time), and
-    the disagreement between an item's two half-estimates above which it is timed again (0: never; needs at
-    least 4 rounds)."""
+    """How to time: threads (CPU), warm-up and timed runs per burst, interleaved rounds of whole subnets (one
+    burst per item each) and of ops (`op_rounds`, default twice `rounds`: an op costs a tenth of a subnet), batch
+    size, backend, dtype, clock (`auto`: the thread's CPU time with one CPU thread, else wall time), the
+    disagreement between an item's two half-estimates above which it is timed again (0: never; needs at least 4
+    rounds) and how many times at most (`remeasure_passes`)."""
 
     backend: str = "torch"
     threads: int = 1
     warmup: int = 1
     repeats: int = 3
-    rounds: int = 8
+    rounds: int = 12
+    op_rounds: int | None = None
     batch_size: int = 1
     dtype: str = "fp32"
     clock: str = "auto"
     remeasure_above: float = 0.05
+    remeasure_passes: int = 2
 
     @property
     def cpu_clock(self) -> bool:
         return self.clock == "cpu" or (self.clock == "auto" and self.threads == 1 and self.backend != "cuda")
 
+    @property
+    def clock_name(self) -> str:
+        """What the timings were read from, as a profile records it."""
+        return "cuda-events" if self.backend == "cuda" else "thread-cpu" if self.cpu_clock else "wall"
+
+    def for_ops(self) -> "TimingConfig":
+        return replace(self, rounds=self.op_rounds or 2 * self.rounds)
+
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:
             raise ProfileError(f"backend must be one of {', '.join(BACKENDS)}, got {self.backend!r}")
-        if self.threads < 1 or self.repeats < 1 or self.rounds < 1 or self.warmup < 0 or self.remeasure_above < 0:
-            raise ProfileError("threads, repeats and rounds must be >= 1, warmup and remeasure_above >= 0")
+        counts = (self.threads, self.repeats, self.rounds, 1 if self.op_rounds is None else self.op_rounds)
+        if min(counts) < 1 or self.warmup < 0 or self.remeasure_above < 0 or self.remeasure_passes < 0:
+            raise ProfileError("threads, repeats, rounds and op_rounds must be >= 1, warmup, remeasure_above and "
+                               "remeasure_passes >= 0")
         if self.backend == "cuda" and not torch.cuda.is_available():
             raise ProfileError("backend 'cuda' needs a CUDA GPU and a CUDA build of torch; none is available here")
         if self.clock not in ("auto", "wall", "cpu") or (self.clock == "cpu" and self.backend == "cuda"):
@@ -103,7 +124,8 @@ def op_module(op) -> tuple[nn.Module, tuple[int, ...]]:  # noqa: ANN001 - predic
 
 # ---------------------------------------------------------------------------------------------- timing
 class _Runner:
-    """Runs one module on one input with the configured backend; `time(n)` returns n latencies in ms."""
+    """Runs one module on one input with the configured backend; `time(n)` returns n (latency ms, preemptions)
+    pairs: with the thread CPU clock, how many times the thread was taken off the core during the run, else 0."""
 
     def __init__(self, module: nn.Module, shape: tuple[int, ...], cfg: TimingConfig):
         self.cfg = cfg
@@ -144,12 +166,23 @@ class _Runner:
                 torch.cuda.synchronize()
                 out.append(start.elapsed_time(end))
             return out
-        clock = time.thread_time if self.cfg.cpu_clock else time.perf_counter
         out = []
+        if not self.cfg.cpu_clock:
+            for _ in range(n):
+                t0 = time.perf_counter_ns()
+                self.call()
+                out.append(((time.perf_counter_ns() - t0) / 1e6, 0))
+            return out
         for _ in range(n):
-            t0 = clock()
+            s0 = _switches()
+            c0, w0 = time.thread_time_ns(), time.perf_counter_ns()
             self.call()
-            out.append((clock() - t0) * 1e3)
+            c1, w1 = time.thread_time_ns(), time.perf_counter_ns()
+            s1 = _switches()
+            # without a count, a run whose wall time exceeds its CPU time by more than reading the clocks costs
+            # (2% and 20 us) was preempted at least once
+            pre = s1 - s0 if s0 >= 0 else int((w1 - w0) - (c1 - c0) > 0.02 * (c1 - c0) + 20_000)
+            out.append(((c1 - c0) / 1e6, pre))
         return out
 
     def warm(self) -> None:
@@ -157,6 +190,11 @@ class _Runner:
             self.call()
         if self.cfg.backend == "cuda":
             torch.cuda.synchronize()
+
+
+def _switches() -> int:
+    """Involuntary context switches of the calling thread so far (Linux), or -1 where not counted."""
+    return _getrusage(_RUSAGE_THREAD).ru_nivcsw if _RUSAGE_THREAD is not None else -1
 
 
 class _Threads:
@@ -175,165 +213,23 @@ class _Threads:
         torch.set_flush_denormal(False)  # torch's default; left on, it changes every later float op of the process
 
 
-class Timer(Protocol):
-    """What the measuring loop times: `warm()` runs it untimed, `time(n)` returns n latencies in ms."""
-
-    def warm(self) -> None: ...
-
-    def time(self, n: int) -> list[float]: ...
-
-
-@dataclass
-class Timings:
-    """Robust latencies (ms) of items timed in interleaved rounds, and how much the run's own noise moved them.
-
-    `samples[i, k]` is item i's k-th burst (fastest of `repeats` runs back to back; NaN where it was not timed),
-    `when[i, k]` its position in time; `ms` the estimate (drift-normalised, outliers rejected), `half_a`/`half_b`
-    the same estimate from alternate bursts only (two independent re-timings of every item), `spread` the
-    relative MAD of an item's normalised bursts, `rejected` the bursts dropped as outliers, `remeasured` the
-    items timed again because their halves disagreed."""
-
-    samples: np.ndarray
-    when: np.ndarray
-    ms: np.ndarray
-    half_a: np.ndarray
-    half_b: np.ndarray
-    spread: np.ndarray
-    rejected: int
-    remeasured: list[int] = field(default_factory=list)
-    drift: np.ndarray | None = None
-    repeats: int = 1
-
-    @property
-    def disagreement(self) -> np.ndarray:
-        """|half_a - half_b| / ms per item: what re-timing the item moved it by."""
-        return np.abs(self.half_a - self.half_b) / np.maximum(self.ms, 1e-12)
-
-    def entries(self) -> list[LutEntry]:
-        std = [float(np.nanstd(row)) for row in self.samples]
-        return [LutEntry(mean=float(m), std=s, count=int(np.isfinite(row).sum()) * self.repeats)
-                for m, s, row in zip(self.ms, std, self.samples)]
-
-
-def interleaved_order(n_items: int, rounds: int, seed: int | np.random.Generator = 0) -> list[np.ndarray]:
-    """One fresh random permutation of the items per round: each item is timed once per round, never twice in a
-    row, and never always after the same neighbour (whose cache footprint it would inherit)."""
-    rng = as_rng(seed)
-    order = [rng.permutation(n_items) for _ in range(rounds)]
-    for prev, perm in zip(order, order[1:]):
-        if n_items > 1 and perm[0] == prev[-1]:  # across a round's boundary too
-            perm[[0, 1]] = perm[[1, 0]]
-    return order
-
-
-def robust_estimates(samples: np.ndarray, when: np.ndarray, *, window: int = 0, reject: float = 3.0
-                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int, np.ndarray]:
-    """(estimate, half_a, half_b, spread, rejected, drift) from bursts `samples[i, k]` taken at times `when[i, k]`.
-
-    The machine's speed drifts as other processes come and go; because rounds are interleaved, the bursts timed
-    around the same moment belong to many different items, so the median of their ratios to their items' own
-    medians is the machine's slowdown at that moment (`drift`), which is divided out. Then per item, bursts more
-    than `reject` robust standard deviations (1.4826 MAD, at least 1%) from its median are dropped, and the rest
-    averaged in log space; `half_a`/`half_b` do the same over alternate bursts."""
-    x = np.log(np.where(samples > 0, samples, np.nan))
-    ok = np.isfinite(x)
-    n_items = x.shape[0]
-    centre = np.nanmedian(x, axis=1, keepdims=True)
-    resid = x - centre
-    seq = np.argsort(np.where(ok, when, np.inf), axis=None)[:int(ok.sum())]
-    r_seq = resid.ravel()[seq]
-    w = window or max(9, 2 * n_items // 3 + 1)
-    half = w // 2
-    drift_seq = np.array([np.median(r_seq[max(0, j - half):j + half + 1]) for j in range(len(r_seq))])
-    drift = np.full(x.size, np.nan)
-    drift[seq] = drift_seq
-    drift = drift.reshape(x.shape)
-    norm = x - np.nan_to_num(drift)
-    med = np.nanmedian(norm, axis=1, keepdims=True)
-    mad = np.maximum(1.4826 * np.nanmedian(np.abs(norm - med), axis=1, keepdims=True), 0.01)
-    keep = ok & (np.abs(norm - med) <= reject * mad)
-    rejected = int(ok.sum() - keep.sum())
-
-    def est(mask: np.ndarray) -> np.ndarray:
-        kept = np.where(mask, norm, np.nan)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            out = np.nanmean(kept, axis=1)
-        return np.exp(np.where(np.isfinite(out), out, med[:, 0]))
-
-    order = np.argsort(np.where(ok, when, np.inf), axis=1)
-    alt = np.zeros_like(keep)
-    rows = np.arange(n_items)[:, None]
-    alt[rows, order[:, ::2]] = True
-    spread = mad[:, 0]
-    return est(keep), est(keep & alt), est(keep & ~alt), spread, rejected, np.exp(drift)
-
-
-def measure_runners(runners: Sequence[Timer], cfg: "TimingConfig", progress: Progress | None = None,
-                    stage: str = "items", seed: int = 0) -> Timings:
-    """Time every runner in `cfg.rounds` interleaved rounds (one burst of `cfg.repeats` runs each, after
-    `cfg.warmup` untimed ones), estimate robustly, then time again, interleaved among themselves and a few
-    steady items, those whose two half-estimates disagree by more than `cfg.remeasure_above`."""
-    n = len(runners)
-    rng = np.random.default_rng(seed)
-    bursts: list[list[tuple[int, float]]] = [[] for _ in range(n)]
-    clock = [0]
-    remeasure_rounds = cfg.rounds if cfg.remeasure_above > 0 and cfg.rounds >= 4 else 0
-    total = n * cfg.rounds
-    done = [0]
-
-    def run(order: list[np.ndarray], count: bool) -> None:
-        for perm in order:
-            for i in perm:
-                runners[i].warm()
-                bursts[i].append((clock[0], min(runners[i].time(cfg.repeats))))
-                clock[0] += 1
-                if count:
-                    done[0] += 1
-                    if progress:
-                        progress(stage, done[0], total)
-
-    def estimate() -> Timings:
-        width = max(len(b) for b in bursts)
-        samples, when = np.full((n, width), np.nan), np.full((n, width), np.inf)
-        for i, b in enumerate(bursts):
-            for k, (t, v) in enumerate(b):
-                samples[i, k], when[i, k] = v, t
-        ms, a, b_, spread, rejected, drift = robust_estimates(samples, when)
-        return Timings(samples, when, ms, a, b_, spread, rejected, drift=drift, repeats=cfg.repeats)
-
-    gc_was = gc.isenabled()
-    gc.disable()  # a collection inside a timed run is noise (timeit does the same)
-    try:
-        run(interleaved_order(n, cfg.rounds, rng), True)
-        t = estimate()
-        again: list[int] = []
-        if remeasure_rounds and n >= 2:
-            again = [int(i) for i in np.flatnonzero(t.disagreement > cfg.remeasure_above)]
-            if again:
-                steady = [i for i in np.argsort(t.disagreement) if i not in again][:max(8, len(again))]
-                group = np.array(again + [int(i) for i in steady])
-                run([group[p] for p in interleaved_order(len(group), remeasure_rounds, rng)], False)
-                t = estimate()
-        t.remeasured = again
-    finally:
-        if gc_was:
-            gc.enable()
-    return t
-
-
 def _measure(runners: Sequence[_Runner], cfg: TimingConfig, progress: Progress | None, stage: str) -> Timings:
     for runner in runners:
         runner.warm()
     return measure_runners(runners, cfg, progress, stage)
 
 
-def measure_ops(ops: Sequence, cfg: TimingConfig, progress: Progress | None = None) -> dict[str, LutEntry]:
-    """Latency (ms) of each lookup-table op measured alone, keyed by its OFA key."""
+def time_ops(ops: Sequence, cfg: TimingConfig, progress: Progress | None = None) -> Timings:
+    """Latency of each lookup-table op measured alone (`cfg.for_ops()`: more rounds, ops are cheap)."""
+    cfg = cfg.for_ops()
     with _Threads(cfg.threads):
         runners = [_Runner(*op_module(op), cfg) for op in ops]
-        entries = _measure(runners, cfg, progress, "ops").entries()
-    return {op.key: e for op, e in zip(ops, entries)}
+        return _measure(runners, cfg, progress, "ops")
+
+
+def measure_ops(ops: Sequence, cfg: TimingConfig, progress: Progress | None = None) -> dict[str, LutEntry]:
+    """Latency (ms) of each lookup-table op measured alone, keyed by its OFA key (see `time_ops`)."""
+    return {op.key: e for op, e in zip(ops, time_ops(ops, cfg, progress).entries())}
 
 
 def time_archs(space: SearchSpace, codes: np.ndarray, cfg: TimingConfig, progress: Progress | None = None,

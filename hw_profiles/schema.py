@@ -174,6 +174,9 @@ class LatencySection(BaseModel):
     threads: int | None = Field(default=None, ge=1)
     backend: Literal["torch", "onnxruntime", "cuda", "tflite", "tinyengine", "other"] | None = None
     dtype: Literal["fp32", "fp16", "int8"] = "fp32"
+    # what measured latencies were read from: the measuring thread's CPU time (one CPU thread, in process),
+    # wall time, or CUDA events
+    clock: Literal["thread-cpu", "wall", "cuda-events"] | None = None
     lookup_table: LookupTable | None = None
     learned: LearnedModel | None = None
     corrections: dict[str, Correction] = Field(default_factory=dict)

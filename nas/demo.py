@@ -52,7 +52,7 @@ class ProfileStage(_Strict):
     n_test: int = Field(100, ge=2)
     n_fit: int = Field(20, ge=3)
     repeats: int = Field(3, ge=1)
-    rounds: int = Field(8, ge=1)
+    rounds: int = Field(12, ge=1)  # hw_profiles.measure.TimingConfig's
     resolutions: list[int] | None = None
 
 

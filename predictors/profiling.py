@@ -15,7 +15,7 @@ from typing import Sequence
 
 import numpy as np
 
-from hw_profiles.measure import Progress, TimingConfig, measure_ops, quick_calibration, sample_codes_at, time_archs
+from hw_profiles.measure import Progress, TimingConfig, quick_calibration, sample_codes_at, time_archs, time_ops
 from hw_profiles.schema import DeviceProfile, Fidelity, Figure, LatencySection, LookupTable, ProfileError
 from supernet import SearchSpace
 
@@ -48,6 +48,8 @@ class ProfileReport:
     noise_ceiling: dict[str, float] = field(default_factory=dict)
     remeasured: int = 0
     rejected: int = 0
+    clock: str = "wall"
+    preempted: dict[str, float] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     held_out_codes: np.ndarray | None = field(default=None, repr=False)
     held_out_ms: np.ndarray | None = field(default=None, repr=False)
@@ -88,7 +90,8 @@ def calibrate_profile(space: SearchSpace, base: DeviceProfile, cfg: TimingConfig
     t0 = time.perf_counter()
     per_res = space_ops(space, res)
     unique = {op.key: op for ops in per_res.values() for op in ops}
-    measured = measure_ops(list(unique.values()), cfg, progress)
+    op_timings = time_ops(list(unique.values()), cfg, progress)
+    measured = dict(zip(unique, op_timings.entries()))
     seconds["ops"] = time.perf_counter() - t0
 
     lat = base.latency.model_copy(deep=True) if base.latency else LatencySection()
@@ -127,6 +130,8 @@ def calibrate_profile(space: SearchSpace, base: DeviceProfile, cfg: TimingConfig
     ceiling = fidelity(timed.half_a[n_fit:], timed.half_b[n_fit:]) if cfg.rounds >= 2 else {}
     report = ProfileReport(space.name, res, len(unique), n_fit, n_test, seconds=seconds, calibration=calib,
                            noise_ceiling=ceiling, remeasured=len(timed.remeasured), rejected=timed.rejected,
+                           clock=cfg.clock_name, preempted={"ops": op_timings.preempted,
+                                                            "subnets": timed.preempted},
                            held_out_codes=test_c, held_out_ms=test_y)
     entries = []
     for name, pred in (("lookup-table", lut), ("learned", learned), ("roofline", roof)):
@@ -151,12 +156,12 @@ def calibrate_profile(space: SearchSpace, base: DeviceProfile, cfg: TimingConfig
     if report.warnings:
         lat.warnings[space.name] = report.warnings
     lat.threads = cfg.threads if cfg.backend != "cuda" else None
-    lat.backend, lat.batch_size = cfg.backend, cfg.batch_size
+    lat.backend, lat.batch_size, lat.clock = cfg.backend, cfg.batch_size, cfg.clock_name
     if cfg.backend == "cuda":
         lat.dtype = cfg.dtype
     desc = prof.description
     if prof.state == "unmeasured" or not desc:
         desc = f"{prof.name}: measured here with {cfg.backend}, {cfg.threads if cfg.backend != 'cuda' else 'CUDA'} " \
-               f"thread(s), batch {cfg.batch_size}"
+               f"thread(s), batch {cfg.batch_size}, {cfg.clock_name} clock"
     prof = prof.model_copy(update={"latency": lat, "state": "measured", "description": desc})
     return DeviceProfile.model_validate(prof.model_dump()), report

@@ -63,7 +63,8 @@ def _run(space: str, base_name: str, out: str | None, cfg, resolutions: str | No
     for warning in report.warnings:
         typer.echo(f"warning: {warning}", err=True)
     emit({"profile": str(path), "device": prof.name, "space": sp.name, "backend": cfg.backend,
-          "threads": cfg.threads, "batch_size": cfg.batch_size, "resolutions": report.resolutions,
+          "threads": cfg.threads, "batch_size": cfg.batch_size, "clock": report.clock,
+          "preempted": {k: round(v, 3) for k, v in report.preempted.items()}, "resolutions": report.resolutions,
           "ops_measured": report.ops, "subnets_fit": report.fit_archs, "subnets_held_out": report.test_archs,
           "seconds": {k: round(v, 2) for k, v in report.seconds.items()},
           "fidelity": {k: {m: round(v, 4) for m, v in f.items()} for k, f in report.fidelity.items()},
@@ -81,9 +82,9 @@ def cpu_host(space: str = typer.Option(..., "--space", help="space name or YAML"
                                              "(default: all of the space's; others are predicted)"),
              n_test: int = typer.Option(100, "--n-test", min=2, help="held-out subnets measured for fidelity"),
              n_fit: int = typer.Option(20, "--n-fit", min=3, help="subnets measured to fit the end-to-end correction"),
-             repeats: int = typer.Option(3, "--repeats", min=1, help="timed runs per burst (the fastest is kept)"),
-             rounds: int = typer.Option(8, "--rounds", min=1, help="interleaved rounds: one burst per op and "
-                                        "subnet each, in a fresh random order"),
+             repeats: int = typer.Option(3, "--repeats", min=1, help="timed runs per burst (after a warm-up run)"),
+             rounds: int = typer.Option(12, "--rounds", min=1, help="interleaved rounds: one burst per subnet "
+                                        "each, in a fresh random order (ops, ten times cheaper, get twice as many)"),
              seed: int = typer.Option(0, "--seed")) -> None:
     """Measure this CPU at batch 1 and write its profile (preferred by `--device cpu-host` afterwards)."""
     from hw_profiles.measure import TimingConfig

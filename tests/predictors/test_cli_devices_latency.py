@@ -119,7 +119,10 @@ def test_profile_cpu_host_writes_measured_profile(monkeypatch, capsys, tmp_path)
     assert set(res["fidelity"]) == {"lookup-table", "learned", "roofline"}
     assert set(res["noise_ceiling"]) == {"spearman", "kendall", "rmse", "mape", "within_10pct"}
     assert res["target"] == {"spearman": 0.95, "within_10pct": 0.9}
+    assert res["clock"] == "thread-cpu" and set(res["preempted"]) == {"ops", "subnets"}
+    assert all(0 <= v <= 1 for v in res["preempted"].values())
     host = load_profile("cpu-host")
+    assert host.latency.clock == "thread-cpu" and "thread-cpu clock" in host.description
     stored = {f.predictor: f for f in host.latency.fidelity["tiny-mbv3"]}
     assert stored["noise-ceiling"].spearman == round(res["noise_ceiling"]["spearman"], 5)
     assert host.latency.warnings.get("tiny-mbv3", []) == res["warnings"]
