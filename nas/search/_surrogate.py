@@ -27,6 +27,8 @@ import numpy as np
 import optuna
 from optuna.distributions import BaseDistribution, CategoricalDistribution
 from optuna.trial import FrozenTrial, TrialState
+from scipy.linalg import cho_factor, cho_solve
+from scipy.optimize import minimize
 from scipy.special import ndtr
 from threadpoolctl import threadpool_limits
 
@@ -45,8 +47,6 @@ class _ArdGP:
 
     def __init__(self, x: np.ndarray, y: np.ndarray, blocks: np.ndarray, theta: np.ndarray | None = None,
                  fit: bool = True):
-        from scipy.optimize import minimize
-
         self.x, self.blocks = x, blocks
         n_par = int(blocks.max()) + 1
         self.mu, self.sd = float(y.mean()), float(y.std()) or 1.0
@@ -59,13 +59,11 @@ class _ArdGP:
                            options={"maxiter": 40})
             start = res.x if np.isfinite(res.fun) else start
         try:
-            k, chol = self._factor(start)
+            _, chol = self._factor(start)
         except np.linalg.LinAlgError:  # near-duplicate rows at a tiny noise: more noise
             start = np.concatenate([start[:-1], [max(start[-1], math.log(1e-2))]])
-            k, chol = self._factor(start)
+            _, chol = self._factor(start)
         self.theta = start
-        from scipy.linalg import cho_solve
-
         self.alpha = cho_solve(chol, z)
         self.inv = cho_solve(chol, np.eye(len(z)))
 
@@ -73,16 +71,12 @@ class _ArdGP:
         wc = w[self.blocks]
         return np.exp(-(w.sum() - (a * wc) @ b.T))
 
-    def _factor(self, theta: np.ndarray):
-        from scipy.linalg import cho_factor
-
+    def _factor(self, theta: np.ndarray) -> tuple[np.ndarray, tuple[np.ndarray, bool]]:
         w, noise = np.exp(theta[:-1]), math.exp(theta[-1])
         k = self._kernel(self.x, self.x, w)
         return k, cho_factor(k + (noise + 1e-8) * np.eye(len(k)), lower=True)
 
     def _nll(self, theta: np.ndarray, z: np.ndarray, w0: float) -> tuple[float, np.ndarray]:
-        from scipy.linalg import cho_solve
-
         try:
             k, chol = self._factor(theta)
         except np.linalg.LinAlgError:
