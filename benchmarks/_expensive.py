@@ -14,7 +14,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 import numpy as np
 import optuna
@@ -116,24 +116,32 @@ def _one_seed(b: Bench, name: str, budgets: list[int], seed: int) -> dict[str, A
     return out
 
 
-def _one_strategy(b: Bench, name: str, budgets: list[int], seeds: range) -> dict[str, Any]:
+def _one_strategy(b: Bench, name: str, budgets: list[int], seeds: Iterable[int]) -> dict[str, Any]:
     runs = [_one_seed(b, name, budgets, seed) for seed in seeds]
     return {"gap": [[r["gap"][i] for r in runs] for i in range(len(budgets))],
             "hv": [[r["hv"][i] for r in runs] for i in range(len(budgets))], "secs": [r["secs"] for r in runs]}
 
 
 def expensive_part(args: argparse.Namespace) -> str:
-    budgets = [100, 300] if not args.quick else [30, 60]
+    default = [100, 300] if not args.quick else [30, 60]
+    per_table = dict(x.split("=") for x in (getattr(args, "expensive_budgets", None) or []))
+    budget_of = {k: [int(b) for b in v.split(",")] for k, v in per_table.items()}
     seeds = range(args.expensive_seeds)
     benches = [b for b in (digits_bench(), demo_bench()) if b is not None]
     if getattr(args, "expensive_only", None):  # TABLE:STRATEGY[:SEED], measured and cached (a parallel process)
         table_name, name, *seed = args.expensive_only.split(":")
-        _one_strategy(next(b for b in benches if b.name == table_name), name, budgets,
+        _one_strategy(next(b for b in benches if b.name == table_name), name, budget_of.get(table_name, default),
                       range(int(seed[0]), int(seed[0]) + 1) if seed else seeds)
         return ""
     parts = []
     for b in benches:
-        res = {name: _one_strategy(b, name, budgets, seeds) for name in STRATEGIES}
+        budgets = budget_of.get(b.name, default)
+        used = seeds
+        if getattr(args, "expensive_cached", False):  # only the seeds every strategy has in the cache
+            have = [{int(f.stem.rsplit("-s", 1)[1]) for f in
+                     CACHE.glob(f"expensive-{b.name}-{n.replace(' ', '_')}-{budgets[-1]}-s*.json")} for n in STRATEGIES]
+            used = sorted(set.intersection(*have))
+        res = {name: _one_strategy(b, name, budgets, used) for name in STRATEGIES}
         gap = {k: v["gap"] for k, v in res.items()}
         hv = {k: v["hv"] for k, v in res.items()}
         secs = {k: v["secs"] for k, v in res.items()}
@@ -154,7 +162,9 @@ def expensive_part(args: argparse.Namespace) -> str:
                 row[f"gap @{n}: better/tie/worse"] = f"{(g < 0).sum()}/{(g == 0).sum()}/{(g > 0).sum()}"
                 row[f"HV @{n}: better/tie/worse"] = f"{(h > 0).sum()}/{(h == 0).sum()}/{(h < 0).sum()}"
             wins.append(row)
-        parts.append(f"""**{b.name}**: {b.about}.
+        runs = f"{budgets[-1]} evaluations per run" + (
+            f" (the figure at {budgets[0]}: the same runs' first {budgets[0]} trials)" if len(budgets) > 1 else "")
+        parts.append(f"""**{b.name}**: {b.about}. {runs}; median of {len(used)} seeds ({", ".join(map(str, used))}).
 
 {table(rows)}
 
@@ -165,10 +175,10 @@ Seed by seed (same seed, same budget), `surrogate` against each:
     return f"""### Expensive objectives: measured tables
 
 Each strategy asks for one candidate at a time (a per-candidate objective, as in a training-in-the-loop search),
-for {budgets[-1]} evaluations; the figure at {budgets[0]} is the same runs' first {budgets[0]} trials. Gap: the
+for the evaluations each table's line says. Gap: the
 table's best first objective minus the best found, in percentage points (0: found the best); HV ratio: the
 hypervolume of the trials over the true front's (reference: the true front's worst corner plus a tenth of its
-span). Median of {len(seeds)} seeds (0..{len(seeds) - 1}). `optuna-tpe (Optuna's default)` is `TPESampler()` as
+span). `optuna-tpe (Optuna's default)` is `TPESampler()` as
 Optuna ships it, `optuna-nsga2` is Optuna's NSGA-II at its default population of 50, `optuna-tpe (multivariate)`
 is our `optuna-tpe` strategy (`TPESampler(multivariate=True)`). Tables in `benchmarks/data/`.
 

@@ -282,6 +282,10 @@ def main() -> None:
     ap.add_argument("--ofa-generations", type=int, default=500)
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--overhead-repeats", type=int, default=5)
+    ap.add_argument("--expensive-budgets", nargs="*", default=None,
+                    help="TABLE=B1,B2 per table (default 100,300): evaluations per run and the earlier count reported")
+    ap.add_argument("--expensive-cached", action="store_true",
+                    help="the expensive part from cached seeds only (the first seeds every strategy has)")
     ap.add_argument("--expensive-only", default=None,
                     help="TABLE:STRATEGY[:SEED]: measure (and cache) one table and strategy (and seed) of the expensive part only")
     ap.add_argument("--expensive-seeds", type=int, default=7)
