@@ -1,102 +1,185 @@
-"""Expensive objectives, one candidate at a time, on a measured table (`benchmarks/_table.py`): our `surrogate`
-sampler against Optuna's TPE (its default, and ours: multivariate), NSGA-II and random at 100 and 300
-evaluations, median over seeds."""
+"""Expensive objectives, one candidate at a time, on measured tables: our `surrogate` sampler against Optuna's TPE
+(as Optuna ships it, and multivariate), NSGA-II and random at 100 and 300 evaluations, median over seeds.
+
+Tables (`benchmarks/data/`): `digits-mlp.csv`, every configuration of a small scikit-learn MLP grid on the
+bundled digits images (`benchmarks/_table.py`), and `demo-subnets.csv`, the demo supernet's measured subnets
+with their cpu-host latency (`benchmarks/_subnet_table.py`; skipped while it is not built).
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterable
 
 import numpy as np
 import optuna
 
-from benchmarks._report import ROOT, table
-from benchmarks._table import GRID, digits_mlp_table
+from benchmarks._report import table
 from nas.search import OptunaSampler, hypervolume_2d, nondominated_mask, run
 
-STRATEGIES = ["surrogate", "optuna-tpe", "optuna-tpe (Optuna's default)", "optuna-nsga2", "random"]
+DATA = Path(__file__).resolve().parent / "data"
+CACHE = Path(__file__).resolve().parent.parent / "runs" / "bench-search"
+STRATEGIES = ["surrogate", "optuna-tpe (Optuna's default)", "optuna-nsga2", "optuna-tpe (multivariate)", "random"]
 
 
 def _strategy(name: str):
     if name == "optuna-tpe (Optuna's default)":
         return OptunaSampler(name, lambda seed: optuna.samplers.TPESampler(seed=seed), 1)
+    if name == "optuna-tpe (multivariate)":
+        return "optuna-tpe"
     return name
 
 
-def expensive_part(args: argparse.Namespace) -> str:
-    df = digits_mlp_table(ROOT / "runs" / "bench-search" / "digits-mlp.csv")
+@dataclass
+class Bench:
+    """One table: its space, a one-objective and a two-objective per-candidate objective, and the truth."""
+
+    name: str
+    about: str
+    space: Any
+    one: Callable[[Any], float]
+    both: Callable[[Any], tuple[float, float]]
+    directions: list[str]
+    best: float  # the table's best value of the first objective
+    front: np.ndarray  # the table's true Pareto front of both
+    ref: np.ndarray
+
+
+def _truth(values: np.ndarray, directions: list[str]) -> tuple[float, np.ndarray, np.ndarray]:
+    front = values[nondominated_mask(values, directions)]
+    worst = np.where(np.array(directions) == "minimize", front.max(0), front.min(0))
+    span = front.max(0) - front.min(0)
+    # the reference: the true front's worst corner plus a tenth of its span, so the ratio tells fronts apart
+    ref = worst + np.where(np.array(directions) == "minimize", 0.1, -0.1) * span
+    best = values[:, 0].min() if directions[0] == "minimize" else values[:, 0].max()
+    return float(best), front, ref
+
+
+def digits_bench() -> Bench:
+    from benchmarks._table import GRID, digits_mlp_table
+
+    df = digits_mlp_table(DATA / "digits-mlp.csv")
     keys = list(GRID)
-    lookup = {tuple(r[k] for k in keys): r for r in df.to_dict("records")}
-    budgets = [100, 300] if not args.quick else [30, 60]
+    lookup = {tuple(r[k] for k in keys): (r["val_error"], r["fit_s"]) for r in df.to_dict("records")}
+    dirs = ["minimize", "minimize"]
+    best, front, ref = _truth(df[["val_error", "fit_s"]].to_numpy(), dirs)
+    about = (f"every one of the {len(df):,} configurations of a small MLP grid "
+             f"({', '.join(f'{k} {v}' for k, v in GRID.items())}) trained with scikit-learn on its bundled `digits` "
+             f"images (800 train, 997 held out; 8 epochs); one objective `val_error` (best {best:.4f}), two: "
+             f"`val_error` and `fit_s`, the measured training time ({len(front)} configurations on the true front)")
+    return Bench("digits-mlp", about, GRID, lambda c: lookup[tuple(c[k] for k in keys)][0],
+                 lambda c: lookup[tuple(c[k] for k in keys)], dirs, best, front, ref)
+
+
+def demo_bench() -> Bench | None:
+    from benchmarks._subnet_table import DEMO_TABLE, NearestSubnet, load
+
+    if not DEMO_TABLE.is_file():
+        return None
+    space, df = load(DEMO_TABLE)
+    near = NearestSubnet(space, df, ["val_accuracy", "latency_ms"])
+    dirs = ["maximize", "minimize"]
+    best, front, ref = _truth(near.values, dirs)
+    header = DEMO_TABLE.read_text().splitlines()[0].lstrip("# ")
+    about = (f"the demo supernet's measured subnets ({header}); a search asks for any subnet of `{space.name}` and "
+             f"gets the figures of the table's nearest subnet (fewest differing choices), so every answer is a "
+             f"measurement; one objective `val_accuracy` (best {best:.4f}), two: `val_accuracy` and `latency_ms` "
+             f"({len(front)} subnets on the true front)")
+    return Bench("demo-subnets", about, space, lambda a: near(a)[0], near, dirs, best, front, ref)
+
+
+def _one_seed(b: Bench, name: str, budgets: list[int], seed: int) -> dict[str, Any]:
+    """Gap and HV ratio per budget, seconds per evaluation, of one strategy and seed; cached under
+    runs/bench-search/ so that tables, strategies and seeds can be measured in separate processes."""
+    path = CACHE / f"expensive-{b.name}-{name.replace(' ', '_')}-{budgets[-1]}-s{seed}.json"
+    if path.is_file():
+        return json.loads(path.read_text())
+    sign = 1.0 if b.directions[0] == "minimize" else -1.0
+    true_hv = hypervolume_2d(b.front, b.ref, b.directions)
+    t0 = time.perf_counter()
+    r1 = run(b.space, b.one, directions=b.directions[0], budget=budgets[-1], seed=seed, strategy=_strategy(name))
+    r2 = run(b.space, b.both, directions=b.directions, budget=budgets[-1], seed=seed, strategy=_strategy(name))
+    out: dict[str, Any] = {"secs": (time.perf_counter() - t0) / (2 * budgets[-1]), "gap": [], "hv": []}
+    for n in budgets:
+        found = r1.trials["value"].iloc[:n]
+        out["gap"].append(100 * float(found.min() - b.best if sign > 0 else b.best - found.max()))
+        pts = r2.trials[["value_0", "value_1"]].iloc[:n].to_numpy()
+        out["hv"].append(hypervolume_2d(pts, b.ref, b.directions) / true_hv)
+    print(b.name, name, seed, out, file=sys.stderr, flush=True)
+    CACHE.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(out))
+    return out
+
+
+def _one_strategy(b: Bench, name: str, budgets: list[int], seeds: Iterable[int]) -> dict[str, Any]:
+    runs = [_one_seed(b, name, budgets, seed) for seed in seeds]
+    return {"gap": [[r["gap"][i] for r in runs] for i in range(len(budgets))],
+            "hv": [[r["hv"][i] for r in runs] for i in range(len(budgets))], "secs": [r["secs"] for r in runs]}
+
+
+def expensive_part(args: argparse.Namespace) -> str:
+    default = [100, 300] if not args.quick else [30, 60]
+    per_table = dict(x.split("=") for x in (getattr(args, "expensive_budgets", None) or []))
+    budget_of = {k: [int(b) for b in v.split(",")] for k, v in per_table.items()}
     seeds = range(args.expensive_seeds)
-    best_err = float(df["val_error"].min())
-    two = ["val_error", "fit_s"]
-    front = df[two].to_numpy()[nondominated_mask(df[two].to_numpy(), ["minimize", "minimize"])]
-    # reference: the true front's worst corner plus a tenth of its span, so the ratio tells fronts apart
-    ref = front.max(0) + 0.1 * (front.max(0) - front.min(0))
-    true_hv = hypervolume_2d(front, ref, ["minimize", "minimize"])
-
-    def one(c):
-        return lookup[tuple(c[k] for k in keys)]["val_error"]
-
-    def both(c):
-        r = lookup[tuple(c[k] for k in keys)]
-        return r["val_error"], r["fit_s"]
-
-    gap: dict[str, list[list[float]]] = {s: [[] for _ in budgets] for s in STRATEGIES}
-    hv: dict[str, list[list[float]]] = {s: [[] for _ in budgets] for s in STRATEGIES}
-    secs: dict[str, list[float]] = {s: [] for s in STRATEGIES}
-    for name in STRATEGIES:
-        for seed in seeds:
-            t0 = time.perf_counter()
-            r1 = run(GRID, one, directions="minimize", budget=budgets[-1], seed=seed, strategy=_strategy(name))
-            r2 = run(GRID, both, directions=["minimize", "minimize"], budget=budgets[-1], seed=seed,
-                     strategy=_strategy(name))
-            secs[name].append((time.perf_counter() - t0) / (2 * budgets[-1]))
+    benches = [b for b in (digits_bench(), demo_bench()) if b is not None]
+    if getattr(args, "expensive_only", None):  # TABLE:STRATEGY[:SEED], measured and cached (a parallel process)
+        table_name, name, *seed = args.expensive_only.split(":")
+        _one_strategy(next(b for b in benches if b.name == table_name), name, budget_of.get(table_name, default),
+                      range(int(seed[0]), int(seed[0]) + 1) if seed else seeds)
+        return ""
+    parts = []
+    for b in benches:
+        budgets = budget_of.get(b.name, default)
+        used = seeds
+        if getattr(args, "expensive_cached", False):  # only the seeds every strategy has in the cache
+            have = [{int(f.stem.rsplit("-s", 1)[1]) for f in
+                     CACHE.glob(f"expensive-{b.name}-{n.replace(' ', '_')}-{budgets[-1]}-s*.json")} for n in STRATEGIES]
+            used = sorted(set.intersection(*have))
+        res = {name: _one_strategy(b, name, budgets, used) for name in STRATEGIES}
+        gap = {k: v["gap"] for k, v in res.items()}
+        hv = {k: v["hv"] for k, v in res.items()}
+        secs = {k: v["secs"] for k, v in res.items()}
+        rows = []
+        for name in STRATEGIES:
+            row = {"strategy": name}
             for i, n in enumerate(budgets):
-                gap[name][i].append(100 * (float(r1.trials["value"].iloc[:n].min()) - best_err))
-                pts = r2.trials[["value_0", "value_1"]].iloc[:n].to_numpy()
-                hv[name][i].append(hypervolume_2d(pts, ref, ["minimize", "minimize"]) / true_hv)
-        print(name, {n: (np.median(gap[name][i]), np.median(hv[name][i])) for i, n in enumerate(budgets)},
-              file=sys.stderr)
-    rows = []
-    for name in STRATEGIES:
-        row = {"strategy": name}
-        for i, n in enumerate(budgets):
-            row[f"gap pp @{n} (median)"] = float(np.median(gap[name][i]))
-            row[f"HV ratio @{n} (median)"] = float(np.median(hv[name][i]))
-        row["s per evaluation"] = float(np.median(secs[name]))
-        rows.append(row)
-    wins = []
-    for other in STRATEGIES[1:]:
-        row = {"surrogate vs": other}
-        for i, n in enumerate(budgets):
-            g = np.array(gap["surrogate"][i]) - np.array(gap[other][i])
-            h = np.array(hv["surrogate"][i]) - np.array(hv[other][i])
-            row[f"gap @{n}: better/tie/worse"] = f"{(g < 0).sum()}/{(g == 0).sum()}/{(g > 0).sum()}"
-            row[f"HV @{n}: better/tie/worse"] = f"{(h > 0).sum()}/{(h == 0).sum()}/{(h < 0).sum()}"
-        wins.append(row)
-    return f"""### Expensive objectives: a measured table
-
-No measured subnet table exists on this machine (`runs/` is empty; the demo's 500-subnet table was not
-rebuilt), so the table is the most honest substitute that could be measured in minutes: every one of the
-{len(df):,} configurations of a small MLP grid ({", ".join(f"{k} {v}" for k, v in GRID.items())}) trained with
-scikit-learn on its bundled `digits` images (800 train, 997 held out; 8 epochs) — real measurements no
-strategy here was tuned on; a full factorial, so each candidate asked for has a value. One objective:
-`val_error` (best in the table {best_err:.4f}); two: `val_error` and `fit_s`, the measured training time
-({len(front)} configurations on the true front). Each
-strategy asks for one candidate at a time (a per-candidate objective, as in a training-in-the-loop search), for
-{budgets[-1]} evaluations; the figure at {budgets[0]} is the same runs' first {budgets[0]} trials. Gap: best
-`val_error` found minus the table's best, in percentage points; HV ratio: hypervolume of the trials over the true
-front's (reference: the true front's worst error and time plus a tenth of its span). Median of {len(seeds)} seeds
-(0..{len(seeds) - 1}).
-`optuna-tpe` is ours (multivariate TPE), `optuna-tpe (Optuna's default)` is `TPESampler()` as Optuna ships it,
-`optuna-nsga2` is Optuna's NSGA-II at its default population of 50.
+                row[f"gap pp @{n} (median)"] = float(np.median(gap[name][i]))
+                row[f"HV ratio @{n} (median)"] = float(np.median(hv[name][i]))
+            row["s per evaluation"] = float(np.median(secs[name]))
+            rows.append(row)
+        wins = []
+        for other in STRATEGIES[1:]:
+            row = {"surrogate vs": other}
+            for i, n in enumerate(budgets):
+                g = np.array(gap["surrogate"][i]) - np.array(gap[other][i])
+                h = np.array(hv["surrogate"][i]) - np.array(hv[other][i])
+                row[f"gap @{n}: better/tie/worse"] = f"{(g < 0).sum()}/{(g == 0).sum()}/{(g > 0).sum()}"
+                row[f"HV @{n}: better/tie/worse"] = f"{(h > 0).sum()}/{(h == 0).sum()}/{(h < 0).sum()}"
+            wins.append(row)
+        runs = f"{budgets[-1]} evaluations per run" + (
+            f" (the figure at {budgets[0]}: the same runs' first {budgets[0]} trials)" if len(budgets) > 1 else "")
+        parts.append(f"""**{b.name}**: {b.about}. {runs}; median of {len(used)} seeds ({", ".join(map(str, used))}).
 
 {table(rows)}
 
 Seed by seed (same seed, same budget), `surrogate` against each:
 
 {table(wins)}
-"""
+""")
+    return f"""### Expensive objectives: measured tables
+
+Each strategy asks for one candidate at a time (a per-candidate objective, as in a training-in-the-loop search),
+for the evaluations each table's line says. Gap: the
+table's best first objective minus the best found, in percentage points (0: found the best); HV ratio: the
+hypervolume of the trials over the true front's (reference: the true front's worst corner plus a tenth of its
+span). `optuna-tpe (Optuna's default)` is `TPESampler()` as
+Optuna ships it, `optuna-nsga2` is Optuna's NSGA-II at its default population of 50, `optuna-tpe (multivariate)`
+is our `optuna-tpe` strategy (`TPESampler(multivariate=True)`). Tables in `benchmarks/data/`.
+
+{chr(10).join(parts)}"""

@@ -1,10 +1,11 @@
-"""A measured table for the expensive-objective benchmark, built here because no measured subnet table exists on
-this machine (`runs/` is empty): every configuration of a small MLP grid trained on scikit-learn's bundled
-`digits` images (no download) and validated on held-out images. Real measurements no search strategy was tuned
-on; a full factorial, so every candidate a strategy asks for has a value.
+"""A measured table for the expensive-objective benchmark (beside the demo's subnets, `_subnet_table.py`): every
+configuration of a small MLP grid trained on scikit-learn's bundled `digits` images (no download) and validated
+on held-out images. Real measurements no search strategy was tuned on; a full factorial, so every candidate a
+strategy asks for has a value.
 
 Columns: the six choices, `val_error` (1 - accuracy on the 997 images not trained on), `params` (weights and biases) and
-`fit_s` (training seconds, measured on a shared machine: noisy). Cached as CSV (written whole).
+`fit_s` (training seconds, measured on a shared machine: noisy). Saved as `benchmarks/data/digits-mlp.csv`
+(written whole), so the benchmark reads the same table on any machine.
 """
 
 from __future__ import annotations

@@ -330,12 +330,13 @@ class SearchSpace:
         codes = np.array(codes, dtype=np.int64, copy=True)
         nb, n = self.num_blocks, self.max_depth
         _, _, depth, _ = self.split_codes(codes)
-        last = (np.arange(self.num_stages) * n)[None, :] + depth - 1  # (N, S)
-        src = np.repeat(last, n, axis=1)
-        src = np.where(self.active_mask(depth), np.arange(nb)[None, :], src)
-        rows = np.arange(codes.shape[0])[:, None]
-        codes[:, :nb] = codes[rows, src]
-        codes[:, nb:2 * nb] = codes[rows, nb + src]
+        # slot by slot, each inactive one takes its left neighbour's (already canonical) choice: a few column
+        # operations, several times faster than a (N, B) gather (a search canonicalises every candidate)
+        for stage in range(self.num_stages):
+            for pos in range(1, n):
+                off = depth[:, stage] <= pos
+                for col in (stage * n + pos, nb + stage * n + pos):
+                    codes[:, col] = np.where(off, codes[:, col - 1], codes[:, col])
         return codes
 
     def decode(self, codes: np.ndarray) -> list[ArchConfig]:

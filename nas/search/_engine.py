@@ -57,7 +57,7 @@ class SearchResult:
 def _result(session: Session, strategy: str, study_name: str | None) -> SearchResult:
     p = session.problem
     idx, ev, source = session.finished()
-    cols: dict[str, Any] = p.columns_of(idx)
+    cols: dict[str, Any] = {}
     for j, name in enumerate(p.objective_names):
         cols[name] = ev.values[:, j]
     for j, name in enumerate(p.constraint_names):
@@ -65,8 +65,7 @@ def _result(session: Session, strategy: str, study_name: str | None) -> SearchRe
             cols[name] = ev.constraints[:, j]
     cols["feasible"] = ev.feasible
     cols["source"] = source
-    trials = pd.DataFrame(cols)
-    trials.insert(0, "trial", np.arange(len(trials)))
+    trials = pd.concat([pd.DataFrame({"trial": np.arange(len(idx))}), p.frame_of(idx), pd.DataFrame(cols)], axis=1)
     feas = np.nonzero(ev.feasible)[0]
     pareto_rows = feas[nondominated_mask(ev.values[feas], p.directions)] if len(feas) else feas
     pareto = trials.iloc[pareto_rows].drop_duplicates(subset=p.names).sort_values(p.objective_names[0])

@@ -25,7 +25,10 @@ from nas.search._problem import SearchError
 def _hash(rows: np.ndarray) -> np.ndarray:
     """A 64-bit key per row (a collision only skips a candidate as if seen)."""
     mult = np.random.default_rng(0x5EED).integers(1, 2 ** 62, rows.shape[1], dtype=np.uint64) * 2 + 1
-    return ((rows.astype(np.uint64) + 1) * mult).sum(1) ^ (rows.astype(np.uint64) * mult[::-1]).sum(1) >> 7
+    # one integer product for both sums (wrapping mod 2**64 as the elementwise form did; the +1 per gene adds
+    # the multipliers' sum)
+    both = np.ascontiguousarray(rows, dtype=np.int64).view(np.uint64) @ np.stack([mult, mult[::-1]], 1)
+    return (both[:, 0] + mult.sum()) ^ both[:, 1] >> 7
 
 
 def one_change_moves(sizes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -161,15 +164,15 @@ class Memetic:
         sizes = session.problem.sizes
         parents = pop[order[: max(2, len(order) // 2)]]
         n_mut = n // 2
-        kids = parents[rng.integers(0, len(parents), n)].copy()
+        kids = parents[rng.integers(0, len(parents), n)]  # a fancy index: a new array
         mates = parents[rng.integers(0, len(parents), n - n_mut)]
-        cross = rng.random(mates.shape) < 0.5
-        kids[n_mut:] = np.where(cross, mates, kids[n_mut:])
+        np.copyto(kids[n_mut:], mates, where=rng.random(mates.shape) < 0.5)
         prob = self.mutation_prob or min(1.0, 2.0 / len(sizes))
         fresh = (rng.random(kids.shape) * sizes).astype(np.int64)  # canonical form comes in _offer
         mask = rng.random(kids.shape) < prob
         mask[np.arange(n_mut), rng.integers(0, len(sizes), n_mut)] = True  # every mutant changes somewhere
-        return np.where(mask, fresh, kids)
+        np.copyto(kids, fresh, where=mask)
+        return kids
 
     # ---------------------------------------------------------------- search
     def search(self, session: Session) -> None:

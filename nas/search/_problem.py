@@ -183,7 +183,8 @@ class Problem:
         idx = np.asarray(idx, dtype=np.int64).reshape(-1, len(self.sizes))
         if not self.is_arch_space:
             return idx
-        return self.codes_to_idx(self.space.canonical_codes(self.idx_to_codes(idx)))
+        # index rows are the space's codes but for the resolution column, which canonical form leaves alone
+        return self.space.canonical_codes(idx)
 
     def idx_to_codes(self, idx: np.ndarray) -> np.ndarray:
         """Arch spaces: choice indices -> the space's compact codes (resolution in px)."""
@@ -204,10 +205,14 @@ class Problem:
         """Parameter values per column for a batch of index rows."""
         return {n: self._objects[p][idx[:, p]].tolist() for p, n in enumerate(self.names)}
 
-    def columns_of(self, idx: np.ndarray) -> dict[str, np.ndarray | list[Any]]:
-        """Parameter values per column for a table: arrays where the choices are all ints or all floats."""
+    def frame_of(self, idx: np.ndarray) -> pd.DataFrame:
+        """Parameter values as a table, a column per parameter (typed where the choices are all ints or floats)."""
+        if all(o.dtype.kind == "i" for o in self._objects):  # arch spaces: one gather into one int block
+            flat = np.concatenate(self._objects)
+            offsets = np.concatenate([[0], np.cumsum(self.sizes)[:-1]])
+            return pd.DataFrame(flat.take(idx + offsets), columns=self.names)
         cols = {n: self._objects[p][idx[:, p]] for p, n in enumerate(self.names)}
-        return {n: c.tolist() if c.dtype == object else c for n, c in cols.items()}
+        return pd.DataFrame({n: c.tolist() if c.dtype == object else c for n, c in cols.items()})
 
     def idx_from_params(self, params: Mapping[str, Any]) -> np.ndarray:
         """One index row from a mapping of parameter values (as Optuna or Ray hand them back)."""

@@ -1,12 +1,13 @@
 """`SurrogateSampler`: an Optuna sampler for expensive objectives over categorical choices (50-300 evaluations).
 
-A Gaussian process over the one-hot features of the choices (an exponential kernel on the Hamming distance, its
-length scale and noise chosen by marginal likelihood) models each objective and each constraint; the next
+A Gaussian process over the one-hot features of the choices (kernel exp(-sum of a relevance weight per differing
+parameter), the weights and the noise fitted by marginal likelihood every few trials) models each objective and
+each constraint; the next
 candidate maximises an acquisition over a pool of uniform draws and one-to-three-change neighbours of the best
 trials, never one already tried or running:
 - one objective: expected improvement over the best feasible value;
 - two objectives: expected hypervolume improvement (Monte Carlo over the GP's marginals, exact 2-D
-  hypervolume gain per sample);
+  hypervolume gain per sample) of the candidates whose optimistic gain (at mean - std) is among the best;
 - three or more: expected improvement of a random-weight augmented Chebyshev scalarisation (ParEGO);
 - constraints (`trial.set_constraint`, Optuna's convention: feasible when <= 0): times the probability that
   every constraint holds. Values at or beyond 1e29 (Ray Tune's stand-in for an infeasible trial) count as
@@ -26,6 +27,8 @@ import numpy as np
 import optuna
 from optuna.distributions import BaseDistribution, CategoricalDistribution
 from optuna.trial import FrozenTrial, TrialState
+from scipy.linalg import cho_factor, cho_solve
+from scipy.optimize import minimize
 from scipy.special import ndtr
 from threadpoolctl import threadpool_limits
 
@@ -33,39 +36,66 @@ from nas.search._pareto import nondominated_mask
 from nas.search._problem import SearchError
 
 _PENALTY = 1e29
-_LENGTHS = (0.5, 1.0, 2.0, 4.0, 8.0, 16.0)
-_NOISES = (1e-4, 1e-3, 1e-2, 1e-1, 0.3)
+_EHVI_POOL = 256  # candidates scored by Monte Carlo EHVI per ask
 
 
-class _GP:
-    """Zero-mean GP on standardised targets; kernel exp(-hamming / length) on one-hot rows; the length scale and
-    the noise picked by marginal likelihood from a small grid (one eigendecomposition per length scale)."""
+class _ArdGP:
+    """Zero-mean GP on standardised targets with one relevance weight per parameter: the kernel is
+    exp(-sum_p w_p [x_p != x'_p]) on one-hot rows (`blocks[c]`: the parameter of one-hot column c). The weights and
+    the noise maximise the marginal likelihood (L-BFGS, analytic gradient, a log-normal prior around
+    `w0`); `theta` starts the fit (the last fit's weights), `fit=False` reuses it as is."""
 
-    def __init__(self, x: np.ndarray, y: np.ndarray):
-        self.x = x
+    def __init__(self, x: np.ndarray, y: np.ndarray, blocks: np.ndarray, theta: np.ndarray | None = None,
+                 fit: bool = True):
+        self.x, self.blocks = x, blocks
+        n_par = int(blocks.max()) + 1
         self.mu, self.sd = float(y.mean()), float(y.std()) or 1.0
         z = (y - self.mu) / self.sd
-        ham = self._ham(x, x)
-        best = None
-        for length in _LENGTHS:
-            lam, q = np.linalg.eigh(np.exp(-ham / length))
-            lam = np.maximum(lam, 0)
-            qz = q.T @ z
-            for noise in _NOISES:
-                d = lam + noise
-                nll = 0.5 * (qz * qz / d).sum() + 0.5 * np.log(d).sum()
-                if best is None or nll < best[0]:
-                    best = (nll, length, q, d, qz)
-        _, self.length, q, d, qz = best
-        self.alpha = q @ (qz / d)
-        self.inv = (q / d) @ q.T
+        w0 = math.log(1.0 / math.sqrt(n_par))
+        start = np.concatenate([np.full(n_par, w0), [math.log(1e-2)]]) if theta is None else theta
+        if fit:
+            res = minimize(self._nll, start, args=(z, w0), jac=True, method="L-BFGS-B",
+                           bounds=[(-7.0, 3.0)] * n_par + [(math.log(1e-6), math.log(1.0))],
+                           options={"maxiter": 40})
+            start = res.x if np.isfinite(res.fun) else start
+        try:
+            _, chol = self._factor(start)
+        except np.linalg.LinAlgError:  # near-duplicate rows at a tiny noise: more noise
+            start = np.concatenate([start[:-1], [max(start[-1], math.log(1e-2))]])
+            _, chol = self._factor(start)
+        self.theta = start
+        self.alpha = cho_solve(chol, z)
+        self.inv = cho_solve(chol, np.eye(len(z)))
 
-    @staticmethod
-    def _ham(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        return np.maximum(0.5 * (a.sum(1)[:, None] + b.sum(1)[None, :] - 2 * a @ b.T), 0)
+    def _kernel(self, a: np.ndarray, b: np.ndarray, w: np.ndarray) -> np.ndarray:
+        wc = w[self.blocks]
+        return np.exp(-(w.sum() - (a * wc) @ b.T))
+
+    def _factor(self, theta: np.ndarray) -> tuple[np.ndarray, tuple[np.ndarray, bool]]:
+        w, noise = np.exp(theta[:-1]), math.exp(theta[-1])
+        k = self._kernel(self.x, self.x, w)
+        return k, cho_factor(k + (noise + 1e-8) * np.eye(len(k)), lower=True)
+
+    def _nll(self, theta: np.ndarray, z: np.ndarray, w0: float) -> tuple[float, np.ndarray]:
+        try:
+            k, chol = self._factor(theta)
+        except np.linalg.LinAlgError:
+            return math.inf, np.zeros_like(theta)
+        alpha = cho_solve(chol, z)
+        inv = cho_solve(chol, np.eye(len(z)))
+        prior = 0.5 * ((theta[:-1] - w0) / 1.5) ** 2
+        nll = 0.5 * z @ alpha + np.log(np.diag(chol[0])).sum() + prior.sum()
+        a = (np.outer(alpha, alpha) - inv) * k
+        # d K / d log w_p = -w_p (1 - X_p X_p^T) * K: the sums over a parameter's one-hot columns of diag(X^T A X)
+        same = np.bincount(self.blocks, weights=((a @ self.x) * self.x).sum(0), minlength=len(theta) - 1)
+        w = np.exp(theta[:-1])
+        grad = np.empty_like(theta)
+        grad[:-1] = 0.5 * w * (a.sum() - same) + (theta[:-1] - w0) / 1.5 ** 2
+        grad[-1] = -0.5 * math.exp(theta[-1]) * (alpha @ alpha - np.trace(inv))
+        return float(nll), grad
 
     def predict(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        ks = np.exp(-self._ham(x, self.x) / self.length)
+        ks = self._kernel(x, self.x, np.exp(self.theta[:-1]))
         var = np.maximum(1.0 - ((ks @ self.inv) * ks).sum(1), 1e-12)
         return self.mu + self.sd * (ks @ self.alpha), self.sd * np.sqrt(var)
 
@@ -106,6 +136,7 @@ class SurrogateSampler(optuna.samplers.BaseSampler):
         self._random = optuna.samplers.RandomSampler(seed=seed)
         self._space = optuna.search_space.IntersectionSearchSpace()
         self.n_startup_trials, self.n_candidates, self.n_samples = n_startup_trials, n_candidates, n_samples
+        self._theta: dict[str, tuple[np.ndarray, int]] = {}
 
     def reseed_rng(self) -> None:
         self._rng = np.random.default_rng()
@@ -141,6 +172,7 @@ class SurrogateSampler(optuna.samplers.BaseSampler):
         c = np.array([[t.constraints.get(k, math.inf) for k in con_names] for t in done],
                      dtype=np.float64).reshape(len(done), len(con_names))
         feasible = (np.abs(y) < _PENALTY).all(1) & np.isfinite(y).all(1) & (c <= 0).all(1)
+        self._blocks = np.repeat(np.arange(len(sizes)), sizes)
         cand = self._candidates(obs, running, y, feasible, sizes)
         if not len(cand):
             return {}
@@ -189,7 +221,7 @@ class SurrogateSampler(optuna.samplers.BaseSampler):
                 continue
             # scale-free: fit on a signed log of the violation, feasible when <= 0
             t = np.sign(cj[finite]) * np.log1p(np.abs(cj[finite]))
-            m, s = _GP(x[finite], t).predict(xc)
+            m, s = self._gp(x[finite], t, f"c{j}").predict(xc)
             pof *= ndtr(-m / s)
         if not feasible.any():
             return pof
@@ -203,23 +235,39 @@ class SurrogateSampler(optuna.samplers.BaseSampler):
                 target = (yn * w).max(1) + 0.05 * (yn * w).sum(1)
             else:
                 target = yn[:, 0]
-            gp = self._believe(xf, target, x_run)
+            gp = self._believe(xf, target, x_run, "y")
             mean, std = gp.predict(xc)
             return _ei(mean, std, target.min()) * pof
-        gps = [self._believe(xf, yn[:, j], x_run) for j in range(2)]
+        gps = [self._believe(xf, yn[:, j], x_run, f"y{j}") for j in range(2)]
         preds = [g.predict(xc) for g in gps]
         front = yn[nondominated_mask(yn, ["minimize", "minimize"])]
         ref = np.array([1.1, 1.1])
-        z = self._rng.standard_normal((self.n_samples, len(xc), 2))
-        samples = np.stack([preds[j][0][None, :] + preds[j][1][None, :] * z[..., j] for j in range(2)], axis=-1)
-        gain = hv_gain_2d(samples.reshape(-1, 2), front, ref).reshape(self.n_samples, len(xc)).mean(0)
+        mean = np.stack([p[0] for p in preds], 1)
+        std = np.stack([p[1] for p in preds], 1)
+        # Monte Carlo only where it can matter: the candidates with the largest gain at mean - std
+        optimistic = hv_gain_2d(mean - std, front, ref) * pof
+        top = np.argsort(-optimistic)[:_EHVI_POOL]
+        z = self._rng.standard_normal((self.n_samples, len(top), 2))
+        samples = mean[top][None] + std[top][None] * z
+        gain = np.zeros(len(xc))
+        gain[top] = hv_gain_2d(samples.reshape(-1, 2), front, ref).reshape(self.n_samples, len(top)).mean(0)
         return gain * pof
 
-    @staticmethod
-    def _believe(x: np.ndarray, y: np.ndarray, x_run: np.ndarray) -> _GP:
+    def _gp(self, x: np.ndarray, y: np.ndarray, key: str, theta: np.ndarray | None = None, fit: bool | None = None):
+        """A GP of target `key`; the ARD kernel's weights are fitted again every few trials, reused between."""
+        last = self._theta.get(key)
+        if fit is None:
+            fit = last is None or len(y) - last[1] >= max(1, len(y) // 25)
+        gp = _ArdGP(x, y, self._blocks, theta if theta is not None else (last[0] if last else None), fit)
+        if fit:
+            self._theta[key] = (gp.theta, len(y))
+        return gp
+
+    def _believe(self, x: np.ndarray, y: np.ndarray, x_run: np.ndarray, key: str):
         """A GP on the observations and, for running trials, the GP's own mean there (kriging believer)."""
-        gp = _GP(x, y)
+        gp = self._gp(x, y, key)
         if len(x_run):
-            gp = _GP(np.concatenate([x, x_run]), np.concatenate([y, gp.predict(x_run)[0]]))
+            gp = self._gp(np.concatenate([x, x_run]), np.concatenate([y, gp.predict(x_run)[0]]), key,
+                          getattr(gp, "theta", None), fit=False)
         return gp
 

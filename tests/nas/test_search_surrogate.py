@@ -78,3 +78,28 @@ def test_bad_options_are_refused_at_creation():
     with pytest.raises(SearchError, match="ray-tune: sampler"):
         get_strategy("ray-tune", sampler="gp")
     assert get_strategy("ray-tune", sampler="surrogate").sampler == "surrogate"
+
+
+def test_ard_gp_gradient_and_relevance():
+    from scipy.optimize import approx_fprime
+
+    from nas.search._surrogate import _ArdGP
+
+    rng = np.random.default_rng(0)
+    sizes = np.array([3, 4, 2, 5])
+    idx = (rng.random((60, 4)) * sizes).astype(int)
+    x = SurrogateSampler._onehot(idx, sizes)
+    blocks = np.repeat(np.arange(4), sizes)
+    y = idx[:, 0] + 0.5 * (idx[:, 1] == 2) + 0.01 * rng.normal(size=60)  # parameters 2 and 3 do nothing
+    gp = _ArdGP(x, y, blocks)
+    z = (y - y.mean()) / y.std()
+    theta = rng.normal(size=5) * 0.5
+    grad = gp._nll(theta, z, -0.7)[1]
+    np.testing.assert_allclose(grad, approx_fprime(theta, lambda t: gp._nll(t, z, -0.7)[0], 1e-6), rtol=1e-4,
+                               atol=1e-4)
+    w = gp.theta[:-1]
+    assert min(w[0], w[1]) > max(w[2], w[3])  # the relevant parameters weigh more
+    test = (rng.random((40, 4)) * sizes).astype(int)
+    mean, std = gp.predict(SurrogateSampler._onehot(test, sizes))
+    truth = test[:, 0] + 0.5 * (test[:, 1] == 2)
+    assert np.abs(mean - truth).max() < 0.2 and (std > 0).all()

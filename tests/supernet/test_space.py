@@ -97,6 +97,19 @@ def test_encode_decode_codes():
         TINY.split_codes(raw[:, :-1])
 
 
+@pytest.mark.parametrize("name", ["tiny-mbv3", "ofa-mbv3-w1.2"])
+def test_canonical_codes_are_archconfigs_canonical_form(name):
+    sp = SearchSpace.preset(name)
+    raw = sp.sample_codes(300, 3)
+    raw[:, :2 * sp.num_blocks] = np.random.default_rng(3).integers(0, 3, (300, 2 * sp.num_blocks))  # junk slots
+    k, e, d, r = sp.split_codes(raw)
+    ks, es = np.asarray(sp.kernel_choices)[k], np.asarray(sp.expand_choices)[e]
+    want = sp.encode([ArchConfig(tuple(ks[i]), tuple(es[i]), tuple(d[i]), int(r[i])) for i in range(300)])
+    got = sp.canonical_codes(raw)
+    assert np.array_equal(got, want) and not np.array_equal(got, raw)
+    assert np.array_equal(sp.canonical_codes(got), got)
+
+
 def test_active_mask():
     mask = TINY.active_mask(np.array([[2, 3, 4, 2]]))
     assert mask.shape == (1, 16)
