@@ -105,6 +105,7 @@ def test_mcu_bundle_defaults_to_int8_a_c_header_and_c_code(mcu_bundle):
     assert {"model.c", "model.h", "nas_runtime.c", "nas_runtime.h", "test_vectors.h", "Makefile"} <= c_files
     assert "c/model.c" in card(mcu_bundle)["files"]
     assert card(mcu_bundle)["quantization"]["activations"].startswith("int8")
+    assert card(mcu_bundle)["quantization"]["format"] == "QOperator"  # integer ops the C code reproduces exactly
 
 
 def test_exported_weights_are_the_subnet_with_recalibrated_bn(cpu_bundle, run):
@@ -261,8 +262,13 @@ def test_c_header_holds_the_int8_weights_with_shapes_and_scales(mcu_bundle, tmp_
     model = onnx.load(str(mcu_bundle / "model.int8.onnx"))
     inits = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
     weights = {k: v for k, v in inits.items() if k.endswith("_quantized")}
-    scales = {n.input[0]: inits[n.input[1]].reshape(-1) for n in model.graph.node if n.op_type == "DequantizeLinear"}
-    assert weights
+    scales = {}  # QOperator (int8 activations): weight scales are inputs; a bias's is input scale * weight scale
+    for n in model.graph.node:
+        if n.op_type in ("QLinearConv", "QGemm"):
+            w_scale = inits[n.input[4]].reshape(-1)
+            scales[n.input[3]] = w_scale
+            scales[n.input[8 if n.op_type == "QLinearConv" else 6]] = inits[n.input[1]].reshape(-1) * w_scale
+    assert weights and set(weights) == set(scales)
     total = 0
     for name, q in weights.items():
         ident = re.sub(r"\W+", "_", name[:-len("_quantized")]).strip("_").lower()
@@ -463,7 +469,8 @@ def test_mcu_bundle_c_code_equals_the_int8_model_and_its_measured_memory_is_pred
     c = card(mcu_bundle)
     code = c["c_code"]
     assert code["check"]["passed"] and code["check"]["images"] == 16
-    assert code["check"]["max_diff_lsb"] <= 8 and code["check"]["top1_mismatches"] == 0
+    assert code["check"]["equal"] == code["check"]["outputs"] == 16 * c["num_classes"]  # equal, not close
+    assert code["check"]["max_diff_lsb"] == 0 and code["check"]["top1_mismatches"] == 0
     assert "Generated C" in (mcu_bundle / "card.md").read_text()
     folder = tmp_path / "c"
     shutil.copytree(mcu_bundle / "c", folder)  # the shipped folder builds and checks on its own

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import shutil
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +20,7 @@ from nas.export.formats import write_onnx
 from nas.export.mcu_c import CHECK_TOLERANCE_LSB, int8_reference, quantize_input, read_graph, write_c_bundle
 from nas.export.mcu_c.build import cortex_m7_sizes, host_check, missing_tools, qemu_check
 from nas.export.mcu_c.codegen import subnet_plan, write_c_folder
-from nas.export.mcu_c.graph import fixed_point
+from nas.export.mcu_c.graph import f32_round, float32_parts
 from nas.export.quantize import quantize_int8
 from predictors import McuCostModel
 from predictors.mcu_memory import PlanError, arena_plan
@@ -109,10 +110,9 @@ def test_generated_c_equals_onnxruntime_int8_on_every_op(built, key):
     check = host_check(folder, IMAGES, CHECK_TOLERANCE_LSB)
     out = (folder / "build" / "host" / "check.out").read_text().splitlines()[:IMAGES]
     got = np.array([[int(v) for v in line.split(":")[1].split()] for line in out])
-    # exact integer arithmetic against onnxruntime's float between QDQ pairs: equal but for rare .5-boundary ties
-    assert check.passed and check.max_diff_lsb <= CHECK_TOLERANCE_LSB and check.equal_share >= 0.95
-    assert np.abs(got - expected.astype(int)).max() == check.max_diff_lsb
-    assert (got.argmax(1) == expected.argmax(1)).all()
+    assert CHECK_TOLERANCE_LSB == 0 and check.passed
+    np.testing.assert_array_equal(got, expected)  # bit for bit, every logit of every image
+    assert check.equal == check.outputs == IMAGES * MICRO["num_classes"]
     assert len(set(map(tuple, expected))) > 1  # the images give different outputs: the check is not vacuous
     kinds = {(p.op.type, p.op.kernel, p.op.stride) for p in program.placed}
     for k in (3, 5, 7):
@@ -140,11 +140,15 @@ def test_check_fails_when_an_output_differs(built, tmp_path):
     assert not check.passed and check.max_diff_lsb >= 19
 
 
-def test_fixed_point_multipliers_round_trip():
-    for real in (1e-9, 3.1e-5, 0.0123, 0.5, 0.999999, 1.0, 3.7, 1234.5):
-        m, shift = fixed_point(real)
-        assert 0 < m < 2 ** 31 and 1 <= shift <= 62
-        assert m * 2.0 ** -shift == pytest.approx(real, rel=2 ** -29 if real > 1e-8 else 1e-3)
+def test_float32_constants_are_exact_mantissas_and_shifts():
+    for real in (1e-9, 3.1e-5, 0.0123, 0.5, 0.999999, 1.0, 3.7, 1234.5, -0.75, -77.0):
+        m, shift = float32_parts(real)
+        assert abs(m) < 2 ** 24 and 0 <= shift <= 62
+        assert Fraction(m, 2 ** shift) == Fraction(float(np.float32(real)))  # exactly the float32 value
+    rng = np.random.default_rng(0)
+    for v in rng.normal(0, 1e4, 2000).astype(np.float64):  # f32_round is numpy's float64 -> float32 rounding
+        assert f32_round(Fraction(float(v))) == Fraction(float(np.float32(v)))
+    assert f32_round(Fraction(2 ** 24 + 1)) == 2 ** 24 and f32_round(Fraction(2 ** 24 + 3)) == 2 ** 24 + 4  # ties to even
 
 
 # ------------------------------------------------------------------------------------------------ memory
@@ -183,7 +187,8 @@ def test_c_folder_uses_the_planned_arena(built, micro):
         assert f"#define NAS_ARENA_BYTES {int(arena)}\n" in header
         assert all(0 <= p.inp < arena and 0 <= p.out < arena for p in program.placed)
         assert "malloc" not in (folder / "model.c").read_text() + (folder / "nas_runtime.c").read_text()
-        assert "float" not in (folder / "nas_runtime.c").read_text().split("*/", 1)[1]
+        code = re.sub(r"/\*.*?\*/", "", (folder / "nas_runtime.c").read_text(), flags=re.S)  # without comments
+        assert not re.search(r"\b(float|double)\b", code)  # integer-only kernels (float32 is emulated)
 
 
 # ------------------------------------------------------------------------------------------------ Cortex-M7
