@@ -105,4 +105,8 @@ def _global_pools(path: Path) -> None:
                                                           name=node.name))
             changed = True
     if changed:
+        used = {i for n in model.graph.node for i in n.input}
+        kept = [t for t in model.graph.initializer if t.name in used]  # the means' axes
+        del model.graph.initializer[:]
+        model.graph.initializer.extend(kept)
         onnx.save(model, str(path))

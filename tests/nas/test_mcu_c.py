@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import subprocess
 from fractions import Fraction
 from pathlib import Path
 
@@ -215,3 +216,155 @@ def test_write_c_bundle_reports_what_it_checked(built, micro, tmp_path):
     assert report["qemu"] == {"skipped": "not asked for"}
     assert not (tmp_path / "c" / "build").exists()
     assert {"model.c", "model.h", "Makefile", "test_vectors.h", "nas_runtime.c"} <= set(report["files"])
+
+
+# ------------------------------------------------------------------------------------------------ kernels one by one
+def _session(nodes, inputs, outputs, inits):  # noqa: ANN001, ANN202
+    import onnxruntime as ort
+    from onnx import helper, numpy_helper
+
+    graph = helper.make_graph(nodes, "op", inputs, outputs,
+                              [numpy_helper.from_array(np.asarray(v), k) for k, v in inits.items()])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21), helper.make_opsetid("com.microsoft", 1)])
+    model.ir_version = 10
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    opts.intra_op_num_threads, opts.log_severity_level = 1, 3
+    return model, ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+
+
+def run_kernels(calls: list, tmp: Path) -> list[np.ndarray]:
+    """Each (op, inputs, out_bytes) of `calls` run by the C runtime (one program, one op table): `op` (a KernelOp)
+    on its int8 `inputs`, laid out one after another in the arena with its output after them; their outputs."""
+    from nas.export.mcu_c.codegen import HERE, PlacedOp, _array, _descriptor
+
+    consts, rows, data, outs, base = [], [], [], [], 0
+    for i, (op, inputs, out_bytes) in enumerate(calls):
+        offsets = base + np.cumsum([0] + [x.size for x in inputs])
+        out = int(offsets[0]) if op.type in ("lut", "scale") else int(offsets[-1])  # those work in place
+        rows.append(_descriptor(i, PlacedOp(op, int(offsets[0]), out, aux=int(offsets[1]) if len(inputs) > 1 else 0)))
+        if op.weight is not None:
+            consts += [_array("int8_t", f"w_{i}", op.weight), _array("int32_t", f"b_{i}", op.bias),
+                       _array("int32_t", f"m_{i}", op.mult), _array("int8_t", f"s_{i}", op.shifts)]
+        data += [np.ascontiguousarray(x, np.int8).tobytes() for x in inputs] + [bytes(out_bytes)]
+        outs.append((out, out_bytes))
+        base = int(offsets[-1]) + out_bytes
+    (tmp / "main.c").write_text(
+        '#include "nas_runtime.h"\n#include <stdio.h>\n' + "".join(consts)
+        + f"static const nas_op_t ops[{len(rows)}] = {{\n" + ",\n".join(rows) + "\n};\n"
+        f"static int8_t arena[{base}], scratch[{base}];\n"
+        "int main(void) {\n"
+        f"    if (fread(arena, 1, {base}, stdin) != {base}) return 2;\n"
+        f"    nas_run_ops(ops, {len(rows)}, arena, scratch);\n"
+        f"    fwrite(arena, 1, {base}, stdout);\n    return 0;\n}}\n")
+    exe = tmp / "ops"
+    subprocess.run([shutil.which("cc"), "-std=c99", "-O1", "-I", str(HERE), "-o", str(exe), str(tmp / "main.c"),
+                    str(HERE / "nas_runtime.c")], check=True)
+    arena = np.frombuffer(subprocess.run([str(exe)], input=b"".join(data), capture_output=True, check=True).stdout,
+                          np.int8)
+    return [arena[o:o + n] for o, n in outs]
+
+
+def _qparams(rng) -> list:  # noqa: ANN001
+    return [(np.float32(rng.uniform(0.003, 0.3)), np.int8(rng.integers(-128, 100))) for _ in range(3)]
+
+
+@pytest.mark.parametrize("op_type", ["QLinearAdd", "QLinearMul"])
+def test_add_and_scale_kernels_equal_onnxruntime_on_every_int8_pair(op_type, tmp_path):
+    from onnx import TensorProto, helper
+
+    from nas.export.mcu_c.graph import QParams, binary_op
+
+    needs("host")
+    rng = np.random.default_rng(1 if op_type == "QLinearAdd" else 2)
+    values = np.arange(-128, 128, dtype=np.int8)
+    if op_type == "QLinearAdd":  # every pair (a, b): a 256 x 256 map each
+        a, b = np.repeat(values[:, None], 256, 1)[None, None], np.repeat(values[None, :], 256, 0)[None, None]
+        shapes = {"a": (1, 256), "b": (1, 256)}
+    else:  # squeeze-excite's shape: 256 channels of 16 x 16 (every int8 value) times one value per channel
+        a, b = np.tile(values.reshape(1, 1, 16, 16), (1, 256, 1, 1)), values.reshape(1, 256, 1, 1)
+        shapes = {"a": (256, 16), "b": (256, 1)}
+    info = lambda n, x: helper.make_tensor_value_info(n, TensorProto.INT8, list(x.shape))  # noqa: E731
+    node = helper.make_node(op_type, ["a", "sa", "za", "b", "sb", "zb", "sc", "zc"], ["y"], domain="com.microsoft")
+    calls, wanted = [], []
+    for _ in range(30):  # a .5 tie that a wrong float32 order rounds the other way shows up about once in 10 trials
+        (sa, za), (sb, zb), (sc, zc) = _qparams(rng)
+        if op_type == "QLinearMul":  # products of up to 255 x 255 spread over the int8 range, few saturated
+            sc = np.float32(sa * sb / rng.uniform(0.002, 0.004))
+        inits = {"sa": sa, "za": za, "sb": sb, "zb": zb, "sc": sc, "zc": zc}
+        _, sess = _session([node], [info("a", a), info("b", b)], [info("y", a)], inits)
+        wanted.append(sess.run(None, {"a": a, "b": b})[0].reshape(-1))
+        op = binary_op(op_type, "a", "b", "y", QParams(float(sa), int(za)), QParams(float(sb), int(zb)),
+                       QParams(float(sc), int(zc)), shapes)
+        calls.append((op, [a.reshape(-1), b.reshape(-1)], a.size))
+    for trial, (got, want) in enumerate(zip(run_kernels(calls, tmp_path), wanted)):
+        np.testing.assert_array_equal(got, want, err_msg=f"{op_type} trial {trial}")
+        assert len(np.unique(want)) > 50  # not saturated: the rounding is exercised
+
+
+# full conv (the stem), depthwise k x k at both strides, pointwise, pointwise on 1 x 1 (squeeze-excite, classifier)
+CONVS = [("conv", 3, 2, 3, 7, 15), ("depthwise", 3, 1, 9, 9, 11), ("depthwise", 5, 2, 13, 13, 9),
+         ("depthwise", 7, 1, 5, 5, 13), ("depthwise", 7, 2, 11, 11, 7), ("pointwise", 1, 1, 17, 11, 9),
+         ("pointwise", 1, 1, 37, 13, 1)]
+
+
+@pytest.mark.parametrize("kind,k,stride,cin,cout,h", CONVS)
+def test_conv_kernels_equal_onnxruntime_on_random_int8_tensors(kind, k, stride, cin, cout, h, tmp_path):
+    from onnx import TensorProto, helper
+
+    needs("host")
+    rng = np.random.default_rng(k * 100 + stride * 10 + cin)
+    (sx, zx), (_, _), (sy, zy) = _qparams(rng)
+    sy = np.float32(sy * k * np.sqrt(cin if kind != "depthwise" else 1) * 0.5)  # outputs spread over the int8 range
+    group = cin if kind == "depthwise" else 1
+    w = rng.integers(-127, 128, (cout, cin // group, k, k)).astype(np.int8)
+    w[:, 0, 0, 0] = 127  # full-range symmetric weights, as the quantizer makes them
+    inits = {"sx": sx, "zx": zx, "w": w, "sw": rng.uniform(0.001, 0.02, cout).astype(np.float32),
+             "zw": np.zeros(cout, np.int8), "sy": sy, "zy": zy,
+             "bias": rng.integers(-3000, 3000, cout).astype(np.int32)}
+    conv = helper.make_node("QLinearConv", ["xq", "sx", "zx", "w", "sw", "zw", "sy", "zy", "bias"], ["yq"],
+                            kernel_shape=[k, k], strides=[stride, stride], pads=[k // 2] * 4, group=group)
+    x = rng.integers(-128, 128, (4, cin, h, h)).astype(np.int8)
+    ho = (h + 2 * (k // 2) - k) // stride + 1
+    i8 = lambda n, s: helper.make_tensor_value_info(n, TensorProto.INT8, s)  # noqa: E731
+    _, sess = _session([conv], [i8("xq", [1, cin, h, h])], [i8("yq", [1, cout, ho, ho])], inits)
+    # the same node in a model from float to float, as read_graph reads it
+    f32 = lambda n, s: helper.make_tensor_value_info(n, TensorProto.FLOAT, s)  # noqa: E731
+    model, _ = _session([helper.make_node("QuantizeLinear", ["x", "sx", "zx"], ["xq"]), conv,
+                         helper.make_node("DequantizeLinear", ["yq", "sy", "zy"], ["y"])],
+                        [f32("x", [1, cin, h, h])], [f32("y", [1, cout, ho, ho])], inits)
+    (op,) = read_graph(model).ops
+    assert (op.type, op.kernel, op.stride) == (kind, k, stride)
+    wanted = [sess.run(None, {"xq": image[None]})[0].reshape(-1) for image in x]
+    for got, want in zip(run_kernels([(op, [image.reshape(-1)], want.size) for image, want in zip(x, wanted)],
+                                     tmp_path), wanted):
+        np.testing.assert_array_equal(got, want)
+        assert len(np.unique(want)) > min(20, want.size // 2)  # the outputs spread: rounding is exercised
+
+
+def test_requantization_equals_onnxruntime_on_every_accumulator(tmp_path):
+    """A 1 x 1 conv of two channels with weights (127, 1) sums every pair of int8 values to a different int32:
+    65,536 accumulators from -32,385 to 32,385, requantized with 24 different per-channel scales."""
+    from onnx import TensorProto, helper
+
+    needs("host")
+    rng = np.random.default_rng(3)
+    values = np.arange(-128, 128, dtype=np.int8)
+    x = np.stack([np.repeat(values[:, None], 256, 1), np.repeat(values[None, :], 256, 0)])[None]  # 1 x 2 x 256 x 256
+    cout = 24
+    w = np.tile(np.array([127, 1], np.int8).reshape(1, 2, 1, 1), (cout, 1, 1, 1))
+    sx, sy = np.float32(0.05), np.float32(0.05 * 0.01 * 260)  # outputs spread over the int8 range
+    inits = {"sx": sx, "zx": np.int8(0), "w": w, "sw": rng.uniform(0.005, 0.015, cout).astype(np.float32),
+             "zw": np.zeros(cout, np.int8), "sy": sy, "zy": np.int8(-3), "bias": rng.integers(-99, 99, cout).astype(np.int32)}
+    conv = helper.make_node("QLinearConv", ["xq", "sx", "zx", "w", "sw", "zw", "sy", "zy", "bias"], ["yq"])
+    i8 = lambda n, s: helper.make_tensor_value_info(n, TensorProto.INT8, s)  # noqa: E731
+    _, sess = _session([conv], [i8("xq", [1, 2, 256, 256])], [i8("yq", [1, cout, 256, 256])], inits)
+    want = sess.run(None, {"xq": x})[0].reshape(-1)
+    f32 = lambda n, s: helper.make_tensor_value_info(n, TensorProto.FLOAT, s)  # noqa: E731
+    model, _ = _session([helper.make_node("QuantizeLinear", ["x", "sx", "zx"], ["xq"]), conv,
+                         helper.make_node("DequantizeLinear", ["yq", "sy", "zy"], ["y"])],
+                        [f32("x", [1, 2, 256, 256])], [f32("y", [1, cout, 256, 256])], inits)
+    (op,) = read_graph(model).ops
+    (got,) = run_kernels([(op, [x.reshape(-1)], want.size)], tmp_path)
+    np.testing.assert_array_equal(got, want)
+    assert (np.abs(want.astype(int)) < 127).mean() > 0.9  # mostly unsaturated: every rounding is exercised

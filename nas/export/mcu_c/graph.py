@@ -145,6 +145,31 @@ def _lut(nodes: list, inits: dict[str, np.ndarray], src: str, dst: str) -> np.nd
     return np.asarray(sess.run(None, {src: x})[0], dtype=np.int8)
 
 
+def binary_op(op_type: str, a: str, b: str, y: str, qa: QParams, qb: QParams, qy: QParams,
+              shapes: dict[str, tuple[int, int]], name: str = "") -> KernelOp:
+    """The kernel call of a QLinearMul (a per-channel scaling: squeeze-excite) or QLinearAdd (residual) node."""
+    if op_type == "QLinearMul":
+        if shapes[a][1] == 1 and shapes[b][1] > 1:
+            a, b, qa, qb = b, a, qb, qa
+        (c, h), (cb, hb) = shapes[a], shapes[b]
+        if cb != c or hb != 1:
+            raise ExportError(f"QLinearMul {name}: only a per-channel scaling (squeeze-excite) is supported")
+        # onnxruntime (MLAS, x86): round(float32(float32((a - za) * (b - zb)) * ratio) + zc) in float32
+        m, sh = float32_parts(_ratio(qa.scale, qb.scale, qy.scale))
+        if sh > 54:  # the kernel adds zc * 2^sh in int64
+            raise ExportError(f"QLinearMul {name}: its scale ratio is too small for the int8 runtime")
+        return KernelOp("scale", [a, b], y, c, c, h, h, in_zp=qa.zero_point, out_zp=qy.zero_point,
+                        aux_zp=qb.zero_point, m0=m, shift=sh, name=name)
+    if shapes[a] != shapes[b]:
+        raise ExportError(f"QLinearAdd {name}: inputs of different shapes")
+    c, h = shapes[a]
+    ma, sa, mb, sb, mf, sf = add_constants(qa.scale, qa.zero_point, qb.scale, qb.zero_point, qy.scale, qy.zero_point)
+    t = max(sa, sb, sf)  # the kernel works at the scale 2^-t in int64
+    if 128 * (abs(ma) * 2 ** (t - sa) + abs(mb) * 2 ** (t - sb)) + abs(mf) * 2 ** (t - sf) >= 2 ** 62:
+        raise ExportError(f"QLinearAdd {name}: its scales are too far apart for the int8 runtime")
+    return KernelOp("add", [a, b], y, c, c, h, h, in_zp=mf, m0=ma, m1=mb, shift=sa | sb << 8 | sf << 16, name=name)
+
+
 _ELEMENTWISE = ("HardSigmoid", "Relu", "Clip", "Sigmoid", "LeakyRelu")
 
 
@@ -267,32 +292,10 @@ def read_graph(model) -> KernelGraph:  # noqa: ANN001, C901
             shapes[y] = (c, h)
         elif n.op_type in ("QLinearMul", "QLinearAdd"):
             a, b, y = n.input[0], n.input[3], n.output[0]
-            qa, qb = q(a, n.input[1], n.input[2]), q(b, n.input[4], n.input[5])
-            qy = q(y, n.input[6], n.input[7])
-            if n.op_type == "QLinearMul":
-                if shapes[a][1] == 1 and shapes[b][1] > 1:
-                    a, b, qa, qb = b, a, qb, qa
-                (c, h), (cb, hb) = shapes[a], shapes[b]
-                if cb != c or hb != 1:
-                    raise ExportError(f"QLinearMul {n.name}: only a per-channel scaling (squeeze-excite) is supported")
-                # onnxruntime (MLAS, x86): round(float32((a - za) * (b - zb)) * ratio + zc) in float32
-                m, sh = float32_parts(_ratio(qa.scale, qb.scale, qy.scale))
-                if sh > 54:  # the kernel adds zc * 2^sh in int64
-                    raise ExportError(f"QLinearMul {n.name}: its scale ratio is too small for the int8 runtime")
-                ops.append(KernelOp("scale", [a, b], y, c, c, h, h, in_zp=qa.zero_point, out_zp=qy.zero_point,
-                                    aux_zp=qb.zero_point, m0=m, shift=sh, name=n.name))
-            else:
-                if shapes[a] != shapes[b]:
-                    raise ExportError(f"QLinearAdd {n.name}: inputs of different shapes")
-                c, h = shapes[a]
-                ma, sa, mb, sb, mf, sf = add_constants(qa.scale, qa.zero_point, qb.scale, qb.zero_point, qy.scale,
-                                                       qy.zero_point)
-                t = max(sa, sb, sf)  # the kernel works at the scale 2^-t in int64
-                if 128 * (abs(ma) * 2 ** (t - sa) + abs(mb) * 2 ** (t - sb)) + abs(mf) * 2 ** (t - sf) >= 2 ** 62:
-                    raise ExportError(f"QLinearAdd {n.name}: its scales are too far apart for the int8 runtime")
-                ops.append(KernelOp("add", [a, b], y, c, c, h, h, in_zp=mf, m0=ma, m1=mb,
-                                    shift=sa | sb << 8 | sf << 16, name=n.name))
-            shapes[y] = (c, h)
+            op = binary_op(n.op_type, a, b, y, q(a, n.input[1], n.input[2]), q(b, n.input[4], n.input[5]),
+                           q(y, n.input[6], n.input[7]), shapes, n.name)
+            ops.append(op)
+            shapes[y] = (op.cout, op.hout)
         elif n.op_type in ("Reshape", "Flatten"):
             x, y = n.input[0], n.output[0]
             if x not in shapes:
