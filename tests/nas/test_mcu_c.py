@@ -104,7 +104,19 @@ def built(micro, tmp_path_factory) -> dict[str, tuple[Path, object, np.ndarray]]
 models: dict[str, tuple[Path, np.ndarray]] = {}  # the int8 models `built` made, by arch key
 
 
+def mcu_c_exact() -> bool:
+    """Whether this machine's onnxruntime runs the x86 kernels the C code reproduces exactly."""
+    from nas.export.mcu_c import check_tolerance
+
+    return check_tolerance()[0] == 0
+
+
+# the C code reproduces onnxruntime's x86 kernels; its ARM kernels requantize QLinearAdd in fixed point
+x86_reference = pytest.mark.skipif(not mcu_c_exact(), reason="onnxruntime here does not run its x86 kernels")
+
+
 # ------------------------------------------------------------------------------------------------ numerics
+@x86_reference
 @pytest.mark.parametrize("key", sorted(ARCHS))
 def test_generated_c_equals_onnxruntime_int8_on_every_op(built, key):
     folder, program, expected = built[key]
@@ -208,11 +220,24 @@ def test_cortex_m7_build_and_qemu_match_the_host_and_the_predictor(built, micro)
     assert q["same_as_host"] and q["passed"]
 
 
+def test_check_is_exact_on_x86_and_says_why_not_elsewhere(monkeypatch):
+    from nas.export import mcu_c
+
+    monkeypatch.setattr(mcu_c.platform, "machine", lambda: "x86_64")
+    assert mcu_c.check_tolerance() == (0, None)
+    monkeypatch.setattr(mcu_c.platform, "machine", lambda: "arm64")
+    tolerance, reason = mcu_c.check_tolerance()
+    assert tolerance > 0 and "arm64" in reason and "fixed point" in reason
+
+
 def test_write_c_bundle_reports_what_it_checked(built, micro, tmp_path):
     arch = micro.validate(ArchConfig.from_dict(ARCHS["a"]))
     path, images = models["a"]
     report = write_c_bundle(path, micro, arch, tmp_path / "c", images[:3], run_qemu=False)
     assert report["check"]["passed"] and report["check"]["images"] == 3
+    if mcu_c_exact():
+        assert report["check"]["tolerance_lsb"] == 0 and report["check"]["equal"] == report["check"]["outputs"]
+        assert "#define NAS_CHECK_TOLERANCE 0\n" in (tmp_path / "c" / "test_vectors.h").read_text()
     assert report["qemu"] == {"skipped": "not asked for"}
     assert not (tmp_path / "c" / "build").exists()
     assert {"model.c", "model.h", "Makefile", "test_vectors.h", "nas_runtime.c"} <= set(report["files"])
@@ -269,6 +294,7 @@ def _qparams(rng) -> list:  # noqa: ANN001
     return [(np.float32(rng.uniform(0.003, 0.3)), np.int8(rng.integers(-128, 100))) for _ in range(3)]
 
 
+@x86_reference
 @pytest.mark.parametrize("op_type", ["QLinearAdd", "QLinearMul"])
 def test_add_and_scale_kernels_equal_onnxruntime_on_every_int8_pair(op_type, tmp_path):
     from onnx import TensorProto, helper
@@ -308,6 +334,7 @@ CONVS = [("conv", 3, 2, 3, 7, 15), ("depthwise", 3, 1, 9, 9, 11), ("depthwise", 
          ("pointwise", 1, 1, 37, 13, 1)]
 
 
+@x86_reference
 @pytest.mark.parametrize("kind,k,stride,cin,cout,h", CONVS)
 def test_conv_kernels_equal_onnxruntime_on_random_int8_tensors(kind, k, stride, cin, cout, h, tmp_path):
     from onnx import TensorProto, helper
@@ -342,6 +369,7 @@ def test_conv_kernels_equal_onnxruntime_on_random_int8_tensors(kind, k, stride, 
         assert len(np.unique(want)) > min(20, want.size // 2)  # the outputs spread: rounding is exercised
 
 
+@x86_reference
 def test_requantization_equals_onnxruntime_on_every_accumulator(tmp_path):
     """A 1 x 1 conv of two channels with weights (127, 1) sums every pair of int8 values to a different int32:
     65,536 accumulators from -32,385 to 32,385, requantized with 24 different per-channel scales."""

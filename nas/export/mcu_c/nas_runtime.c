@@ -6,6 +6,20 @@
 /* onnxruntime's int8 kernels requantize in float32; these integer functions give the same results bit for bit.
  * A float32 constant c is passed as a mantissa m (|m| < 2^24) and a shift s with c = m * 2^-s. */
 
+static int bit_length(uint64_t a)
+{
+#if defined(__GNUC__) || defined(__clang__)
+    return a ? 64 - __builtin_clzll(a) : 0;
+#else
+    int n = 0;
+    while (a) {
+        a >>= 1;
+        n++;
+    }
+    return n;
+#endif
+}
+
 /* v rounded to float32 precision: 24 significant bits, ties to even (v and the result at the same scale). */
 static int64_t f32_round(int64_t v)
 {
@@ -13,8 +27,7 @@ static int64_t f32_round(int64_t v)
     if (a < ((uint64_t)1 << 24)) {
         return v;
     }
-    int bits = 64 - __builtin_clzll(a);
-    int drop = bits - 24;
+    int drop = bit_length(a) - 24;
     uint64_t q = a >> drop, rem = a & (((uint64_t)1 << drop) - 1), half = (uint64_t)1 << (drop - 1);
     if (rem > half || (rem == half && (q & 1))) {
         q++;
@@ -29,9 +42,8 @@ static int64_t round_shift(int64_t v, int32_t s)
     if (s == 0) {
         return v;
     }
-    int64_t q = v >> s; /* floor */
-    int64_t rem = v - (q << s);
-    int64_t half = (int64_t)1 << (s - 1);
+    int64_t q = v >> s; /* floor (arithmetic shift) */
+    uint64_t rem = (uint64_t)v & (((uint64_t)1 << s) - 1), half = (uint64_t)1 << (s - 1);
     if (rem > half || (rem == half && (q & 1))) {
         q++;
     }
