@@ -125,7 +125,7 @@ def _array(ctype: str, ident: str, values: np.ndarray, fmt=str) -> tuple[str, in
 
 
 def write_c_header(model_path: Path, out_path: Path, guard: str, comment: str = "") -> HeaderInfo:
-    """Write the constants of the int8 ONNX QDQ model at `model_path` as the C header `out_path`."""
+    """Write the constants of the int8 ONNX model (QDQ or QOperator) at `model_path` as the C header `out_path`."""
     import onnx
 
     tensors, acts = read_quantized(onnx.load(str(model_path)))

@@ -173,7 +173,7 @@ static void lut(const nas_op_t *op, int8_t *x)
 static void scale(const nas_op_t *op, int8_t *x, const int8_t *s)
 {
     const int hw = op->hin * op->hin;
-    const int64_t zc = (int64_t)op->out_zp << op->shift;
+    const int64_t zc = (int64_t)op->out_zp * ((int64_t)1 << op->shift);
     for (int c = 0; c < op->cin; c++) {
         const int32_t sc = s[c] - op->aux_zp;
         for (int p = 0; p < hw; p++) {
@@ -191,7 +191,7 @@ static void add(const nas_op_t *op, const int8_t *a, const int8_t *b, int8_t *y)
     const int32_t sa = op->shift & 0xff, sb = (op->shift >> 8) & 0xff, sf = (op->shift >> 16) & 0xff;
     const int32_t t = sa > sb ? (sa > sf ? sa : sf) : (sb > sf ? sb : sf);
     const int64_t ra = (int64_t)op->m0 << (t - sa), rb = (int64_t)op->m1 << (t - sb);
-    const int64_t fixed = (int64_t)op->in_zp << (t - sf);
+    const int64_t fixed = (int64_t)op->in_zp * ((int64_t)1 << (t - sf));
     const int n = op->cin * op->hin * op->hin;
     for (int i = 0; i < n; i++) {
         const int64_t inner = f32_round(b[i] * rb + fixed);
