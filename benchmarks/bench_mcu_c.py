@@ -123,6 +123,8 @@ def main() -> None:
                                        "suite's MCU arch at r=24)")
     ap.add_argument("--subnets", type=int, default=20, help="random subnets besides the MCU net")
     ap.add_argument("--no-write", action="store_true", help="print only; leave BENCHMARKS.md as it is")
+    ap.add_argument("--rows", help="a JSON-lines file of measured rows: rows already there (same net, same run) are "
+                                   "reused, new ones appended (to measure the demo's net after the random ones)")
     args = ap.parse_args()
 
     import torch
@@ -149,10 +151,20 @@ def main() -> None:
     archs = [(label, run.space.validate(mcu))] + [(f"random {s}", run.space.sample(s)) for s in
                                                       range(args.subnets)]
     rows = []
+    done = {}
+    if args.rows and Path(args.rows).is_file():
+        done = {(r["subnet"], r["arch"]): r for r in map(json.loads, Path(args.rows).read_text().splitlines())
+                if r.get("checkpoint") == run.checkpoint_hash}
     with tempfile.TemporaryDirectory(prefix="bench-mcu-c-") as tmp:
         for i, (label, arch) in enumerate(archs):
-            row = {"subnet": label, **measure(run, arch, splits, Path(tmp) / str(i), seed=run.data.seed,
-                                              net=demo_net if i == 0 else None)}
+            row = done.get((label, arch.to_json()))
+            if row is None:
+                row = {"subnet": label, **measure(run, arch, splits, Path(tmp) / str(i), seed=run.data.seed,
+                                                  net=demo_net if i == 0 else None),
+                       "arch": arch.to_json(), "checkpoint": run.checkpoint_hash}
+                if args.rows:
+                    with open(args.rows, "a") as f:
+                        f.write(json.dumps(row) + "\n")
             rows.append(row)
             print(json.dumps(row), flush=True)
     cols = ["subnet", "r", "blocks", "arena B", "Flash B", "stm32f746 Flash Δ%", "SRAM B", "stm32f746 SRAM Δ%",

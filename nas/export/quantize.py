@@ -51,7 +51,8 @@ ACTIVATION_TYPES = ("int8", "uint8")
 
 def quantize_int8(fp32_path: Path, out_path: Path, calibration: Iterable[torch.Tensor],
                   input_name: str = "image", activations: str = "int8") -> None:
-    """Write the int8 (QDQ) model of the ONNX model at `fp32_path` to `out_path`, calibrated on `calibration`.
+    """Write the int8 model (QDQ; QOperator for int8 activations) of the ONNX model at `fp32_path` to `out_path`,
+    calibrated on `calibration`.
 
     `activations`: "int8" (what MCU runtimes such as CMSIS-NN and TF-Lite Micro run) or "uint8" (onnxruntime's
     fast path on x86 CPUs: u8 activations × s8 weights). With uint8 the weights use 7 bits (`reduce_range`): x86
