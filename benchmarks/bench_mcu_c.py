@@ -172,6 +172,11 @@ def main() -> None:
     worst = {m: (max(abs(r[f"{m} Flash Δ%"]) for r in rows), max(abs(r[f"{m} SRAM Δ%"]) for r in rows))
              for m in MCUS}
     ratio = [r["C / ort"] for r in rows]
+    import onnxruntime as ort
+
+    from nas.export.mcu_c import check_tolerance
+
+    cpu = "x86 with VNNI: exact integer arithmetic" if check_tolerance()[0] == 0 else check_tolerance()[1]
     equal = sum(r["equal %"] == 100 for r in rows)
     top1 = sum(r["top-1 mism."] for r in rows)
     body = (f"Run `{args.run}` (space `{run.space.name}`, checkpoint `{run.checkpoint_hash[:12]}`): {archs[0][0]} and "
@@ -186,10 +191,12 @@ def main() -> None:
             + table(rows, cols) + "\n\n"
             + "Largest |Δ| over the nets, per shipped MCU (Flash / SRAM): "
             + "; ".join(f"{m} {f:.3f}% / {s:.3f}%" for m, (f, s) in worst.items()) + " (the goal: within 3%). "
-            + f"Host C outputs equal to onnxruntime int8 (the QOperator model, graph as written, x86 kernels) on "
-            + f"every output for {equal} of {len(rows)} nets, {top1} top-1 mismatches over {16 * len(rows)} images; "
+            + f"Host C outputs equal to onnxruntime {ort.__version__} int8 (the QOperator model, graph as written; "
+            + f"{cpu}) on every output for {equal} of {len(rows)} nets, {top1} top-1 mismatches over "
+            + f"{16 * len(rows)} images; "
             + f"C latency / onnxruntime int8 latency: median {statistics.median(ratio):.2f}x "
-            + f"(from {min(ratio):.2f} to {max(ratio):.2f}): the C kernels are plain portable loops, no SIMD.")
+            + f"(from {min(ratio):.2f} to {max(ratio):.2f}): the C kernels are plain portable loops, no SIMD, and "
+            + "emulate onnxruntime's float32 requantization in integers per output.")
     print(body)
     if not args.no_write:
         write_section(KEY, TITLE, body)

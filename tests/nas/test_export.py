@@ -268,7 +268,9 @@ def test_c_header_holds_the_int8_weights_with_shapes_and_scales(mcu_bundle, tmp_
         if n.op_type in ("QLinearConv", "QGemm"):
             w_scale = inits[n.input[4]].reshape(-1)
             scales[n.input[3]] = w_scale
-            scales[n.input[8 if n.op_type == "QLinearConv" else 6]] = inits[n.input[1]].reshape(-1) * w_scale
+            bias = 8 if n.op_type == "QLinearConv" else 6
+            if len(n.input) > bias and n.input[bias]:
+                scales[n.input[bias]] = inits[n.input[1]].reshape(-1) * w_scale
     assert weights and set(weights) == set(scales)
     total = 0
     for name, q in weights.items():
