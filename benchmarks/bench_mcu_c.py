@@ -1,16 +1,16 @@
 """Generated MCU C code (`nas export`'s c/): predicted vs measured Flash and SRAM, agreement with onnxruntime's int8
 model, and host latency of the C code vs onnxruntime int8.
 
-For an MCU net and 20 random subnets of the run's space: the subnet (BN recalibrated on training images) is
-exported to ONNX and int8 as `nas export` does, its C code generated, checked on the host against onnxruntime's
+For an MCU net and 20 random subnets of the run's space: the subnet (BN recalibrated on training images; the demo's
+MCU net with its shipped, fine-tuned weights) is exported to ONNX and int8 as `nas export` does, its C code generated, checked on the host against onnxruntime's
 int8 outputs on validation images, built for Cortex-M7 (`arm-none-eabi-gcc -Os`: Flash = .text + .rodata + .data,
 SRAM = .data + .bss + stack) and run in QEMU; the MCU cost model of every shipped MCU predicts Flash and SRAM.
 Host latency: median of batch-1 runs of `nas_infer` (cc -O2) against onnxruntime int8 (1 thread), same images.
 
     .venv/bin/python benchmarks/bench_mcu_c.py [--run runs/fashion-mnist] [--bundles runs/demo/exports] [--subnets 20]
 
-The MCU net is the demo's (the arch of its stm32f746 bundle under --bundles) where one exists, else --mcu-arch,
-else the test suite's MCU arch.
+The MCU net is the demo's (its stm32f746 bundle under --bundles: arch and weights.safetensors) where one exists,
+else --mcu-arch, else the test suite's MCU arch.
 """
 
 from __future__ import annotations
@@ -78,7 +78,7 @@ def ort_latency_ms(model: Path, images) -> float:  # noqa: ANN001
     return statistics.median(times)
 
 
-def measure(run, arch, splits, folder: Path, seed: int) -> dict:  # noqa: ANN001
+def measure(run, arch, splits, folder: Path, seed: int, net=None) -> dict:  # noqa: ANN001
     from nas.export.formats import INPUT_NAME, write_onnx
     from nas.export.mcu_c import write_c_bundle
     from nas.export.bundle import _images
@@ -87,8 +87,9 @@ def measure(run, arch, splits, folder: Path, seed: int) -> dict:  # noqa: ANN001
     from supernet.data import make_loader
     from supernet.evaluate import recalibrate_bn
 
-    net = run.net.extract(arch).eval()
-    recalibrate_bn(net, arch, make_loader(splits.train, 200, shuffle=True, seed=seed), 500)
+    if net is None:
+        net = run.net.extract(arch).eval()
+        recalibrate_bn(net, arch, make_loader(splits.train, 200, shuffle=True, seed=seed), 500)
     net.eval()
     check = _images(splits.val, 16, arch.r, seed + 1, batch_size=16)[0]
     folder.mkdir(parents=True)
@@ -122,6 +123,8 @@ def main() -> None:
                                        "suite's MCU arch at r=24)")
     ap.add_argument("--subnets", type=int, default=20, help="random subnets besides the MCU net")
     ap.add_argument("--no-write", action="store_true", help="print only; leave BENCHMARKS.md as it is")
+    ap.add_argument("--rows", help="a JSON-lines file of measured rows: rows already there (same net, same run) are "
+                                   "reused, new ones appended (to measure the demo's net after the random ones)")
     args = ap.parse_args()
 
     import torch
@@ -132,9 +135,14 @@ def main() -> None:
     torch.set_num_threads(1)
     run = load_run(args.run)
     splits = run.splits()
-    demo = sorted(Path(args.bundles).glob("stm32f746-*/arch.json"))
+    from nas.export import load_bundle_net
+
+    demo = sorted(Path(args.bundles).glob("stm32f746-*/weights.safetensors"))
+    demo_net = None
     if demo:
-        mcu, label = ArchConfig.from_json(demo[0].read_text()), f"demo's MCU net ({demo[0].parent.name})"
+        demo_net = load_bundle_net(demo[0].parent)
+        mcu = ArchConfig.from_json((demo[0].parent / "arch.json").read_text())
+        label = f"demo's MCU net ({demo[0].parent.name}, its shipped weights)"
     elif args.mcu_arch:
         mcu, label = ArchConfig.from_json(Path(args.mcu_arch).read_text()), f"MCU net ({args.mcu_arch})"
     else:
@@ -143,9 +151,20 @@ def main() -> None:
     archs = [(label, run.space.validate(mcu))] + [(f"random {s}", run.space.sample(s)) for s in
                                                       range(args.subnets)]
     rows = []
+    done = {}
+    if args.rows and Path(args.rows).is_file():
+        done = {(r["subnet"], r["arch"]): r for r in map(json.loads, Path(args.rows).read_text().splitlines())
+                if r.get("checkpoint") == run.checkpoint_hash}
     with tempfile.TemporaryDirectory(prefix="bench-mcu-c-") as tmp:
         for i, (label, arch) in enumerate(archs):
-            row = {"subnet": label, **measure(run, arch, splits, Path(tmp) / str(i), seed=run.data.seed)}
+            row = done.get((label, arch.to_json()))
+            if row is None:
+                row = {"subnet": label, **measure(run, arch, splits, Path(tmp) / str(i), seed=run.data.seed,
+                                                  net=demo_net if i == 0 else None),
+                       "arch": arch.to_json(), "checkpoint": run.checkpoint_hash}
+                if args.rows:
+                    with open(args.rows, "a") as f:
+                        f.write(json.dumps(row) + "\n")
             rows.append(row)
             print(json.dumps(row), flush=True)
     cols = ["subnet", "r", "blocks", "arena B", "Flash B", "stm32f746 Flash Δ%", "SRAM B", "stm32f746 SRAM Δ%",
@@ -153,6 +172,11 @@ def main() -> None:
     worst = {m: (max(abs(r[f"{m} Flash Δ%"]) for r in rows), max(abs(r[f"{m} SRAM Δ%"]) for r in rows))
              for m in MCUS}
     ratio = [r["C / ort"] for r in rows]
+    import onnxruntime as ort
+
+    from nas.export.mcu_c import check_tolerance
+
+    cpu = "x86 with VNNI: exact integer arithmetic" if check_tolerance()[0] == 0 else check_tolerance()[1]
     equal = sum(r["equal %"] == 100 for r in rows)
     top1 = sum(r["top-1 mism."] for r in rows)
     body = (f"Run `{args.run}` (space `{run.space.name}`, checkpoint `{run.checkpoint_hash[:12]}`): {archs[0][0]} and "
@@ -167,11 +191,12 @@ def main() -> None:
             + table(rows, cols) + "\n\n"
             + "Largest |Δ| over the nets, per shipped MCU (Flash / SRAM): "
             + "; ".join(f"{m} {f:.3f}% / {s:.3f}%" for m, (f, s) in worst.items()) + " (the goal: within 3%). "
-            + f"Host C outputs equal to onnxruntime int8 (its QDQ graph as written) on every output for {equal} of "
-            + f"{len(rows)} nets, {top1} top-1 mismatches (ties within 2 LSB aside) over "
+            + f"Host C outputs equal to onnxruntime {ort.__version__} int8 (the QOperator model, graph as written; "
+            + f"{cpu}) on every output for {equal} of {len(rows)} nets, {top1} top-1 mismatches over "
             + f"{16 * len(rows)} images; "
             + f"C latency / onnxruntime int8 latency: median {statistics.median(ratio):.2f}x "
-            + f"(from {min(ratio):.2f} to {max(ratio):.2f}): the C kernels are plain portable loops, no SIMD.")
+            + f"(from {min(ratio):.2f} to {max(ratio):.2f}): the C kernels are plain portable loops, no SIMD, and "
+            + "emulate onnxruntime's float32 requantization in integers per output.")
     print(body)
     if not args.no_write:
         write_section(KEY, TITLE, body)

@@ -335,7 +335,7 @@ def _build(run: TrainedRun, arch: ArchConfig, profile: DeviceProfile, formats: t
         set_onnx_metadata(tmp / "model.int8.onnx", _input_metadata(splits, arch.r))
         weights = "int8 (7-bit range), symmetric, per output channel" if activations == "uint8" else \
             "int8, symmetric, per output channel"
-        quant = {"format": "QDQ", "weights": weights,
+        quant = {"format": "QOperator" if activations == "int8" else "QDQ", "weights": weights,
                  "activations": f"{activations}, asymmetric, min-max", "calibration_images": sum(map(len, calib)),
                  "tool": "onnxruntime.quantization.quantize_static"}
         onnx_paths["onnxruntime_int8"] = tmp / "model.int8.onnx"

@@ -46,25 +46,53 @@ class HeaderInfo:
     total_bytes: int  # every array in the header (weights, biases, shapes, scales, zero points)
 
 
-def read_quantized(model) -> tuple[list[QuantTensor], list[ActivationQuant]]:  # noqa: ANN001
-    """The quantized constants and activation parameters of an ONNX QDQ model (an `onnx.ModelProto`)."""
+# QOperator nodes: (input index of a quantized activation, of its scale, of its zero point), output's last
+_QLINEAR_ACTS = {"QLinearConv": [(0, 1, 2), (None, 6, 7)], "QGemm": [(0, 1, 2), (None, 7, 8)],
+                 "QLinearAdd": [(0, 1, 2), (3, 4, 5), (None, 6, 7)], "QLinearMul": [(0, 1, 2), (3, 4, 5), (None, 6, 7)],
+                 "QLinearGlobalAveragePool": [(0, 1, 2), (None, 3, 4)]}
+_QLINEAR_WEIGHTS = {"QLinearConv": (3, 4, 5, 8), "QGemm": (3, 4, 5, 6)}  # weight, its scale and zero point; bias
+
+
+def read_quantized(model) -> tuple[list[QuantTensor], list[ActivationQuant]]:  # noqa: ANN001, C901
+    """The quantized constants and activation parameters of an int8 ONNX model (an `onnx.ModelProto`), QDQ or
+    QOperator (there a bias's scale is its input's scale times the weight's, per channel, as the quantizer made it)."""
     from onnx import numpy_helper
 
     inits = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
     tensors, acts, seen = [], [], set()
+
+    def scale_of(name: str) -> np.ndarray:
+        return np.asarray(inits[name], dtype=np.float32).reshape(-1)
+
+    def tensor(x: str, scale: np.ndarray, zp: np.ndarray, axis: int | None = 0) -> None:
+        if x not in seen:
+            seen.add(x)
+            name = x[:-len("_quantized")] if x.endswith("_quantized") else x
+            tensors.append(QuantTensor(name, np.asarray(inits[x]), scale, zp, axis if scale.size > 1 else None))
+
+    def act(x: str, scale_name: str, zp_name: str) -> None:
+        if x not in inits and x not in seen:
+            seen.add(x)
+            acts.append(ActivationQuant(x, float(scale_of(scale_name)[0]), int(inits[zp_name].reshape(-1)[0])))
+
     for node in model.graph.node:
+        ins = list(node.input)
+        if node.op_type in _QLINEAR_WEIGHTS:
+            w, ws, wz, b = _QLINEAR_WEIGHTS[node.op_type]
+            tensor(ins[w], scale_of(ins[ws]), inits[ins[wz]].reshape(-1))
+            if len(ins) > b and ins[b]:
+                bias_scale = (np.float32(scale_of(ins[1])[0]) * scale_of(ins[ws])).astype(np.float32)
+                tensor(ins[b], bias_scale, np.zeros(bias_scale.size, np.int32))
+        for x, sc, zp in _QLINEAR_ACTS.get(node.op_type, []):
+            act(node.output[0] if x is None else ins[x], ins[sc], ins[zp])
         if node.op_type not in ("DequantizeLinear", "QuantizeLinear"):
             continue
-        x, scale_name = node.input[0], node.input[1]
-        zp_name = node.input[2] if len(node.input) > 2 else ""
-        scale = np.asarray(inits[scale_name], dtype=np.float32).reshape(-1)
+        x, scale_name = ins[0], ins[1]
+        zp_name = ins[2] if len(ins) > 2 else ""
+        scale = scale_of(scale_name)
         zp = inits[zp_name].reshape(-1) if zp_name else np.zeros_like(scale, dtype=np.int8)
-        axis = next((a.i for a in node.attribute if a.name == "axis"), None) if scale.size > 1 else None
         if node.op_type == "DequantizeLinear" and x in inits:
-            if x not in seen:
-                seen.add(x)
-                name = x[:-len("_quantized")] if x.endswith("_quantized") else x
-                tensors.append(QuantTensor(name, np.asarray(inits[x]), scale, zp, axis))
+            tensor(x, scale, zp, next((a.i for a in node.attribute if a.name == "axis"), 1))
         elif node.op_type == "QuantizeLinear" and x not in inits and x not in seen:
             seen.add(x)
             acts.append(ActivationQuant(x, float(scale[0]), int(zp[0])))
@@ -97,7 +125,7 @@ def _array(ctype: str, ident: str, values: np.ndarray, fmt=str) -> tuple[str, in
 
 
 def write_c_header(model_path: Path, out_path: Path, guard: str, comment: str = "") -> HeaderInfo:
-    """Write the constants of the int8 ONNX QDQ model at `model_path` as the C header `out_path`."""
+    """Write the constants of the int8 ONNX model (QDQ or QOperator) at `model_path` as the C header `out_path`."""
     import onnx
 
     tensors, acts = read_quantized(onnx.load(str(model_path)))

@@ -43,7 +43,8 @@ def _c_code_section(c: dict[str, Any] | None) -> list[str]:
     else:
         lines.append(f"- Host check on {chk['images']} validation images against the int8 model ({c['reference']}): "
                      f"{100 * chk['equal_share']:.2f}% of {chk['outputs']} int8 outputs equal, max difference "
-                     f"{chk['max_diff_lsb']} LSB (allowed {chk['tolerance_lsb']}: {c['tolerance_reason']}), "
+                     f"{chk['max_diff_lsb']} LSB (allowed {chk['tolerance_lsb']}"
+                     + (f": {c['tolerance_reason']}" if c.get("tolerance_reason") else "") + "), "
                      f"top-1 mismatches {chk['top1_mismatches']}.")
     m7 = c.get("cortex_m7", {})
     if "skipped" in m7:

@@ -161,22 +161,24 @@ def _rows(name: str, values: np.ndarray, dim: str) -> str:
     return f"static const int8_t {name}[{len(values)}][{dim}] = {{\n{body}\n}};\n"
 
 
-def write_test_vectors(folder: Path, inputs: np.ndarray, expected: np.ndarray) -> None:
-    """test_vectors.h: int8 input images and the int8 model's int8 outputs for them (what `make check` compares)."""
+def write_test_vectors(folder: Path, inputs: np.ndarray, expected: np.ndarray, tolerance: int = 0) -> None:
+    """test_vectors.h: int8 input images and the int8 model's int8 outputs for them (what `make check` compares,
+    allowing `tolerance` LSB unless `make check TOLERANCE=n` says otherwise)."""
     (folder / "test_vectors.h").write_text(
         "/* Validation images quantized as the int8 model's input, and onnxruntime's int8 outputs for them. */\n"
         "#ifndef NAS_TEST_VECTORS_H\n#define NAS_TEST_VECTORS_H\n\n#include <stdint.h>\n#include \"model.h\"\n\n"
+        f"#ifndef NAS_CHECK_TOLERANCE\n#define NAS_CHECK_TOLERANCE {int(tolerance)}\n#endif\n"
         f"#define NAS_TEST_COUNT {len(inputs)}\n" + _rows("nas_test_inputs", inputs, "NAS_INPUT_BYTES")
         + _rows("nas_test_expected", expected, "NAS_OUTPUT_BYTES") + "\n#endif\n")
 
 
 def write_c_folder(graph: KernelGraph, plan: ArenaPlan, folder: Path, inputs: np.ndarray, expected: np.ndarray,
-                   comment: str = "") -> Program:
+                   comment: str = "", tolerance: int = 0) -> Program:
     """The whole `c/` folder: model.c/.h, the runtime, the test vectors, the harness, startup and Makefile."""
     program = place(graph, plan)
     folder.mkdir(parents=True, exist_ok=True)
     write_model_c(program, graph, folder, comment)
-    write_test_vectors(folder, inputs, expected)
+    write_test_vectors(folder, inputs, expected, tolerance)
     for name in STATIC_FILES:
         shutil.copyfile(HERE / name, folder / name)
     return program

@@ -1,16 +1,20 @@
-"""The int8 ONNX (QDQ) model as a list of integer kernel calls: what the generated C runs.
+"""The int8 ONNX model (QOperator format, as `nas.export.quantize` writes it for int8 activations) as a list of
+integer kernel calls: what the generated C runs, bit for bit what onnxruntime's CPU kernels compute.
 
-Every float op of the QDQ graph sits between DequantizeLinear and QuantizeLinear nodes; its integer twin takes
-the int8 inputs, accumulates exactly in int32/int64 and requantizes once with a fixed-point multiplier and shift
-for the real scale (per output channel for convolutions), rounding half to even as QuantizeLinear does.
-Hard-sigmoid and hard-swish (hard-sigmoid, quantize, multiply) are functions of one int8 value: their 256-entry
-tables are computed by onnxruntime itself on the same nodes, so they are the int8 model's values exactly.
+Each op accumulates exactly in integers (QLinearConv, QGemm, QLinearGlobalAveragePool: int32 sums; QLinearMul: the
+product of two int8 differences) and requantizes the way onnxruntime's x86 kernels (MLAS) do: in float32, which the C
+code emulates with integers (`f32_round`: round to 24 significant bits, ties to even). Every float32 constant is
+given to the C code as an integer mantissa of at most 24 bits and a power-of-two exponent, computed here in float32
+exactly as onnxruntime computes it (e.g. the convolution's x_scale * w_scale / y_scale). Hard-sigmoid and hard-swish
+(hard-sigmoid, quantize, multiply) are functions of one int8 value: their 256-entry tables are computed by onnxruntime
+itself on the same nodes.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from fractions import Fraction
 from typing import Any
 
 import numpy as np
@@ -18,6 +22,7 @@ import numpy as np
 from nas.export.errors import ExportError
 
 CONV_TYPES = ("conv", "pointwise", "depthwise")
+MAX_SHIFT = 62
 
 
 @dataclass(frozen=True)
@@ -65,22 +70,53 @@ class KernelGraph:
     shapes: dict[str, tuple[int, int]] = field(default_factory=dict)
 
 
-def fixed_point(real: float, max_shift: int = 62) -> tuple[int, int]:
-    """(multiplier < 2^31, right shift) with multiplier * 2^-shift = `real` to 31 significant bits."""
-    if real <= 0:
-        return 0, 1
-    mant, exp = math.frexp(real)  # real = mant * 2^exp, mant in [0.5, 1)
-    m = int(round(mant * (1 << 31)))
-    if m == 1 << 31:
+def float32_parts(value: float) -> tuple[int, int]:
+    """(mantissa, shift) with mantissa * 2^-shift == float32(value) exactly: |mantissa| < 2^24, 0 <= shift <= 62."""
+    v = float(np.float32(value))
+    if v == 0:
+        return 0, 0
+    mant, exp = math.frexp(v)  # v = mant * 2^exp, 0.5 <= |mant| < 1
+    m, shift = int(mant * (1 << 24)), 24 - exp
+    while m % 2 == 0 and shift > 0:
         m //= 2
-        exp += 1
-    shift = 31 - exp
-    if shift > max_shift:
-        m >>= shift - max_shift
-        shift = max_shift
-    if shift < 1:
-        raise ExportError(f"a requantization scale of {real:g} is too large for the int8 runtime")
+        shift -= 1
+    if shift < 0:
+        raise ExportError(f"a requantization constant of {v:g} is too large for the int8 runtime")
+    if shift > MAX_SHIFT:
+        raise ExportError(f"a requantization constant of {v:g} is too small for the int8 runtime")
     return m, shift
+
+
+def f32_round(v: Fraction) -> Fraction:
+    """`v` rounded to float32's 24 significant bits, ties to even (normal range: the runtime's)."""
+    if v == 0:
+        return v
+    a = abs(v)
+    e = a.numerator.bit_length() - a.denominator.bit_length()
+    if Fraction(2) ** e > a:
+        e -= 1
+    q = a / Fraction(2) ** (e - 23)  # in [2^23, 2^24)
+    n = math.floor(q)
+    rem = q - n
+    if rem > Fraction(1, 2) or (rem == Fraction(1, 2) and n % 2):
+        n += 1
+    return (1 if v > 0 else -1) * n * Fraction(2) ** (e - 23)
+
+
+def _ratio(*scales: float) -> float:
+    """onnxruntime's float32 requantization scale: ((s0 * s1) / s2) (or s0 / s1) in float32, left to right."""
+    f = [np.float32(x) for x in scales]
+    return float(np.float32(f[0] * f[1]) / f[2]) if len(f) == 3 else float(f[0] / f[1])
+
+
+def add_constants(sa: float, za: int, sb: float, zb: int, sc: float, zc: int) -> tuple[int, ...]:
+    """QLinearAdd as onnxruntime's x86 kernel (MLAS, AVX2) computes it: y = round(fma(a, ra, fma(b, rb, fixed)))
+    in float32, with ra = sa / sc, rb = sb / sc, fixed = zc - fma(ra, za, rb * zb) and a, b the raw int8 values.
+    Returns (ma, sa, mb, sb, mf, sf): ra, rb and fixed as mantissa * 2^-shift."""
+    ra, rb = _ratio(sa, sc), _ratio(sb, sc)
+    inner = f32_round(Fraction(ra) * za + Fraction(float(np.float32(np.float32(rb) * np.float32(zb)))))
+    fixed = f32_round(Fraction(zc) - inner)
+    return (*float32_parts(ra), *float32_parts(rb), *float32_parts(float(fixed)))
 
 
 def _attrs(node) -> dict[str, Any]:  # noqa: ANN001
@@ -90,7 +126,7 @@ def _attrs(node) -> dict[str, Any]:  # noqa: ANN001
 
 
 def _lut(nodes: list, inits: dict[str, np.ndarray], src: str, dst: str) -> np.ndarray:  # noqa: ANN001
-    """onnxruntime's own output of the QDQ nodes `nodes` (from the int8 tensor `src` to `dst`) on all 256 int8
+    """onnxruntime's own output of `nodes` (from the int8 tensor `src` to the int8 tensor `dst`) on all 256 int8
     inputs."""
     import onnxruntime as ort
     from onnx import TensorProto, helper, numpy_helper
@@ -99,18 +135,47 @@ def _lut(nodes: list, inits: dict[str, np.ndarray], src: str, dst: str) -> np.nd
     used = [numpy_helper.from_array(inits[i], i) for i in names if i in inits]
     graph = helper.make_graph(nodes, "lut", [helper.make_tensor_value_info(src, TensorProto.INT8, [256])],
                               [helper.make_tensor_value_info(dst, TensorProto.INT8, [256])], used)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21)])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21), helper.make_opsetid("com.microsoft", 1)])
     model.ir_version = 10
     opts = ort.SessionOptions()
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    opts.log_severity_level = 3
     sess = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
     x = np.arange(-128, 128, dtype=np.int8)
     return np.asarray(sess.run(None, {src: x})[0], dtype=np.int8)
 
 
+def binary_op(op_type: str, a: str, b: str, y: str, qa: QParams, qb: QParams, qy: QParams,
+              shapes: dict[str, tuple[int, int]], name: str = "") -> KernelOp:
+    """The kernel call of a QLinearMul (a per-channel scaling: squeeze-excite) or QLinearAdd (residual) node."""
+    if op_type == "QLinearMul":
+        if shapes[a][1] == 1 and shapes[b][1] > 1:
+            a, b, qa, qb = b, a, qb, qa
+        (c, h), (cb, hb) = shapes[a], shapes[b]
+        if cb != c or hb != 1:
+            raise ExportError(f"QLinearMul {name}: only a per-channel scaling (squeeze-excite) is supported")
+        # onnxruntime (MLAS, x86): round(float32(float32((a - za) * (b - zb)) * ratio) + zc) in float32
+        m, sh = float32_parts(_ratio(qa.scale, qb.scale, qy.scale))
+        if sh > 54:  # the kernel adds zc * 2^sh in int64
+            raise ExportError(f"QLinearMul {name}: its scale ratio is too small for the int8 runtime")
+        return KernelOp("scale", [a, b], y, c, c, h, h, in_zp=qa.zero_point, out_zp=qy.zero_point,
+                        aux_zp=qb.zero_point, m0=m, shift=sh, name=name)
+    if shapes[a] != shapes[b]:
+        raise ExportError(f"QLinearAdd {name}: inputs of different shapes")
+    c, h = shapes[a]
+    ma, sa, mb, sb, mf, sf = add_constants(qa.scale, qa.zero_point, qb.scale, qb.zero_point, qy.scale, qy.zero_point)
+    t = max(sa, sb, sf)  # the kernel works at the scale 2^-t in int64
+    if 128 * (abs(ma) * 2 ** (t - sa) + abs(mb) * 2 ** (t - sb)) + abs(mf) * 2 ** (t - sf) >= 2 ** 62:
+        raise ExportError(f"QLinearAdd {name}: its scales are too far apart for the int8 runtime")
+    return KernelOp("add", [a, b], y, c, c, h, h, in_zp=mf, m0=ma, m1=mb, shift=sa | sb << 8 | sf << 16, name=name)
+
+
+_ELEMENTWISE = ("HardSigmoid", "Relu", "Clip", "Sigmoid", "LeakyRelu")
+
+
 def read_graph(model) -> KernelGraph:  # noqa: ANN001, C901
-    """The kernel calls of an int8 QDQ `onnx.ModelProto` as `nas.export.quantize` writes it (int8 activations,
-    per-channel symmetric int8 weights)."""
+    """The kernel calls of an int8 QOperator `onnx.ModelProto` as `nas.export.quantize` writes it for int8
+    activations (per-channel symmetric int8 weights)."""
     from onnx import numpy_helper
 
     inits = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
@@ -119,59 +184,54 @@ def read_graph(model) -> KernelGraph:  # noqa: ANN001, C901
     for n in nodes:
         for i in n.input:
             consumers.setdefault(i, []).append(n)
-    qparams: dict[str, QParams] = {}
-    dq_of: dict[str, str] = {}  # float output of an activation DequantizeLinear -> its int8 input
-    weights: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # float output of a constant DQ -> (ints, scales)
-    for n in nodes:
-        if n.op_type not in ("QuantizeLinear", "DequantizeLinear"):
-            continue
-        scale = np.asarray(inits[n.input[1]], dtype=np.float32).reshape(-1)
-        zp = np.asarray(inits[n.input[2]]).reshape(-1) if len(n.input) > 2 and n.input[2] else np.zeros(1, np.int8)
-        if n.op_type == "DequantizeLinear" and n.input[0] in inits:
-            weights[n.output[0]] = (np.asarray(inits[n.input[0]]), scale)
-        elif n.op_type == "QuantizeLinear":
-            if zp.dtype != np.int8:
-                raise ExportError(f"the C runtime needs int8 activations; {n.input[0]} is quantized to {zp.dtype}")
-            qparams[n.output[0]] = QParams(float(scale[0]), int(zp[0]))
-        else:
-            dq_of[n.output[0]] = n.input[0]
-
     producer = {o: n for n in nodes for o in n.output}
 
-    def q_node_of(node):  # noqa: ANN001, ANN202
-        outs = [c for c in consumers.get(node.output[0], []) if c.op_type == "QuantizeLinear"]
-        if len(outs) != 1:
-            raise ExportError(f"node {node.name or node.op_type}: its output is not quantized once")
-        return outs[0]
+    def scalar(name: str) -> float:
+        return float(np.asarray(inits[name], np.float32).reshape(-1)[0])
 
-    def q_out(node) -> str:  # noqa: ANN001
-        return q_node_of(node).output[0]
+    def zero_point(name: str) -> int:
+        z = np.asarray(inits[name]).reshape(-1)
+        if z.dtype != np.int8:
+            raise ExportError(f"the C runtime needs int8 activations; {name} is {z.dtype}")
+        return int(z[0])
 
-    def q_in(name: str) -> str:
-        if name not in dq_of:
-            raise ExportError(f"tensor {name} is not a dequantized int8 activation")
-        return dq_of[name]
+    qparams: dict[str, QParams] = {}
 
-    first_q = next(n for n in nodes if n.op_type == "QuantizeLinear" and n.input[0] not in inits)
+    def q(name: str, scale: str, zp: str) -> QParams:
+        qp = QParams(scalar(scale), zero_point(zp))
+        if qparams.setdefault(name, qp) != qp:
+            raise ExportError(f"tensor {name} is quantized twice differently")
+        return qp
+
+    first_q = next((n for n in nodes if n.op_type == "QuantizeLinear" and n.input[0] == model.graph.input[0].name),
+                   None)
+    if first_q is None or any(n.op_type in ("Conv", "Gemm", "Add", "Mul", "ReduceMean") for n in nodes):
+        raise ExportError("the int8 model is not in the QOperator format (QLinearConv, QLinearAdd, ...) the C runtime "
+                          "reproduces exactly; re-export it")
     graph_in = first_q.output[0]
-    shapes: dict[str, tuple[int, int]] = {}
+    q(graph_in, first_q.input[1], first_q.input[2])
     in_dims = [d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim]
-    shapes[graph_in] = (int(in_dims[1]), int(in_dims[2]))
+    shapes: dict[str, tuple[int, int]] = {graph_in: (int(in_dims[1]), int(in_dims[2]))}
     ops: list[KernelOp] = []
-    skip: set[int] = set()  # nodes already folded into an op
+    skip: set[int] = {id(first_q)}  # nodes already folded into an op
     for n in nodes:
-        if n.op_type in ("QuantizeLinear", "DequantizeLinear") or id(n) in skip:
+        if id(n) in skip:
             continue
-        if n.op_type in ("Conv", "Gemm"):
-            x = q_in(n.input[0])
-            w, sw = weights[n.input[1]]
-            y = q_out(n)
-            qx, qy = qparams[x], qparams[y]
+        if n.op_type in ("QLinearConv", "QGemm"):
+            if n.op_type == "QLinearConv":
+                x, xs, xz, wn, ws, wz, ys, yz = n.input[:8]
+                bias_name = n.input[8] if len(n.input) > 8 else ""
+            else:
+                x, xs, xz, wn, ws, wz, bias_name, ys, yz = n.input[:9]
+            qx, qy = q(x, xs, xz), q(n.output[0], ys, yz)
+            if np.any(np.asarray(inits[wz]) != 0):
+                raise ExportError(f"{n.op_type} {n.name}: the C runtime needs symmetric weights (zero point 0)")
+            w = np.asarray(inits[wn]).astype(np.int8)
             c, h = shapes[x]
             a = _attrs(n)
-            if n.op_type == "Gemm":
-                if a.get("transA", 0) or not a.get("transB", 0):
-                    raise ExportError("the classifier must be Gemm with transB=1")
+            if n.op_type == "QGemm":
+                if a.get("transA", 0) or not a.get("transB", 0) or a.get("alpha", 1.0) != 1.0:
+                    raise ExportError("the classifier must be QGemm with transB=1, alpha=1")
                 w = w.reshape(w.shape[0], -1, 1, 1)
                 k, s, group, kind = 1, 1, 1, "pointwise"
             else:
@@ -185,70 +245,62 @@ def read_graph(model) -> KernelGraph:  # noqa: ANN001, C901
             cout = int(w.shape[0])
             hout = (h + 2 * (k // 2) - k) // s + 1
             bias = np.zeros(cout, np.int64)
-            if len(n.input) > 2 and n.input[2]:
-                bias = weights[n.input[2]][0].astype(np.int64).reshape(-1)
-            w = w.astype(np.int8)
+            if bias_name:
+                bias = np.asarray(inits[bias_name]).astype(np.int64).reshape(-1)
             if kind == "pointwise":  # fold the input zero point into the bias: no subtraction per MAC
                 bias = bias - qx.zero_point * w.reshape(cout, -1).astype(np.int64).sum(1)
-            sw = np.broadcast_to(sw, (cout,))
-            fp = [fixed_point(float(qx.scale) * float(si) / float(qy.scale)) for si in sw]
-            ops.append(KernelOp(kind, [x], y, c, cout, h, hout, k, s, qx.zero_point, qy.zero_point,
+            sw = np.broadcast_to(np.asarray(inits[ws], np.float32).reshape(-1), (cout,))
+            parts = [float32_parts(_ratio(qx.scale, float(si), qy.scale)) for si in sw]
+            ops.append(KernelOp(kind, [x], n.output[0], c, cout, h, hout, k, s, qx.zero_point, qy.zero_point,
                                 weight=w, bias=bias.astype(np.int32),
-                                mult=np.array([m for m, _ in fp], np.int32),
-                                shifts=np.array([sh for _, sh in fp], np.int8), name=n.name))
-            shapes[y] = (cout, hout)
-        elif n.op_type == "ReduceMean":
-            x, y = q_in(n.input[0]), q_out(n)
+                                mult=np.array([m for m, _ in parts], np.int32),
+                                shifts=np.array([sh for _, sh in parts], np.int8), name=n.name))
+            shapes[n.output[0]] = (cout, hout)
+        elif n.op_type == "QLinearGlobalAveragePool":
+            x, y = n.input[0], n.output[0]
+            qx, qy = q(x, n.input[1], n.input[2]), q(y, n.input[3], n.input[4])
             c, h = shapes[x]
-            m, sh = fixed_point(qparams[x].scale / (h * h * qparams[y].scale))
-            ops.append(KernelOp("pool", [x], y, c, c, h, 1, in_zp=qparams[x].zero_point,
-                                out_zp=qparams[y].zero_point, m0=m, shift=sh, name=n.name))
+            # onnxruntime: the exact int32 sum times float32(x_scale / float32(y_scale * h*h))
+            m, sh = float32_parts(float(np.float32(qx.scale) / np.float32(np.float32(qy.scale) * np.float32(h * h))))
+            ops.append(KernelOp("pool", [x], y, c, c, h, 1, in_zp=qx.zero_point, out_zp=qy.zero_point, m0=m,
+                                shift=sh, name=n.name))
             shapes[y] = (c, 1)
-        elif n.op_type in ("HardSigmoid", "Relu", "Clip"):
-            x = q_in(n.input[0])
-            q_node = q_node_of(n)
-            table, y = [producer[n.input[0]], n, q_node], q_node.output[0]
-            # hard-swish is x * hard_sigmoid(x) with the product quantized: one table from x to the product
-            for d in [c for c in consumers.get(y, []) if c.op_type == "DequantizeLinear"]:
-                mul = next((m for m in consumers.get(d.output[0], []) if m.op_type == "Mul"
-                            and dq_of.get(next(i for i in m.input if i != d.output[0])) == x), None)
-                if mul is not None:
-                    other = next(i for i in mul.input if i != d.output[0])
-                    table += [d, mul, q_node_of(mul)] + ([producer[other]] if other != n.input[0] else [])
-                    y = q_node_of(mul).output[0]
-                    skip.add(id(mul))
-                    break
+        elif n.op_type == "DequantizeLinear" and n.input[0] in shapes:
+            # an elementwise float op between Dequantize and Quantize: a table of onnxruntime's outputs; hard-swish
+            # is x * hard_sigmoid(x) with the product quantized (QLinearMul of x and the table's output): one table
+            x = n.input[0]
+            act = consumers.get(n.output[0], [])
+            if len(act) != 1 or act[0].op_type not in _ELEMENTWISE:
+                if n.output[0] in {o.name for o in model.graph.output}:
+                    continue  # the model's float output
+                raise ExportError(f"DequantizeLinear {n.name} feeds {[c.op_type for c in act]}, not one elementwise op")
+            qn = consumers.get(act[0].output[0], [])
+            if len(qn) != 1 or qn[0].op_type != "QuantizeLinear":
+                raise ExportError(f"{act[0].op_type} {act[0].name}: its output is not quantized once")
+            table, y = [n, act[0], qn[0]], qn[0].output[0]
+            q(y, qn[0].input[1], qn[0].input[2])
+            skip.update(id(t) for t in table[1:])
+            mul = next((m for m in consumers.get(y, []) if m.op_type == "QLinearMul" and
+                        {m.input[0], m.input[3]} == {x, y}), None)
+            if mul is not None:
+                table.append(mul)
+                y = mul.output[0]
+                q(y, mul.input[6], mul.input[7])
+                skip.add(id(mul))
             c, h = shapes[x]
-            ops.append(KernelOp("lut", [x], y, c, c, h, h, lut=_lut(table, inits, x, y), name=n.name))
+            ops.append(KernelOp("lut", [x], y, c, c, h, h, lut=_lut(table, inits, x, y), name=act[0].name))
             shapes[y] = (c, h)
-        elif n.op_type == "Mul":
-            a, b, y = q_in(n.input[0]), q_in(n.input[1]), q_out(n)
-            if shapes[a][1] == 1 and shapes[b][1] > 1:
-                a, b = b, a
-            (c, h), (cb, hb) = shapes[a], shapes[b]
-            if cb != c or hb != 1:
-                raise ExportError(f"Mul {n.name}: only a per-channel scaling (squeeze-excite) is supported")
-            m, sh = fixed_point(qparams[a].scale * qparams[b].scale / qparams[y].scale)
-            ops.append(KernelOp("scale", [a, b], y, c, c, h, h, in_zp=qparams[a].zero_point,
-                                out_zp=qparams[y].zero_point, aux_zp=qparams[b].zero_point, m0=m, shift=sh,
-                                name=n.name))
-            shapes[y] = (c, h)
-        elif n.op_type == "Add":
-            a, b, y = q_in(n.input[0]), q_in(n.input[1]), q_out(n)
-            if shapes[a] != shapes[b]:
-                raise ExportError(f"Add {n.name}: inputs of different shapes")
-            ra, rb = qparams[a].scale / qparams[y].scale, qparams[b].scale / qparams[y].scale
-            _, sh = fixed_point(max(ra, rb))
-            c, h = shapes[a]
-            ops.append(KernelOp("add", [a, b], y, c, c, h, h, in_zp=qparams[a].zero_point,
-                                out_zp=qparams[y].zero_point, aux_zp=qparams[b].zero_point,
-                                m0=int(round(ra * 2.0 ** sh)), m1=int(round(rb * 2.0 ** sh)), shift=sh, name=n.name))
-            shapes[y] = (c, h)
+        elif n.op_type in ("QLinearMul", "QLinearAdd"):
+            a, b, y = n.input[0], n.input[3], n.output[0]
+            op = binary_op(n.op_type, a, b, y, q(a, n.input[1], n.input[2]), q(b, n.input[4], n.input[5]),
+                           q(y, n.input[6], n.input[7]), shapes, n.name)
+            ops.append(op)
+            shapes[y] = (op.cout, op.hout)
         elif n.op_type in ("Reshape", "Flatten"):
-            x = q_in(n.input[0])
-            y = q_out(n)
-            if qparams[x] != qparams[y]:
-                raise ExportError(f"{n.op_type} {n.name} requantizes its input")
+            x, y = n.input[0], n.output[0]
+            if x not in shapes:
+                raise ExportError(f"{n.op_type} {n.name}: its input is not an int8 activation")
+            qparams[y] = qparams[x]
             for op in ops:  # an alias: the producer writes the reshaped tensor
                 if op.output == x:
                     op.output = y
@@ -258,8 +310,8 @@ def read_graph(model) -> KernelGraph:  # noqa: ANN001, C901
     if not ops:
         raise ExportError("the int8 model has no ops")
     out = ops[-1].output
-    out_dq = next(c for c in consumers.get(out, []) if c.op_type == "DequantizeLinear")
-    if out_dq.output[0] not in {o.name for o in model.graph.output}:
+    out_dq = next((c for c in consumers.get(out, []) if c.op_type == "DequantizeLinear"), None)
+    if out_dq is None or out_dq.output[0] not in {o.name for o in model.graph.output}:
         raise ExportError("the int8 model's output is not its last op's dequantized output")
     return KernelGraph(ops, graph_in, out, qparams[graph_in], qparams[out], shapes[graph_in],
                        shapes[out][0], shapes)

@@ -3,18 +3,63 @@
 
 #include <string.h>
 
-/* acc * m * 2^-shift rounded half to even (nearbyint, as QuantizeLinear rounds), then + zp, clamped to int8. */
-static int8_t requant(int64_t acc, int32_t m, int32_t shift, int32_t zp)
+/* onnxruntime's int8 kernels requantize in float32; these integer functions give the same results bit for bit.
+ * A float32 constant c is passed as a mantissa m (|m| < 2^24) and a shift s with c = m * 2^-s. */
+
+static int bit_length(uint64_t a)
 {
-    int64_t p = acc * (int64_t)m;
-    int64_t q = p >> shift; /* floor */
-    int64_t rem = p - (q << shift);
-    int64_t half = (int64_t)1 << (shift - 1);
+#if defined(__GNUC__) || defined(__clang__)
+    return a ? 64 - __builtin_clzll(a) : 0;
+#else
+    int n = 0;
+    while (a) {
+        a >>= 1;
+        n++;
+    }
+    return n;
+#endif
+}
+
+/* v rounded to float32 precision: 24 significant bits, ties to even (v and the result at the same scale). */
+static int64_t f32_round(int64_t v)
+{
+    uint64_t a = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+    if (a < ((uint64_t)1 << 24)) {
+        return v;
+    }
+    int drop = bit_length(a) - 24;
+    uint64_t q = a >> drop, rem = a & (((uint64_t)1 << drop) - 1), half = (uint64_t)1 << (drop - 1);
     if (rem > half || (rem == half && (q & 1))) {
         q++;
     }
-    q += zp;
-    return (int8_t)(q < -128 ? -128 : (q > 127 ? 127 : q));
+    a = q << drop;
+    return v < 0 ? -(int64_t)a : (int64_t)a;
+}
+
+/* v * 2^-s rounded to an integer, ties to even (0 <= s <= 62). */
+static int64_t round_shift(int64_t v, int32_t s)
+{
+    if (s == 0) {
+        return v;
+    }
+    int64_t q = v >> s; /* floor (arithmetic shift) */
+    uint64_t rem = (uint64_t)v & (((uint64_t)1 << s) - 1), half = (uint64_t)1 << (s - 1);
+    if (rem > half || (rem == half && (q & 1))) {
+        q++;
+    }
+    return q;
+}
+
+static int8_t sat8(int64_t v)
+{
+    return (int8_t)(v < -128 ? -128 : (v > 127 ? 127 : v));
+}
+
+/* An int32 sum requantized as onnxruntime's convolution, gemm and pooling kernels do:
+ * round(float32(float32(acc) * scale)) + zp, saturated, with scale = m * 2^-s. */
+static int8_t requant(int32_t acc, int32_t m, int32_t s, int32_t zp)
+{
+    return sat8(round_shift(f32_round(f32_round(acc) * (int64_t)m), s) + zp);
 }
 
 /* The k x k window at output (oy, ox) of one channel plane: sum of (x - zp) * w over the taps inside the map (the
@@ -123,23 +168,34 @@ static void lut(const nas_op_t *op, int8_t *x)
     }
 }
 
+/* Per-channel multiply (squeeze-excite), as onnxruntime's QLinearMul: round(float32(float32(p * ratio) + zc)) with
+ * p = (x - zx) * (s - zs) exact, ratio = m0 * 2^-shift. */
 static void scale(const nas_op_t *op, int8_t *x, const int8_t *s)
 {
     const int hw = op->hin * op->hin;
+    const int64_t zc = (int64_t)op->out_zp * ((int64_t)1 << op->shift);
     for (int c = 0; c < op->cin; c++) {
         const int32_t sc = s[c] - op->aux_zp;
         for (int p = 0; p < hw; p++) {
-            x[c * hw + p] = requant((int32_t)(x[c * hw + p] - op->in_zp) * sc, op->m0, op->shift, op->out_zp);
+            const int64_t prod = f32_round((int64_t)((x[c * hw + p] - op->in_zp) * sc) * op->m0);
+            x[c * hw + p] = sat8(round_shift(f32_round(prod + zc), op->shift));
         }
     }
 }
 
+/* Residual add, as onnxruntime's QLinearAdd (x86): round(fma(a, ra, fma(b, rb, fixed))) in float32 on the raw int8
+ * values, zero points folded into `fixed`; ra = m0 * 2^-sa, rb = m1 * 2^-sb, fixed = in_zp * 2^-sf with the shifts
+ * packed in `shift` (sa | sb << 8 | sf << 16). Computed at the scale 2^-t, t the largest of the three. */
 static void add(const nas_op_t *op, const int8_t *a, const int8_t *b, int8_t *y)
 {
+    const int32_t sa = op->shift & 0xff, sb = (op->shift >> 8) & 0xff, sf = (op->shift >> 16) & 0xff;
+    const int32_t t = sa > sb ? (sa > sf ? sa : sf) : (sb > sf ? sb : sf);
+    const int64_t ra = (int64_t)op->m0 << (t - sa), rb = (int64_t)op->m1 << (t - sb);
+    const int64_t fixed = (int64_t)op->in_zp * ((int64_t)1 << (t - sf));
     const int n = op->cin * op->hin * op->hin;
     for (int i = 0; i < n; i++) {
-        int64_t acc = (int64_t)(a[i] - op->in_zp) * op->m0 + (int64_t)(b[i] - op->aux_zp) * op->m1;
-        y[i] = requant(acc, 1, op->shift, op->out_zp);
+        const int64_t inner = f32_round(b[i] * rb + fixed);
+        y[i] = sat8(round_shift(f32_round(a[i] * ra + inner), t));
     }
 }
 
