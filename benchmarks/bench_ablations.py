@@ -3,6 +3,7 @@
     python benchmarks/bench_ablations.py teacher-bn --run RUN [--images 5000]
     python benchmarks/bench_ablations.py branch --teacher-checkpoint CKPT --recipe VARIANT.yaml --out DIR
     python benchmarks/bench_ablations.py table --runs NAME=DIR ... --twins TWINS.jsonl [--random 3]
+    python benchmarks/bench_ablations.py step-cost RECIPE.yaml ... [--steps 24] [--rounds 2]
 
 `teacher-bn`: the frozen teacher of a trained run (its checkpoint's `teacher`) at each of the space's resolutions,
 top-1 and NLL on the test split, with (a) BN statistics recalibrated once at the largest resolution (what
@@ -18,6 +19,12 @@ would. The checkpoint's recipe hash is rewritten to the variant's: a benchmarkin
 `table`: each run's smallest subnet and `--random` random subnets (seed 0, as `bench_accuracy.py` draws them),
 BN recalibrated on 2,000 training images, test top-1, beside their twins from the JSON lines that
 `bench_accuracy.py --twins` (or its `train_from_scratch`) wrote; prints a markdown table with the mean gaps.
+
+`step-cost`: what each recipe's training costs, where the shared machine's wall time cannot say: `--steps` steps
+drawn evenly over each phase (their real resolution and subnets, replayed from the recipe's seeds as
+`bench_sampling.py` does), trained as `nas train` trains them (teacher forward, each subnet's forward and
+backward, AdamW step) on one thread, CPU seconds per step per phase, interleaved over `--rounds`; then the
+recipe's estimated CPU seconds (steps x median cost per phase), and its ratio to the first recipe's.
 """
 
 from __future__ import annotations
@@ -141,6 +148,67 @@ def ablation_table(args: argparse.Namespace) -> None:
     print(table(rows))
 
 
+def step_cost(args: argparse.Namespace) -> None:
+    import time
+
+    import numpy as np
+
+    from benchmarks.bench_sampling import replay
+    from supernet import SearchSpace
+    from supernet.train import FrozenTeacher, distillation_loss, make_optimizer
+
+    recipes = [ExperimentConfig.from_yaml(r) for r in args.recipes]
+    space = SearchSpace.preset(recipes[0].space)
+    torch.manual_seed(0)
+    net = Supernet(space).to(memory_format=torch.channels_last)
+    images = torch.randn(recipes[0].train.batch_size // 2, 1, 28, 28)  # a rank's share on two processes
+    labels = torch.randint(0, 10, (len(images),))
+    calib = [(images, labels)]
+    teacher = FrozenTeacher.copy_of(net, calib, len(images))
+    plans = []
+    for cfg in recipes:
+        passes = replay(cfg, space, args.train_images)
+        by_phase: dict = {}
+        for phase, step, arch in passes:
+            by_phase.setdefault(phase, {}).setdefault(step, []).append(arch)
+        plans.append((cfg, by_phase))
+    cost: dict = {}
+    for _ in range(args.rounds):
+        for k, (cfg, by_phase) in enumerate(plans):
+            for phase in cfg.phases:
+                steps = sorted(by_phase[phase.name])
+                pick = [steps[i] for i in np.linspace(0, len(steps) - 1, min(args.steps, len(steps))).astype(int)]
+                opt = make_optimizer(net, cfg, phase)
+                kd = (cfg.train.kd_weight if phase.kd_weight is None else phase.kd_weight) > 0
+                for step in pick:
+                    archs = by_phase[phase.name][step]
+                    x = resize_to(images, archs[0].r).contiguous(memory_format=torch.channels_last)
+                    start = time.process_time()
+                    soft = teacher(x).float() if kd else None
+                    net.train()
+                    opt.zero_grad(set_to_none=True)
+                    for arch in archs:
+                        net.set_active(arch)
+                        logits = net(x)
+                        loss = F.cross_entropy(logits, labels)
+                        if soft is not None:
+                            loss = loss + distillation_loss(logits, soft)
+                        (loss / len(archs)).backward()
+                    opt.step()
+                    cost.setdefault((k, phase.name), []).append(time.process_time() - start)
+    rows, base = [], None
+    for k, (path, (cfg, by_phase)) in enumerate(zip(args.recipes, plans)):
+        total = sum(len(by_phase[p.name]) * float(np.median(cost[(k, p.name)])) for p in cfg.phases)
+        base = base or total
+        rows.append({"recipe": Path(path).name, "steps": sum(len(v) for v in by_phase.values()),
+                     "subnet passes": sum(len(a) for v in by_phase.values() for a in v.values()),
+                     "est. CPU s (1 rank)": round(total, 1), "vs first": round(total / base, 3),
+                     **{f"s/step {p.name}": round(float(np.median(cost[(k, p.name)])), 3)
+                        for p in cfg.phases}})
+        print(rows[-1], file=sys.stderr, flush=True)
+    print(table(rows, list(dict.fromkeys(c for r in rows for c in r))))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="command", required=True)
@@ -156,9 +224,14 @@ def main() -> None:
     p.add_argument("--runs", nargs="+", required=True, help="NAME=RUN_DIR")
     p.add_argument("--twins", type=Path, required=True)
     p.add_argument("--random", type=int, default=3)
+    p = sub.add_parser("step-cost")
+    p.add_argument("recipes", nargs="+")
+    p.add_argument("--steps", type=int, default=24)
+    p.add_argument("--rounds", type=int, default=2)
+    p.add_argument("--train-images", type=int, default=55000)
     args = ap.parse_args()
     torch.set_num_threads(1)
-    {"teacher-bn": teacher_bn, "branch": branch, "table": ablation_table}[args.command](args)
+    {"teacher-bn": teacher_bn, "branch": branch, "table": ablation_table, "step-cost": step_cost}[args.command](args)
 
 
 if __name__ == "__main__":
