@@ -157,7 +157,9 @@ class FrozenTeacher:
         if r == self._loaded:
             return
         if r not in self._stats:
-            with torch.autocast(_device_type(self.net), enabled=False):
+            # fork_rng: iterating a DataLoader draws its base seed from the global RNG, which would change the
+            # step's dropout masks depending on when a resolution first came (a resumed run must not differ)
+            with torch.random.fork_rng(devices=[]), torch.autocast(_device_type(self.net), enabled=False):
                 recalibrate_bn(self.net, self.net.space.largest(r), self.calib, self.n_images)
             self._stats[r] = [(m.running_mean.clone(), m.running_var.clone()) for m in self._bns]
         else:
