@@ -38,7 +38,9 @@ def recalibrate_bn(net: nn.Module, arch: ArchConfig | None, loader: Iterable, n_
     bns = [m for m in net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     saved = [m.momentum for m in bns]
     device = _device(net)
-    net.train()
+    net.eval()
+    for m in bns:  # only BN in train mode: dropout would draw from the global RNG (and follows every BN anyway)
+        m.train()
     seen, batches = 0, 0
     try:
         with _context(net, arch):

@@ -128,13 +128,55 @@ class Progress:
         return {"phase": self.phase, "epoch": self.epoch, "step": self.step, "global_step": self.global_step}
 
 
-def _frozen_teacher(net: Supernet, space: SearchSpace, calib: Any, n_images: int) -> Supernet:
-    teacher = copy.deepcopy(net)
-    recalibrate_bn(teacher, space.largest(), calib, n_images)
-    teacher.set_active(space.largest())
-    for p in teacher.parameters():
-        p.requires_grad_(False)
-    return teacher.eval()
+class FrozenTeacher:
+    """The frozen largest net whose logits are the soft targets of distillation, with its BN statistics
+    recalibrated at each input resolution the first time a batch of that size arrives.
+
+    Elastic resolution feeds the teacher 20-28 px batches (OFA: 128-224 px); BN statistics of another resolution
+    are wrong for it: the demo recipe's teacher, recalibrated at 28 px only, scored 46% top-1 at 20 px (86% with
+    20 px statistics; BENCHMARKS.md "supernet-ablations"), so the smallest subnet learned from noise. OFA runs its
+    teacher in train mode (the batch's own statistics); per-resolution running statistics are as good at the
+    largest and do not depend on a rank's share of the batch. The statistics are a function of the frozen weights
+    and the seeded calibration images alone, so a resumed run recomputes them bit for bit (the checkpoint keeps
+    only the weights)."""
+
+    def __init__(self, net: Supernet, calib: Any, n_images: int):
+        self.net = net
+        self.net.set_active(net.space.largest())
+        self.net.requires_grad_(False).eval()
+        self.calib, self.n_images = calib, n_images
+        self._bns = [m for m in net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+        self._stats: dict[int, list[tuple[torch.Tensor, torch.Tensor]]] = {}
+        self._loaded: int | None = None
+
+    @classmethod
+    def copy_of(cls, net: Supernet, calib: Any, n_images: int) -> "FrozenTeacher":
+        return cls(copy.deepcopy(net), calib, n_images)
+
+    def _use_resolution(self, r: int) -> None:
+        if r == self._loaded:
+            return
+        if r not in self._stats:
+            # fork_rng: iterating a DataLoader draws its base seed from the global RNG, which would change the
+            # step's dropout masks depending on when a resolution first came (a resumed run must not differ)
+            with torch.random.fork_rng(devices=[]), torch.autocast(_device_type(self.net), enabled=False):
+                recalibrate_bn(self.net, self.net.space.largest(r), self.calib, self.n_images)
+            self._stats[r] = [(m.running_mean.clone(), m.running_var.clone()) for m in self._bns]
+        else:
+            for m, (mean, var) in zip(self._bns, self._stats[r]):
+                m.running_mean.copy_(mean)
+                m.running_var.copy_(var)
+        self._loaded = r
+
+    @torch.no_grad()
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        """Soft-target logits of the largest net for the N×C×r×r batch `x`, with BN statistics at r px."""
+        self._use_resolution(int(x.shape[-1]))
+        return self.net(x)
+
+
+def _device_type(module: nn.Module) -> str:
+    return next(module.parameters()).device.type
 
 
 def _metrics_csv(rows: list[dict[str, Any]]) -> str:
@@ -219,14 +261,13 @@ def train(config: ExperimentConfig, out_dir: str | Path, *, resume: bool = False
     val = make_loader(splits.val if t.eval_images is None else
                       splits.val.subset(torch.arange(min(t.eval_images, len(splits.val)))), 500, shuffle=False)
     state = Progress()
-    teacher: Supernet | None = None
+    teacher: FrozenTeacher | None = None
     if ckpt is not None:
         net.load_state_dict(ckpt["model"])
         if ckpt["teacher"] is not None:
-            teacher = Supernet(space).to(ctx.device, memory_format=torch.channels_last)
-            teacher.load_state_dict(ckpt["teacher"])
-            teacher.set_active(space.largest())
-            teacher.requires_grad_(False).eval()
+            teacher = FrozenTeacher(Supernet(space).to(ctx.device, memory_format=torch.channels_last), calib,
+                                    t.bn_calib_images)
+            teacher.net.load_state_dict(ckpt["teacher"])
         state = Progress(**ckpt["progress"], metrics=list(ckpt["metrics"]))
         torch.set_rng_state(ckpt["rng"]["torch"])
         random.setstate((ckpt["rng"]["python"][0], tuple(ckpt["rng"]["python"][1]), ckpt["rng"]["python"][2]))
@@ -247,7 +288,7 @@ def train(config: ExperimentConfig, out_dir: str | Path, *, resume: bool = False
             rs = random.getstate()
             save_torch(ckpt_path, {
                 "format": CHECKPOINT_FORMAT, "config_hash": config_hash, "progress": state.state(),
-                "model": _cpu_state(net), "teacher": _cpu_state(teacher) if teacher is not None else None,
+                "model": _cpu_state(net), "teacher": _cpu_state(teacher.net) if teacher is not None else None,
                 "optimizer": optimizer.state_dict() if optimizer is not None else None,
                 "scheduler": scheduler.state_dict() if scheduler is not None else None,
                 "rng": {"torch": torch.get_rng_state(), "python": [rs[0], list(rs[1]), rs[2]]},
@@ -274,7 +315,7 @@ def train(config: ExperimentConfig, out_dir: str | Path, *, resume: bool = False
         kd_weight = t.kd_weight if phase.kd_weight is None else phase.kd_weight
         inplace_kd = kd_weight > 0 and phase.kd_source == "inplace"
         if kd_weight > 0 and not inplace_kd and teacher is None:
-            teacher = _frozen_teacher(net, space, calib, t.bn_calib_images)
+            teacher = FrozenTeacher.copy_of(net, calib, t.bn_calib_images)
         optimizer = make_optimizer(net, config, phase)
         scheduler = make_scheduler(optimizer, phase, phase.epochs * n_steps)
         if ckpt is not None and ckpt["optimizer"] is not None and not fresh_phase:
@@ -306,8 +347,7 @@ def train(config: ExperimentConfig, out_dir: str | Path, *, resume: bool = False
                 with torch.autocast(ctx.device.type, dtype=torch.bfloat16, enabled=cuda):
                     soft = None
                     if kd_weight > 0 and not inplace_kd:
-                        with torch.no_grad():
-                            soft = teacher(x).float()
+                        soft = teacher(x).float()
                     net.train()
                     optimizer.zero_grad(set_to_none=True)
                     loss_sum = 0.0
@@ -400,4 +440,4 @@ def train(config: ExperimentConfig, out_dir: str | Path, *, resume: bool = False
 
 
 __all__ = ["train", "build_space", "sample_subnets", "phase_choices", "phase_extremes", "distillation_loss",
-           "make_optimizer", "make_scheduler"]
+           "make_optimizer", "make_scheduler", "FrozenTeacher"]

@@ -238,3 +238,41 @@ def test_from_checkpoint_needs_a_checkpoint_of_the_same_config(tiny_run, tmp_pat
     torch.save({**ckpt, "config_hash": "other"}, bare / "checkpoint.pt")
     with pytest.raises(CheckpointError, match="another config"):
         load_run(bare, from_checkpoint=True)
+
+
+def test_frozen_teacher_normalises_each_resolution_with_its_own_statistics():
+    """Soft targets at 20 px use BN statistics gathered at 20 px (not the 28 px ones), whichever resolution came
+    before, and building them leaves the global RNG alone (a resumed run draws the same dropout masks)."""
+    import copy
+
+    from supernet import Supernet
+    from supernet.evaluate import recalibrate_bn
+    from supernet.train import FrozenTeacher
+
+    space = SearchSpace.preset("tiny-mbv3")
+    torch.manual_seed(0)
+    net = Supernet(space)
+    g = torch.Generator().manual_seed(1)
+    images = torch.randn(64, 1, 28, 28, generator=g) * 2 + 0.5
+    calib = [(images[:32], torch.zeros(32)), (images[32:], torch.zeros(32))]
+    teacher = FrozenTeacher.copy_of(net, calib, 64)
+    x20, x28 = torch.randn(8, 1, 20, 20, generator=g), torch.randn(8, 1, 28, 28, generator=g)
+
+    def reference(r, x):
+        ref = copy.deepcopy(net)
+        recalibrate_bn(ref, space.largest(r), calib, 64)
+        with torch.no_grad(), ref.activated(space.largest(r)):
+            return ref(x)
+
+    torch.manual_seed(5)
+    rng_before = torch.get_rng_state()
+    first20 = teacher(x20)
+    assert torch.equal(torch.get_rng_state(), rng_before)
+    assert torch.allclose(first20, reference(20, x20), atol=1e-5)
+    assert torch.allclose(teacher(x28), reference(28, x28), atol=1e-5)
+    assert torch.equal(teacher(x20), first20)  # back to 20 px: its own statistics again
+    stale = copy.deepcopy(net)  # what the teacher did before: 28 px statistics for every resolution
+    recalibrate_bn(stale, space.largest(28), calib, 64)
+    with torch.no_grad():
+        assert not torch.allclose(stale(x20), first20, atol=1e-3)
+    assert not any(p.requires_grad for p in teacher.net.parameters()) and not teacher.net.training
