@@ -15,8 +15,8 @@ from typing import Any, Sequence
 from sqlalchemy import select
 
 from nas.api.errors import FieldError, NotFound
-from nas.settings import Settings
-from nas.store import Device, Run, Store
+from nas.service.settings import Settings
+from nas.service.store import Device, Run, Store
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 

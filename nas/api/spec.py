@@ -16,8 +16,8 @@ from pydantic import ValidationError
 
 from nas.api.errors import ApiError, FieldError, validation_detail
 from nas.api.resolve import load_device, load_space, resolve_run_dir
-from nas.settings import Settings
-from nas.store import Experiment, Store
+from nas.service.settings import Settings
+from nas.service.store import Experiment, Store
 
 SERVER_KEYS = ("out_dir", "output", "output_dir", "storage", "study_name", "db", "path")
 

@@ -43,7 +43,7 @@ def export(run_dir: str = typer.Argument(..., help="trained run folder (nas trai
     """Export subnets of a trained run for devices: weights, TorchScript, ONNX, int8, C header, model card."""
     budget = _finetune_budget(finetune, finetune_steps)
     if server:  # RUN_DIR is the server's run id, --from an experiment id there; bundles are unpacked into --out
-        from nas.client import remote_export
+        from nas.service.client import remote_export
 
         if (arch is None) == (from_ is None):
             fail("give exactly one of --arch FILE.json and --from EXPERIMENT_ID")

@@ -24,8 +24,8 @@ from nas.api.queue import get_with_job
 from nas.api.resolve import NAME_RE, inside, load_device, resolve_run_dir
 from nas.api.schemas import CardOut, DeviceFidelityOut, SubnetsOut, TrialOut, TrialsOut
 from nas.api.spec import spec_devices
-from nas.settings import Settings
-from nas.store import Experiment, Export, Job, Store
+from nas.service.settings import Settings
+from nas.service.store import Experiment, Export, Job, Store
 
 router = APIRouter()
 _tables = LruCache(maxsize=8)  # trials tables by (path, mtime): a hover asks for one row of the same 100k-row file

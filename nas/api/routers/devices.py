@@ -20,8 +20,8 @@ from nas.api.errors import Conflict, FieldError, validation_detail, ApiError
 from nas.api.resolve import device_names, device_origin, load_device, load_space, valid_name
 from nas.api.openapi import error_responses
 from nas.api.schemas import DeviceOut
-from nas.settings import Settings
-from nas.store import Device, Store
+from nas.service.settings import Settings
+from nas.service.store import Device, Store
 from supernet._io import load_yaml
 
 router = APIRouter(prefix="/devices", tags=["devices"])

@@ -17,9 +17,9 @@ from nas.api.openapi import error_responses
 from nas.api.queue import get_with_job, list_with_jobs, queue_job
 from nas.api.resolve import inside, load_device, resolve_run_dir
 from nas.api.schemas import Accepted, ExportOut, ExportRequest
-from nas.jobs import JobRunner
-from nas.settings import Settings
-from nas.store import Experiment, Export, Job, Store
+from nas.service.jobs import JobRunner
+from nas.service.settings import Settings
+from nas.service.store import Experiment, Export, Job, Store
 from supernet.errors import InvalidArchError, NasError
 
 router = APIRouter(prefix="/exports", tags=["exports"])

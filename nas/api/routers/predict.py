@@ -16,8 +16,8 @@ from nas.api.deps import get_settings, get_store
 from nas.api.errors import FieldError
 from nas.api.resolve import load_device, load_space, resolve_run_dir
 from nas.api.schemas import ArchIn, Prediction, PredictRequest, PredictResponse
-from nas.settings import Settings
-from nas.store import Store
+from nas.service.settings import Settings
+from nas.service.store import Store
 from supernet import SearchSpace
 from supernet.errors import CheckpointError, InvalidArchError, NasError
 from supernet.space import MAX_RESOLUTION, MIN_RESOLUTION
