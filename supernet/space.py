@@ -206,21 +206,25 @@ class SearchSpace:
             raise InvalidArchError(f"expected an ArchConfig, got {type(arch).__name__}")
         nb, ns = self.num_blocks, self.num_stages
         if len(arch.d) != ns:
-            raise InvalidArchError(f"field 'd' must list {ns} depths (one per stage) for space '{self.name}', got {len(arch.d)}")
+            raise InvalidArchError(f"field 'd' must list {ns} depths (one per stage) for space '{self.name}', got {len(arch.d)}",
+                                   loc=("d",))
         for name, values, allowed in (("ks", arch.ks, self.kernel_choices), ("e", arch.e, self.expand_choices)):
             if len(values) != nb:
-                raise InvalidArchError(f"field '{name}' must list {nb} block slots for space '{self.name}', got {len(values)}")
+                raise InvalidArchError(f"field '{name}' must list {nb} block slots for space '{self.name}', got {len(values)}",
+                                       loc=(name,))
             for i, v in enumerate(values):
                 if v not in allowed:
-                    raise InvalidArchError(f"field '{name}[{i}]' = {v} is not allowed; allowed: {list(allowed)}")
+                    raise InvalidArchError(f"field '{name}[{i}]' = {v} is not allowed; allowed: {list(allowed)}",
+                                           loc=(name, i), allowed=allowed)
         for i, v in enumerate(arch.d):
             if v not in self.depth_choices:
-                raise InvalidArchError(f"field 'd[{i}]' = {v} is not allowed; allowed: {list(self.depth_choices)}")
+                raise InvalidArchError(f"field 'd[{i}]' = {v} is not allowed; allowed: {list(self.depth_choices)}",
+                                       loc=("d", i), allowed=self.depth_choices)
         # Any plausible resolution is accepted (OFA publishes nets above its training range); nonsense is refused.
         if not MIN_RESOLUTION <= arch.r <= MAX_RESOLUTION:
             raise InvalidArchError(f"field 'r' = {arch.r} is out of range; resolutions must be between "
                                    f"{MIN_RESOLUTION} and {MAX_RESOLUTION} px "
-                                   f"(trained: {self.resolutions[0]}..{self.resolutions[-1]})")
+                                   f"(trained: {self.resolutions[0]}..{self.resolutions[-1]})", loc=("r",))
         return arch
 
     def arch_from_dict(self, data: Mapping[str, Any]) -> ArchConfig:
@@ -232,7 +236,7 @@ class SearchSpace:
                 value = data.get(name)
                 if isinstance(value, (list, tuple)) and len(value) != n:
                     raise InvalidArchError(f"field '{name}' must list {n} {what} for space '{self.name}', "
-                                           f"got {len(value)}")
+                                           f"got {len(value)}", loc=(name,))
         arch = self.validate(ArchConfig.from_dict(data))
         # ArchConfig rewrites inactive slots (beyond a stage's depth) as copies of the last active block, so what
         # a user sent there is checked as sent: every slot, active or not, holds one of the choices (as in OFA).
@@ -240,7 +244,8 @@ class SearchSpace:
             for i, v in enumerate(data[name]):
                 if v not in allowed:
                     raise InvalidArchError(f"field '{name}[{i}]' = {v} is not allowed (an inactive slot still holds "
-                                           f"one of the choices); allowed: {list(allowed)}")
+                                           f"one of the choices); allowed: {list(allowed)}",
+                                           loc=(name, i), allowed=allowed)
         return arch
 
     # ---------------------------------------------------------------- sampling

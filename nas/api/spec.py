@@ -8,14 +8,13 @@ would choose where files go (output folders, storage URLs) is the server's to se
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
 from nas.api.errors import ApiError, FieldError, validation_detail
-from nas.api.resolve import load_device, load_space, resolve_run_dir
+from nas.service.resolve import load_device, load_space, resolve_run_dir
 from nas.service.settings import Settings
 from nas.service.store import Experiment, Store
 
@@ -89,19 +88,11 @@ def prepare_spec(data: dict[str, Any], exp_id: str, out_dir: Path, *, store: Sto
     try:
         check_spec(parsed, from_client=True)
     except SpecError as exc:
-        raise FieldError(("body", *_loc_of(str(exc))), str(exc), type_="spec_error") from None
+        raise FieldError(("body", *exc.loc), str(exc), type_="spec_error") from None
     out = parsed.model_dump(mode="json")
     if run_id is not None:
         out["run"] = spec["run"]
     return out, run_id
-
-
-def _loc_of(message: str) -> list[str | int]:
-    """`field 'devices.0.constraints.latency_ms'` in a SpecError → ["devices", 0, "constraints", "latency_ms"]."""
-    m = re.search(r"field '([^']+)'", message)
-    if not m:
-        return []
-    return [int(part) if part.isdigit() else part for part in m.group(1).split(".")]
 
 
 def pareto_rows(csv_path: Path) -> list[dict[str, Any]]:

@@ -152,7 +152,7 @@ def run_search(store: Store, settings: Settings, job: Job, ctx: JobContext) -> b
 
 def run_export(store: Store, settings: Settings, job: Job, ctx: JobContext) -> bool:
     """Write an export bundle under the store's exports folder and record its files."""
-    from nas.api.resolve import resolve_run_dir
+    from nas.service.resolve import resolve_run_dir
     from nas.export import export_bundle
     from supernet import ArchConfig
 

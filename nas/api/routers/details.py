@@ -21,7 +21,7 @@ from nas.api.cache import LruCache
 from nas.api.deps import get_settings, get_store
 from nas.api.errors import ApiError, Conflict, FieldError, NotFound
 from nas.api.queue import get_with_job
-from nas.api.resolve import NAME_RE, inside, load_device, resolve_run_dir
+from nas.service.resolve import NAME_RE, inside, load_device, resolve_run_dir
 from nas.api.schemas import CardOut, DeviceFidelityOut, SubnetsOut, TrialOut, TrialsOut
 from nas.api.spec import spec_devices
 from nas.service.settings import Settings

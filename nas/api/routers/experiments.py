@@ -20,7 +20,7 @@ from nas.api.deps import get_runner, get_settings, get_store
 from nas.api.errors import Conflict, FieldError
 from nas.api.openapi import error_responses
 from nas.api.queue import get_with_job, list_with_jobs, queue_job
-from nas.api.resolve import inside
+from nas.service.resolve import inside
 from nas.api.schemas import Accepted, ExperimentOut, ParetoOut
 from nas.api.spec import prepare_spec, spec_budget, spec_devices
 from nas.service.jobs import JobRunner, JobStateError, cancel_job, resume_job

@@ -15,7 +15,7 @@ from nas.api.deps import get_runner, get_settings, get_store
 from nas.api.errors import ApiError, Conflict, FieldError
 from nas.api.openapi import error_responses
 from nas.api.queue import get_with_job, list_with_jobs, queue_job
-from nas.api.resolve import inside, load_device, resolve_run_dir
+from nas.service.resolve import inside, load_device, resolve_run_dir
 from nas.api.schemas import Accepted, ExportOut, ExportRequest
 from nas.service.jobs import JobRunner
 from nas.service.settings import Settings

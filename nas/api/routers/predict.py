@@ -14,7 +14,7 @@ from fastapi import APIRouter, Depends, Request
 
 from nas.api.deps import get_settings, get_store
 from nas.api.errors import FieldError
-from nas.api.resolve import load_device, load_space, resolve_run_dir
+from nas.service.resolve import UnknownNameError, load_device, load_space, resolve_run_dir
 from nas.api.schemas import ArchIn, Prediction, PredictRequest, PredictResponse
 from nas.service.settings import Settings
 from nas.service.store import Store
@@ -50,6 +50,8 @@ def predict(body: PredictRequest, request: Request, store: Store = Depends(get_s
                 raise FieldError(("body", "space"), f"run '{body.run}' was trained on space '{p.space.name}'",
                                  allowed=[p.space.name])
             df = p.predict(codes)
+        except UnknownNameError:
+            raise  # the device's name itself: its 422 lists the known devices
         except NasError as exc:
             about_run = run_dir is not None and (isinstance(exc, CheckpointError) or "accuracy" in str(exc))
             loc = ("body", "run") if about_run else ("body", "devices", j)
@@ -76,7 +78,7 @@ def encode_archs(space: SearchSpace, archs: list[ArchIn]) -> np.ndarray:
         try:
             valid.append(space.arch_from_dict(a.model_dump()))
         except InvalidArchError as exc:
-            raise FieldError(("body", "archs", i, *_field_of(str(exc))), str(exc), type_="invalid_arch") from None
+            raise FieldError(("body", "archs", i, *exc.loc), str(exc), type_="invalid_arch") from None
     return space.encode(valid)
 
 
@@ -107,12 +109,3 @@ def _fast_codes(space: SearchSpace, archs: list[ArchIn]) -> np.ndarray | None:
 def _num(v: object) -> float | None:
     return None if v is None or (isinstance(v, float) and math.isnan(v)) else float(v)
 
-
-def _field_of(message: str) -> list[str | int]:
-    """The arch field an InvalidArchError names (`field 'ks[3]'` → ["ks", 3]), for the 422's path."""
-    import re
-
-    m = re.search(r"field '([a-z]+)(?:\[(\d+)\])?'", message)
-    if not m:
-        return []
-    return [m.group(1)] + ([int(m.group(2))] if m.group(2) is not None else [])

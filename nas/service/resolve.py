@@ -14,11 +14,23 @@ from typing import Any, Sequence
 
 from sqlalchemy import select
 
-from nas.api.errors import FieldError, NotFound
 from nas.service.settings import Settings
 from nas.service.store import Device, Run, Store
+from supernet.errors import NasError
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+
+class NotFoundError(NasError):
+    """No `what` with id `ident` (the API answers 404)."""
+
+    def __init__(self, what: str, ident: str) -> None:
+        super().__init__(f"{what} '{ident}' not found")
+
+
+class UnknownNameError(NasError):
+    """A name given at `loc` of a request (its full path, e.g. ("body", "devices", 0)) is none of the known ones,
+    listed in `allowed` (the API answers 422)."""
 
 
 def valid_name(name: str) -> bool:
@@ -46,7 +58,7 @@ def load_space(name: str, loc: Sequence[str | int] = ("body", "space")):
 
     names = space_names()
     if name not in names:
-        raise FieldError(loc, f"unknown space '{name}'", allowed=names)
+        raise UnknownNameError(f"unknown space '{name}'", loc=loc, allowed=names)
     return SearchSpace.preset(name)
 
 
@@ -78,13 +90,12 @@ def load_device(store: Store, name: str, loc: Sequence[str | int] | None = None)
     if valid_name(name) and name in list_profiles():
         return load_profile(name)
     if loc is None:
-        raise NotFound("device", name)
-    raise FieldError(loc, f"unknown device '{name}'", allowed=device_names(store))
+        raise NotFoundError("device", name)
+    raise UnknownNameError(f"unknown device '{name}'", loc=loc, allowed=device_names(store))
 
 
 # ---------------------------------------------------------------------- runs
 def _run_info(run_dir: Path) -> dict[str, Any]:
-    from supernet.errors import NasError
     from supernet.run import read_run_json
 
     try:
@@ -121,8 +132,8 @@ def resolve_run_dir(store: Store, settings: Settings, run_id: str, loc: Sequence
         if (candidate / "run.json").is_file() and inside(candidate, settings.runs_dir):
             return candidate
     if loc is None:
-        raise NotFound("run", run_id)
-    raise FieldError(loc, f"unknown run '{run_id}'", allowed=list(list_runs(store, settings)))
+        raise NotFoundError("run", run_id)
+    raise UnknownNameError(f"unknown run '{run_id}'", loc=loc, allowed=list(list_runs(store, settings)))
 
 
 def run_summary(run_id: str, run_dir: Path, *, detail: bool = False) -> dict[str, Any]:
