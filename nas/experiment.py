@@ -99,13 +99,14 @@ class ExperimentSpec(BaseModel):
 
 def _space(spec: ExperimentSpec) -> SearchSpace:
     if spec.run is not None:
-        meta = spec.run / "run.json"
-        if not meta.is_file():
+        from supernet.run import RUN_JSON, read_run_info
+
+        if not (spec.run / RUN_JSON).is_file():
             raise SpecError(f"field 'run': '{spec.run}' is not a training run folder (no run.json)", loc=("run",))
         try:
-            return SearchSpace.from_dict(json.loads(meta.read_text())["space"])
-        except (json.JSONDecodeError, KeyError) as exc:
-            raise SpecError(f"field 'run': {meta} is malformed: {exc}", loc=("run",)) from None
+            return SearchSpace.from_dict(read_run_info(spec.run).space)
+        except NasError as exc:
+            raise SpecError(f"field 'run': {exc}", loc=("run",)) from None
     if spec.space is None:
         raise SpecError("give field 'run' (a trained run folder) or field 'space' (a space preset)", loc=("run",))
     try:

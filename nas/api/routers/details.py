@@ -193,11 +193,12 @@ def get_subnets(run_id: str = PathParam(max_length=128, pattern=NAME_RE.pattern)
     predictor's training table and its held-out set, for the checkpoint the run finished with."""
     from predictors.accuracy.dataset import heldout_path, measured_path, read_measured
     from supernet.errors import NasError
+    from supernet.run import read_run_info
 
     run_dir = resolve_run_dir(store, settings, run_id)
     try:
-        ckpt = json.loads((run_dir / "run.json").read_text()).get("checkpoint_hash") or ""
-    except (OSError, json.JSONDecodeError):
+        ckpt = read_run_info(run_dir).checkpoint_hash or ""
+    except (OSError, NasError):
         ckpt = ""
     columns: dict[str, list[Any]] = {k: [] for k in ("accuracy", "macs", "params", "r", "split")}
     if ckpt:

@@ -61,17 +61,17 @@ def create_export(body: ExportRequest, response: Response, store: Store = Depend
     if arch is None:
         raise FieldError(("body", "arch"), "give an arch, or an experiment whose best arch for the device to export")
     from supernet import SearchSpace
-    from supernet.run import read_run_json
+    from supernet.run import read_run_info
 
-    info = read_run_json(run_dir)
+    info = read_run_info(run_dir)
     try:
-        SearchSpace.from_dict(info.get("space")).arch_from_dict(arch)
+        SearchSpace.from_dict(info.space).arch_from_dict(arch)
     except InvalidArchError as exc:
         raise FieldError(("body", "arch"), str(exc), type_="invalid_arch") from None
     try:
         from nas.export.finetune import finetune_steps
 
-        finetune_steps(body.finetune, info.get("steps"))
+        finetune_steps(body.finetune, info.extra.get("steps"))
     except NasError as exc:
         raise FieldError(("body", "finetune"), str(exc)) from None
     return queue_job(store, runner, response, "export", lambda job: Export(
