@@ -25,10 +25,11 @@ FINAL = ("succeeded", "failed", "cancelled", "interrupted")
 
 
 class ApiClientError(NasError):
-    """The server answered with an error (or could not be reached)."""
+    """The server answered with an error (or could not be reached); `loc`: the first 422 item's field path."""
 
     def __init__(self, message: str, status: int | None = None, detail: Any = None) -> None:
-        super().__init__(message)
+        first = detail[0] if isinstance(detail, list) and detail and isinstance(detail[0], dict) else {}
+        super().__init__(message, loc=first.get("loc") or ())
         self.status, self.detail = status, detail
 
 
