@@ -51,8 +51,8 @@ class ArchConfig:
         per_stage = len(ks) // len(d)
         for i, depth in enumerate(d):
             if not 1 <= depth <= per_stage:
-                raise InvalidArchError(f"field 'd[{i}]' = {depth} must be between 1 and {per_stage} (block slots per stage)",
-                                       loc=("d", i))
+                raise InvalidArchError(f"field 'd[{i}]' = {depth} must be between 1 and {per_stage} "
+                                       "(block slots per stage)", loc=("d", i))
         ks_c, e_c = list(ks), list(e)
         for s, depth in enumerate(d):
             last = s * per_stage + depth - 1

@@ -228,4 +228,5 @@ def import_ofa_run(checkpoint: str | Path, space_name: str, out_dir: str | Path,
     return out
 
 
-__all__ = ["TrainedRun", "RunInfo", "load_run", "read_run_info", "write_run_info", "import_ofa_run", "WEIGHTS", "CHECKPOINT", "RUN_JSON", "EXPERIMENT", "METRICS"]
+__all__ = ["TrainedRun", "RunInfo", "load_run", "read_run_info", "write_run_info", "import_ofa_run", "WEIGHTS",
+           "CHECKPOINT", "RUN_JSON", "EXPERIMENT", "METRICS"]

@@ -215,12 +215,12 @@ class SearchSpace:
             raise InvalidArchError(f"expected an ArchConfig, got {type(arch).__name__}")
         nb, ns = self.num_blocks, self.num_stages
         if len(arch.d) != ns:
-            raise InvalidArchError(f"field 'd' must list {ns} depths (one per stage) for space '{self.name}', got {len(arch.d)}",
-                                   loc=("d",))
+            raise InvalidArchError(f"field 'd' must list {ns} depths (one per stage) for space '{self.name}', "
+                                   f"got {len(arch.d)}", loc=("d",))
         for name, values, allowed in (("ks", arch.ks, self.kernel_choices), ("e", arch.e, self.expand_choices)):
             if len(values) != nb:
-                raise InvalidArchError(f"field '{name}' must list {nb} block slots for space '{self.name}', got {len(values)}",
-                                       loc=(name,))
+                raise InvalidArchError(f"field '{name}' must list {nb} block slots for space '{self.name}', "
+                                       f"got {len(values)}", loc=(name,))
             for i, v in enumerate(values):
                 if v not in allowed:
                     raise InvalidArchError(f"field '{name}[{i}]' = {v} is not allowed; allowed: {list(allowed)}",

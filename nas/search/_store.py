@@ -276,5 +276,6 @@ def _study_trials_public(storage: optuna.storages.BaseStorage, study_name: str) 
     study = optuna.load_study(study_name=study_name, storage=storage)
     return [{"trial": t.number, "params": dict(t.params), "values": list(t.values),
              "feasible": bool(t.user_attrs.get(FEASIBLE_ATTR, True)),
-             "constraints": {k[len(CON_PREFIX):]: float(v) for k, v in t.user_attrs.items() if k.startswith(CON_PREFIX)}}
+             "constraints": {k[len(CON_PREFIX):]: float(v) for k, v in t.user_attrs.items()
+                             if k.startswith(CON_PREFIX)}}
             for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))]

@@ -11,7 +11,8 @@ from supernet.run import RUN_JSON, RunInfo, read_run_info, write_run_info
 
 def test_run_info_round_trips_with_its_extra_keys(tmp_path):
     info = RunInfo("r", SearchSpace.preset("tiny-mbv3").to_dict(), {"name": "digits"}, finished=True,
-                   checkpoint_hash="a" * 64, config_hash="b" * 16, extra={"steps": 96, "final": {"max": {"val_top1": 0.9}}})
+                   checkpoint_hash="a" * 64, config_hash="b" * 16,
+                   extra={"steps": 96, "final": {"max": {"val_top1": 0.9}}})
     write_run_info(tmp_path, info)
     back = read_run_info(tmp_path)
     assert back == info and back.extra["steps"] == 96
