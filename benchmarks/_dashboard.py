@@ -78,7 +78,7 @@ def seed_experiment(runs: Path, n_trials: int, *, device: str = "cpu-host", spac
     nas.experiment as a real experiment's is. Returns the experiment id."""
     from nas.experiment import ExperimentSpec, PredictorObjective, _write_device
     from nas.search import Constraint, get_strategy, run
-    from nas.store import Experiment, Store, new_id
+    from nas.service.store import Experiment, Store, new_id
     from predictors import Predictors
     from supernet import SearchSpace
 

@@ -24,8 +24,11 @@ class ProfileError(NasError):
     fault where one is (name, kind, base, spec) so the API can point at it."""
 
     def __init__(self, message: str, field: str | None = None):
-        super().__init__(message)
-        self.field = field
+        super().__init__(message, loc=() if field is None else (field,))
+
+    @property
+    def field(self) -> str | None:
+        return str(self.loc[0]) if self.loc else None
 
 
 # dimension -> (canonical unit, {accepted unit: factor to canonical}). Memory sizes follow the JEDEC/datasheet

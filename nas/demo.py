@@ -144,7 +144,7 @@ def _log(msg: str) -> None:
 # ------------------------------------------------------------------------------------------------ stages
 def _train(spec: DemoSpec, fresh: bool) -> tuple[str, Path]:
     from supernet.config import ExperimentConfig
-    from supernet.run import read_run_json
+    from supernet.run import read_run_info
     from supernet.train import train
 
     run_dir = Path(spec.run_dir)
@@ -152,8 +152,8 @@ def _train(spec: DemoSpec, fresh: bool) -> tuple[str, Path]:
     if fresh and run_dir.exists():
         shutil.rmtree(run_dir)
     if (run_dir / "run.json").is_file():
-        info = read_run_json(run_dir)
-        if info.get("finished") and info.get("config_hash", config.config_hash()) == config.config_hash():
+        info = read_run_info(run_dir)
+        if info.finished and info.config_hash == config.config_hash():
             return "reused", run_dir
     resume = (run_dir / "checkpoint.pt").is_file()
     if spec.train_processes > 1:
@@ -266,13 +266,13 @@ def _export(spec: DemoSpec, run_dir: Path, out: Path, search: dict[str, Any], fr
     from nas.export.finetune import finetune_steps
     from nas.search.output import SearchOutput
     from supernet import ArchConfig
-    from supernet.run import read_run_json
+    from supernet.run import read_run_info
 
     folder = out / "exports"
     if fresh and folder.exists():
         shutil.rmtree(folder)
     cards, statuses = {}, []
-    steps = finetune_steps(spec.export.finetune, read_run_json(run_dir).get("steps"))
+    steps = finetune_steps(spec.export.finetune, read_run_info(run_dir).extra.get("steps"))
     output = SearchOutput(search["folder"])
     for device, info in search["summary"]["devices"].items():
         if not info.get("arch"):
@@ -366,18 +366,17 @@ def _finetune_columns(card: dict[str, Any]) -> dict[str, Any]:
 
 
 def _train_summary(run_dir: Path) -> dict[str, Any]:
-    from supernet.run import read_run_json
+    from supernet.run import read_run_info
 
-    info = read_run_json(run_dir)
-    out = {"run": str(run_dir), "space": info.get("space", {}).get("name"),
-           "checkpoint_hash": str(info.get("checkpoint_hash", ""))[:12]}
-    for name, figures in (info.get("final") or {}).items():
+    info = read_run_info(run_dir)
+    out = {"run": str(run_dir), "space": info.space.get("name"), "checkpoint_hash": str(info.checkpoint_hash)[:12]}
+    for name, figures in (info.extra.get("final") or {}).items():
         for split in ("val", "test"):
             if figures.get(f"{split}_top1") is not None:
                 out[f"{name} {split} acc (%)"] = _pct(figures[f"{split}_top1"])
-    out["steps"] = info.get("steps")
-    if info.get("train_seconds") is not None:
-        out["train seconds"] = round(float(info["train_seconds"]), 1)
+    out["steps"] = info.extra.get("steps")
+    if info.extra.get("train_seconds") is not None:
+        out["train seconds"] = round(float(info.extra["train_seconds"]), 1)
     return out
 
 

@@ -8,7 +8,6 @@ the Pareto front, the best feasible arch and a Pareto plot.
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from pathlib import Path
@@ -114,7 +113,7 @@ class ExperimentSpec(BaseModel):
             err = exc.errors()[0]
             where = ".".join(str(p) for p in err["loc"]) or "spec"
             msg = err["msg"].removeprefix("Value error, ")
-            raise SpecError(f"{source}: field '{where}': {msg}") from None
+            raise SpecError(f"{source}: field '{where}': {msg}", loc=err["loc"]) from None
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> "ExperimentSpec":
@@ -123,19 +122,20 @@ class ExperimentSpec(BaseModel):
 
 def _space(spec: ExperimentSpec) -> SearchSpace:
     if spec.run is not None:
-        meta = spec.run / "run.json"
-        if not meta.is_file():
-            raise SpecError(f"field 'run': '{spec.run}' is not a training run folder (no run.json)")
+        from supernet.run import RUN_JSON, read_run_info
+
+        if not (spec.run / RUN_JSON).is_file():
+            raise SpecError(f"field 'run': '{spec.run}' is not a training run folder (no run.json)", loc=("run",))
         try:
-            return SearchSpace.from_dict(json.loads(meta.read_text())["space"])
-        except (json.JSONDecodeError, KeyError) as exc:
-            raise SpecError(f"field 'run': {meta} is malformed: {exc}") from None
+            return SearchSpace.from_dict(read_run_info(spec.run).space)
+        except NasError as exc:
+            raise SpecError(f"field 'run': {exc}", loc=("run",)) from None
     if spec.space is None:
-        raise SpecError("give field 'run' (a trained run folder) or field 'space' (a space preset)")
+        raise SpecError("give field 'run' (a trained run folder) or field 'space' (a space preset)", loc=("run",))
     try:
         return SearchSpace.preset(spec.space)
     except NasError as exc:
-        raise SpecError(f"field 'space': {exc}") from None
+        raise SpecError(f"field 'space': {exc}", loc=("space",)) from None
 
 
 def _predictors(spec: ExperimentSpec, space: SearchSpace, device: str) -> Any:
@@ -152,19 +152,20 @@ def check_strategy(spec: ExperimentSpec, *, from_client: bool = False) -> None:
     if spec.strategy is None:
         if spec.strategy_options:
             raise SpecError("field 'strategy_options': options need field 'strategy' (the default strategy "
-                            f"takes none); allowed strategies: {', '.join(available_strategies())}")
+                            f"takes none); allowed strategies: {', '.join(available_strategies())}",
+                            loc=("strategy_options",))
         return
     if spec.strategy not in available_strategies():
         raise SpecError(f"field 'strategy': unknown strategy '{spec.strategy}'; "
-                        f"allowed: {', '.join(available_strategies())}")
+                        f"allowed: {', '.join(available_strategies())}", loc=("strategy",))
     for key in SERVER_OPTIONS:
         if from_client and key in spec.strategy_options:
             raise SpecError(f"field 'strategy_options.{key}': set by the server (nas serve --{key.replace('_', '-')}"
-                            "); leave it out to search on the server's cluster")
+                            "); leave it out to search on the server's cluster", loc=("strategy_options", key))
     try:
         get_strategy(spec.strategy, **spec.strategy_options)
     except NasError as exc:
-        raise SpecError(f"field 'strategy_options': {exc}") from None
+        raise SpecError(f"field 'strategy_options': {exc}", loc=("strategy_options",)) from None
 
 
 def check_spec(spec: ExperimentSpec, *, from_client: bool = False) -> dict[str, Any]:
@@ -174,11 +175,12 @@ def check_spec(spec: ExperimentSpec, *, from_client: bool = False) -> dict[str, 
     space = _space(spec)
     if "accuracy" in spec.objectives and spec.run is None:
         raise SpecError("field 'objectives': 'accuracy' needs field 'run' (a trained run with a fitted accuracy "
-                        "predictor); without one use latency_ms, sram_bytes, flash_bytes, macs or params")
+                        "predictor); without one use latency_ms, sram_bytes, flash_bytes, macs or params",
+                        loc=("objectives",))
     check_strategy(spec, from_client=from_client)
     names = [d.name for d in spec.devices]
     if len(set(names)) != len(names):
-        raise SpecError(f"field 'devices': each device may appear once, got {names}")
+        raise SpecError(f"field 'devices': each device may appear once, got {names}", loc=("devices",))
     found: dict[str, Any] = {}
     smallest = space.encode([space.smallest(r) for r in space.resolutions])
     for i, dev in enumerate(spec.devices):
@@ -188,18 +190,20 @@ def check_spec(spec: ExperimentSpec, *, from_client: bool = False) -> dict[str, 
             load_profile(dev.name)
         except ProfileError as exc:
             raise SpecError(f"field 'devices.{i}.name': unknown device '{dev.name}'; allowed: "
-                            f"{', '.join(list_profiles())} (or a profile YAML path) ({exc})") from None
+                            f"{', '.join(list_profiles())} (or a profile YAML path) ({exc})",
+                            loc=("devices", i, "name")) from None
         try:
             preds = _predictors(spec, space, dev.name)
         except NasError as exc:
-            raise SpecError(f"field 'devices.{i}' ({dev.name}): {exc}") from None
+            raise SpecError(f"field 'devices.{i}' ({dev.name}): {exc}", loc=("devices", i)) from None
         floor = preds.predict(smallest).min()
         for key, bound in _bounds(dev, preds).items():
             if bound < floor[key]:
                 given = dev.constraints[key]
                 shown = f"{bound:g}" if given == bound else f"{given} (= {bound:g})"
                 raise SpecError(f"field 'devices.{i}.constraints.{key}' = {shown} is impossible on "
-                                f"{dev.name}: the smallest subnet already needs {floor[key]:g}")
+                                f"{dev.name}: the smallest subnet already needs {floor[key]:g}",
+                                loc=("devices", i, "constraints", key))
         found[dev.name] = preds
     return found
 

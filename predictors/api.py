@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import functools
 import inspect
-import json
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -24,9 +23,8 @@ import pandas as pd
 from hw_profiles import DeviceProfile, load_profile
 from supernet import ArchConfig, SearchSpace
 from supernet.counting import layer_macs, layer_params, peak_bytes
-from supernet.errors import CheckpointError
 
-from predictors.base import PredictorBase, PredictorError, as_codes
+from predictors.base import PredictorBase, PredictorError
 from predictors.learned import LearnedLatency
 from predictors.lookup import LookupTableLatency
 from predictors.mcu import McuCostModel
@@ -89,27 +87,20 @@ class Predictors:
     @classmethod
     def for_run(cls, run_dir: str | Path, device: DeviceProfile | str) -> "Predictors":
         """Predictors for a trained run's space, with the run's fitted accuracy predictor attached."""
+        from supernet.run import read_run_info
+
         run = Path(run_dir)
-        meta = run / "run.json"
-        if not meta.is_file():
-            raise CheckpointError(f"run folder '{run_dir}' has no run.json (is it a training run folder?)")
-        try:
-            info = json.loads(meta.read_text())
-            space = SearchSpace.from_dict(info["space"])
-            checkpoint_hash = info["checkpoint_hash"]
-        except (json.JSONDecodeError, KeyError, TypeError) as exc:
-            raise CheckpointError(f"{meta} is malformed: {exc}") from None
+        info = read_run_info(run)
+        space = SearchSpace.from_dict(info.space)
         try:
             from predictors.accuracy import load_accuracy_predictor
         except ImportError as exc:
             raise PredictorError(f"no accuracy predictor is available in this install ({exc}); "
                                  "fit one with `nas accuracy fit` once it exists") from None
-        return cls(space, device, accuracy=load_accuracy_predictor(run, checkpoint_hash))
+        return cls(space, device, accuracy=load_accuracy_predictor(run, info.checkpoint_hash))
 
     def codes(self, archs: Sequence[ArchConfig] | Sequence[dict] | np.ndarray | ArchConfig) -> np.ndarray:
-        if isinstance(archs, (list, tuple)) and archs and isinstance(archs[0], dict):
-            archs = [self.space.arch_from_dict(a) for a in archs]
-        return as_codes(self.space, archs)
+        return self.space.codes(archs)
 
     def predict(self, archs: Sequence[ArchConfig] | np.ndarray | ArchConfig,
                 columns: Sequence[str] | None = None) -> pd.DataFrame:

@@ -11,6 +11,7 @@ import yaml
 from supernet._io import read_yaml, write_text
 from supernet import ArchConfig, SearchSpace
 from supernet.errors import NasError
+from supernet.registry import Registry
 
 from predictors.metrics import fidelity as _fidelity
 
@@ -32,32 +33,20 @@ class Predictor(Protocol):
     def to_dict(self) -> dict[str, Any]: ...
 
 
-_REGISTRY: dict[str, type] = {}
+PREDICTORS: Registry[type] = Registry("predictor", PredictorError)
 
 
-def register_predictor(name: str):
-    """Class decorator: make a predictor loadable by name from saved files (`load_predictor`)."""
-
-    def deco(cls: type) -> type:
-        _REGISTRY[name] = cls
-        cls.kind = name
-        return cls
-
-    return deco
+def register_predictor(name: str, cls: type | None = None) -> Any:
+    """Make a predictor class loadable by name from saved files (`load_predictor`); its `kind` is `name`. Without
+    `cls`, a class decorator."""
+    if cls is None:
+        return lambda c: register_predictor(name, c)
+    cls.kind = name
+    return PREDICTORS.register(name, cls)
 
 
 def available_predictors() -> list[str]:
-    return sorted(_REGISTRY)
-
-
-def as_codes(space: SearchSpace, archs: Sequence[ArchConfig] | np.ndarray) -> np.ndarray:
-    """Compact codes from archs or codes (validated shape)."""
-    if isinstance(archs, np.ndarray):
-        space.split_codes(archs)
-        return archs.astype(np.int64, copy=False)
-    if isinstance(archs, ArchConfig):
-        archs = [archs]
-    return space.encode(list(archs))
+    return PREDICTORS.names()
 
 
 class PredictorBase:
@@ -74,7 +63,7 @@ class PredictorBase:
 
     def fidelity(self, archs: Sequence[ArchConfig] | np.ndarray, measured: np.ndarray) -> dict[str, float]:
         """{spearman, kendall, rmse, mape, within_10pct} of this predictor on measured archs."""
-        return _fidelity(self.predict(as_codes(self.space, archs)), measured)
+        return _fidelity(self.predict(self.space.codes(archs)), measured)
 
     def to_dict(self) -> dict[str, Any]:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -102,10 +91,10 @@ def write_yaml(path: str | Path, payload: Any) -> Path:
 def load_predictor(path: str | Path, space: SearchSpace) -> PredictorBase:
     """A saved predictor; refuses one saved for another space."""
     data = read_yaml(path, PredictorError, "predictor file")
-    if not isinstance(data, dict) or data.get("predictor") not in _REGISTRY:
+    if not isinstance(data, dict) or data.get("predictor") not in PREDICTORS:
         raise PredictorError(f"{path}: field 'predictor' must be one of {', '.join(available_predictors())}")
     if data.get("space") != space.name:
         raise PredictorError(f"{path}: predictor was saved for space '{data.get('space')}', not '{space.name}'")
-    cls = _REGISTRY[data.pop("predictor")]
+    cls = PREDICTORS[data.pop("predictor")]
     data.pop("space")
     return cls.from_dict(space, data)

@@ -83,9 +83,6 @@ class LookupTableLatency(PredictorBase):
     def from_ofa(cls, space: SearchSpace, lut_dir: str | Path, **kw: Any) -> "LookupTableLatency":
         return cls(space, read_ofa_tables(lut_dir), **kw)
 
-    def to_ofa(self, out_dir: str | Path) -> list[Path]:
-        return write_ofa_tables(self.tables, out_dir)
-
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"tables": tables_to_plain(self.tables)}
         if self.fallback is not None:

@@ -12,11 +12,11 @@ from supernet.errors import InvalidArchError
 
 def _int_tuple(value: Any, field: str) -> tuple[int, ...]:
     if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
-        raise InvalidArchError(f"field '{field}' must be a list of integers, got {value!r}")
+        raise InvalidArchError(f"field '{field}' must be a list of integers, got {value!r}", loc=(field,))
     out = []
     for i, v in enumerate(value):
         if isinstance(v, bool) or not isinstance(v, Real) or not float(v).is_integer():
-            raise InvalidArchError(f"field '{field}[{i}]' must be an integer, got {v!r}")
+            raise InvalidArchError(f"field '{field}[{i}]' must be an integer, got {v!r}", loc=(field, i))
         out.append(int(v))
     return tuple(out)
 
@@ -37,20 +37,22 @@ class ArchConfig:
     def __post_init__(self) -> None:
         ks, e, d = _int_tuple(self.ks, "ks"), _int_tuple(self.e, "e"), _int_tuple(self.d, "d")
         if isinstance(self.r, bool) or not isinstance(self.r, Integral) or self.r <= 0:
-            raise InvalidArchError(f"field 'r' must be a positive integer resolution in px, got {self.r!r}")
+            raise InvalidArchError(f"field 'r' must be a positive integer resolution in px, got {self.r!r}",
+                                   loc=("r",))
         object.__setattr__(self, "r", int(self.r))
         if not d:
-            raise InvalidArchError("field 'd' must list one depth per stage, got an empty list")
+            raise InvalidArchError("field 'd' must list one depth per stage, got an empty list", loc=("d",))
         if len(ks) != len(e):
             raise InvalidArchError(f"fields 'ks' and 'e' must have the same length (one per block slot), got {len(ks)} and {len(e)}")
         if len(ks) % len(d):
             raise InvalidArchError(
-                f"field 'ks' has {len(ks)} block slots, not a multiple of the {len(d)} stages in 'd'"
+                f"field 'ks' has {len(ks)} block slots, not a multiple of the {len(d)} stages in 'd'", loc=("ks",)
             )
         per_stage = len(ks) // len(d)
         for i, depth in enumerate(d):
             if not 1 <= depth <= per_stage:
-                raise InvalidArchError(f"field 'd[{i}]' = {depth} must be between 1 and {per_stage} (block slots per stage)")
+                raise InvalidArchError(f"field 'd[{i}]' = {depth} must be between 1 and {per_stage} "
+                                       "(block slots per stage)", loc=("d", i))
         ks_c, e_c = list(ks), list(e)
         for s, depth in enumerate(d):
             last = s * per_stage + depth - 1
@@ -83,7 +85,7 @@ class ArchConfig:
         r = data["r"]
         if isinstance(r, (list, tuple)):
             if len(r) != 1:
-                raise InvalidArchError(f"field 'r' must be one resolution, got {list(r)!r}")
+                raise InvalidArchError(f"field 'r' must be one resolution, got {list(r)!r}", loc=("r",))
             r = r[0]
         if isinstance(r, float) and r.is_integer():
             r = int(r)

@@ -207,18 +207,14 @@ def _counters(space: SearchSpace) -> dict[str, BlockTables]:
     }
 
 
-def _codes(space: SearchSpace, archs: Sequence[ArchConfig] | np.ndarray) -> np.ndarray:
-    return archs if isinstance(archs, np.ndarray) else space.encode(archs)
-
-
 def count_macs(space: SearchSpace, archs: Sequence[ArchConfig] | np.ndarray) -> np.ndarray:
     """Multiply-accumulates per image (conv + linear, as OFA counts) for each arch."""
-    return _counters(space)["macs"](_codes(space, archs))
+    return _counters(space)["macs"](space.codes(archs))
 
 
 def count_params(space: SearchSpace, archs: Sequence[ArchConfig] | np.ndarray) -> np.ndarray:
     """Parameters of each extracted subnet (weights, biases, BN affine)."""
-    return _counters(space)["params"](_codes(space, archs))
+    return _counters(space)["params"](space.codes(archs))
 
 
 def peak_activation_bytes(space: SearchSpace, archs: Sequence[ArchConfig] | np.ndarray,
@@ -233,7 +229,7 @@ def peak_activation_bytes(space: SearchSpace, archs: Sequence[ArchConfig] | np.n
     in-place depthwise convolutions."""
     if dtype not in ("fp32", "int8"):
         raise ValueError(f"dtype must be 'fp32' or 'int8', got {dtype!r}")
-    return _counters(space)[f"peak_{dtype}"](_codes(space, archs))
+    return _counters(space)[f"peak_{dtype}"](space.codes(archs))
 
 
 def arch_stats(space: SearchSpace, arch: ArchConfig) -> dict[str, float]:

@@ -12,7 +12,7 @@ import io
 import json
 import shutil
 import tempfile
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +57,28 @@ class RunInfo:
         return {k: v for k, v in {**out, **self.extra}.items()
                 if v is not None or k in ("checkpoint_hash", "config_hash")}
 
+    @classmethod
+    def from_dict(cls, data: Any, name: str = "") -> "RunInfo":
+        """The RunInfo that `to_dict` wrote (keys it does not know go to `extra`); `name`: when data has none.
+        Raises CheckpointError when `data` is not a run's (no space)."""
+        if not isinstance(data, dict) or not isinstance(data.get("space"), dict):
+            raise CheckpointError(f"{RUN_JSON} of run '{name}' is malformed: it has no space")
+        known = {f.name for f in fields(cls)} - {"extra"}
+        return cls(**{"name": name, "data": {}, **{k: v for k, v in data.items() if k in known}},
+                   extra={k: v for k, v in data.items() if k not in known})
+
+
+def read_run_info(run_dir: str | Path) -> RunInfo:
+    """What run.json says of the run at `run_dir`. Raises CheckpointError (not a run folder, corrupt file)."""
+    p = Path(run_dir) / RUN_JSON
+    if not p.is_file():
+        raise CheckpointError(f"'{run_dir}' is not a run folder: {RUN_JSON} is missing (train one with `nas train`)")
+    try:
+        data = json.loads(p.read_text())
+    except json.JSONDecodeError as exc:
+        raise CheckpointError(f"{p} is corrupt: {exc.msg}") from None
+    return RunInfo.from_dict(data, name=Path(run_dir).name)
+
 
 def write_run_info(run_dir: str | Path, info: RunInfo) -> None:
     """Write run.json whole."""
@@ -74,7 +96,7 @@ class TrainedRun:
     config: ExperimentConfig | None
     data: DataConfig
     checkpoint_hash: str
-    info: dict[str, Any] = field(default_factory=dict)
+    info: RunInfo
     _splits: Splits | None = field(default=None, repr=False)
 
     @property
@@ -90,22 +112,12 @@ class TrainedRun:
         return self._splits
 
 
-def read_run_json(run_dir: str | Path) -> dict[str, Any]:
-    p = Path(run_dir) / RUN_JSON
-    if not p.is_file():
-        raise CheckpointError(f"'{run_dir}' is not a run folder: {RUN_JSON} is missing (train one with `nas train`)")
-    try:
-        return json.loads(p.read_text())
-    except json.JSONDecodeError as exc:
-        raise CheckpointError(f"{p} is corrupt: {exc.msg}") from None
-
-
 def load_run(run_dir: str | Path, device: str | torch.device = "cpu", *, from_checkpoint: bool = False) -> TrainedRun:
     """Load a finished run: the supernet with its trained weights (eval mode) on `device`, its space, config, data.
 
     `from_checkpoint`: take the weights of the latest `checkpoint.pt` instead (a run still training, or stopped
-    before its end); `checkpoint_hash` is then the checkpoint file's sha256 and `info["checkpoint_progress"]` says
-    where training stood. Raises CheckpointError when the folder has no finished weights (no checkpoint with
+    before its end); `checkpoint_hash` is then the checkpoint file's sha256 and `info.extra["checkpoint_progress"]`
+    says where training stood. Raises CheckpointError when the folder has no finished weights (no checkpoint with
     `from_checkpoint`) or they do not match run.json's hash.
     """
     run_dir = Path(run_dir)
@@ -115,15 +127,15 @@ def load_run(run_dir: str | Path, device: str | torch.device = "cpu", *, from_ch
         raise ConfigError(f"device {device!r} is not a torch device; allowed: cpu, cuda, cuda:N") from None
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError(f"device '{device}' was asked for but no CUDA GPU is available here; use cpu")
-    info = read_run_json(run_dir)
+    info = read_run_info(run_dir)
     if from_checkpoint:
         state, digest, info = _checkpoint_weights(run_dir, info)
     else:
         state, digest = _final_weights(run_dir, info)
     try:
-        space = SearchSpace.from_dict(info["space"])
-        config = None if info.get("imported") else ExperimentConfig.from_yaml(run_dir / EXPERIMENT)
-        data = DataConfig.from_dict(info["data"])
+        space = SearchSpace.from_dict(info.space)
+        config = None if info.imported else ExperimentConfig.from_yaml(run_dir / EXPERIMENT)
+        data = DataConfig.from_dict(info.data)
     except (KeyError, NasError) as exc:
         raise CheckpointError(f"run '{run_dir}' has a malformed {RUN_JSON} or {EXPERIMENT}: {exc}") from None
     net = Supernet(space)
@@ -136,21 +148,21 @@ def load_run(run_dir: str | Path, device: str | torch.device = "cpu", *, from_ch
     return TrainedRun(run_dir, space, net, config, data, digest, info)
 
 
-def _final_weights(run_dir: Path, info: dict[str, Any]) -> tuple[dict[str, torch.Tensor], str]:
+def _final_weights(run_dir: Path, info: RunInfo) -> tuple[dict[str, torch.Tensor], str]:
     weights = run_dir / WEIGHTS
-    if not info.get("finished") or not weights.is_file():
+    if not info.finished or not weights.is_file():
         raise CheckpointError(f"run '{run_dir}' has no finished weights ({WEIGHTS}); finish it with "
                               f"`nas train {run_dir / EXPERIMENT} --out {run_dir} --resume`, or evaluate its latest "
                               f"checkpoint with --from-checkpoint")
     state, digest = _read_hashed(weights)
-    if digest != info.get("checkpoint_hash"):
+    if digest != info.checkpoint_hash:
         raise CheckpointError(f"{weights} does not match the checkpoint_hash in {RUN_JSON} (file changed or corrupt)")
     return state, digest
 
 
-def _checkpoint_weights(run_dir: Path, info: dict[str, Any]) -> tuple[dict[str, torch.Tensor], str, dict[str, Any]]:
-    if info.get("imported"):
-        raise CheckpointError(f"run '{run_dir}' was imported (from {info['imported'].get('from')}): it has no "
+def _checkpoint_weights(run_dir: Path, info: RunInfo) -> tuple[dict[str, torch.Tensor], str, RunInfo]:
+    if info.imported:
+        raise CheckpointError(f"run '{run_dir}' was imported (from {info.imported.get('from')}): it has no "
                               f"training checkpoint, only its final weights (drop --from-checkpoint)")
     path = run_dir / CHECKPOINT
     if not path.is_file():
@@ -158,9 +170,9 @@ def _checkpoint_weights(run_dir: Path, info: dict[str, Any]) -> tuple[dict[str, 
     ckpt, digest = _read_hashed(path)
     if not isinstance(ckpt, dict) or not isinstance(ckpt.get("model"), dict):
         raise CheckpointError(f"{path} holds no model weights (not a training checkpoint of this project)")
-    if ckpt.get("config_hash") != info.get("config_hash"):
+    if ckpt.get("config_hash") != info.config_hash:
         raise CheckpointError(f"{path} belongs to another config than {RUN_JSON} says")
-    return ckpt["model"], digest, {**info, "checkpoint_progress": ckpt.get("progress")}
+    return ckpt["model"], digest, replace(info, extra={**info.extra, "checkpoint_progress": ckpt.get("progress")})
 
 
 def _read_hashed(path: Path) -> tuple[Any, str]:
@@ -216,4 +228,5 @@ def import_ofa_run(checkpoint: str | Path, space_name: str, out_dir: str | Path,
     return out
 
 
-__all__ = ["TrainedRun", "RunInfo", "load_run", "read_run_json", "write_run_info", "import_ofa_run", "WEIGHTS", "CHECKPOINT", "RUN_JSON", "EXPERIMENT", "METRICS"]
+__all__ = ["TrainedRun", "RunInfo", "load_run", "read_run_info", "write_run_info", "import_ofa_run", "WEIGHTS",
+           "CHECKPOINT", "RUN_JSON", "EXPERIMENT", "METRICS"]

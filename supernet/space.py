@@ -13,11 +13,12 @@ import yaml
 from supernet._io import read_yaml
 from supernet.arch import ArchConfig
 from supernet.errors import InvalidArchError, SpaceError
+from supernet.registry import Registry
 
 MIN_RESOLUTION, MAX_RESOLUTION = 8, 4096  # px: the input sizes an arch's `r` may ask for
 
 ACTIVATIONS = ("relu", "h_swish")
-_PRESETS: dict[str, Path | "SearchSpace"] = {}
+SPACES: Registry[Path | "SearchSpace"] = Registry("space", SpaceError)  # registered here; shipped ones are files
 
 
 def make_divisible(value: float, divisor: int = 8) -> int:
@@ -32,6 +33,18 @@ def as_rng(seed_or_rng: int | np.random.Generator | None) -> np.random.Generator
     if isinstance(seed_or_rng, np.random.Generator):
         return seed_or_rng
     return np.random.default_rng(seed_or_rng)
+
+
+def mutate_rows(rows: np.ndarray, fresh: np.ndarray, rng: np.random.Generator, prob: float) -> np.ndarray:
+    """OFA's mutation, vectorised over rows of genes: each gene of `rows` takes the same gene of `fresh` (random
+    rows drawn by the caller) with probability `prob`. The one mutation: `SearchSpace.mutate` and the search
+    strategies both use it (on codes or on choice-index rows)."""
+    return np.where(rng.random(rows.shape) < prob, fresh, rows)
+
+
+def crossover_rows(a: np.ndarray, b: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """OFA's uniform crossover, vectorised: each gene from `a` or `b` with equal probability."""
+    return np.where(rng.random(a.shape) < 0.5, a, b)
 
 
 @dataclass(frozen=True)
@@ -126,8 +139,8 @@ class SearchSpace:
     @classmethod
     def preset(cls, name: str) -> "SearchSpace":
         """A shipped or registered space by name (`ofa-mbv3-w1.0`, `ofa-mbv3-w1.2`, `tiny-mbv3`), or a YAML path."""
-        if name in _PRESETS:
-            found = _PRESETS[name]
+        if name in SPACES:
+            found = SPACES[name]
             return found if isinstance(found, SearchSpace) else cls.from_yaml(found)
         shipped = resources.files("supernet") / "presets" / f"{name}.yaml"
         if shipped.is_file():
@@ -195,10 +208,6 @@ class SearchSpace:
     def se_channels(self, channels: int) -> int:
         return make_divisible(channels // self.se_reduction, self.channel_divisor)
 
-    def feature_size(self, r: int, stride: int) -> int:
-        """Spatial size after a 'same'-padded conv of `stride` on a map of `r` px."""
-        return (r - 1) // stride + 1
-
     # ---------------------------------------------------------------- validation
     def validate(self, arch: ArchConfig) -> ArchConfig:
         """Return `arch` if it belongs to this space, else raise InvalidArchError naming field, index, allowed values."""
@@ -206,21 +215,25 @@ class SearchSpace:
             raise InvalidArchError(f"expected an ArchConfig, got {type(arch).__name__}")
         nb, ns = self.num_blocks, self.num_stages
         if len(arch.d) != ns:
-            raise InvalidArchError(f"field 'd' must list {ns} depths (one per stage) for space '{self.name}', got {len(arch.d)}")
+            raise InvalidArchError(f"field 'd' must list {ns} depths (one per stage) for space '{self.name}', "
+                                   f"got {len(arch.d)}", loc=("d",))
         for name, values, allowed in (("ks", arch.ks, self.kernel_choices), ("e", arch.e, self.expand_choices)):
             if len(values) != nb:
-                raise InvalidArchError(f"field '{name}' must list {nb} block slots for space '{self.name}', got {len(values)}")
+                raise InvalidArchError(f"field '{name}' must list {nb} block slots for space '{self.name}', "
+                                       f"got {len(values)}", loc=(name,))
             for i, v in enumerate(values):
                 if v not in allowed:
-                    raise InvalidArchError(f"field '{name}[{i}]' = {v} is not allowed; allowed: {list(allowed)}")
+                    raise InvalidArchError(f"field '{name}[{i}]' = {v} is not allowed; allowed: {list(allowed)}",
+                                           loc=(name, i), allowed=allowed)
         for i, v in enumerate(arch.d):
             if v not in self.depth_choices:
-                raise InvalidArchError(f"field 'd[{i}]' = {v} is not allowed; allowed: {list(self.depth_choices)}")
+                raise InvalidArchError(f"field 'd[{i}]' = {v} is not allowed; allowed: {list(self.depth_choices)}",
+                                       loc=("d", i), allowed=self.depth_choices)
         # Any plausible resolution is accepted (OFA publishes nets above its training range); nonsense is refused.
         if not MIN_RESOLUTION <= arch.r <= MAX_RESOLUTION:
             raise InvalidArchError(f"field 'r' = {arch.r} is out of range; resolutions must be between "
                                    f"{MIN_RESOLUTION} and {MAX_RESOLUTION} px "
-                                   f"(trained: {self.resolutions[0]}..{self.resolutions[-1]})")
+                                   f"(trained: {self.resolutions[0]}..{self.resolutions[-1]})", loc=("r",))
         return arch
 
     def arch_from_dict(self, data: Mapping[str, Any]) -> ArchConfig:
@@ -232,7 +245,7 @@ class SearchSpace:
                 value = data.get(name)
                 if isinstance(value, (list, tuple)) and len(value) != n:
                     raise InvalidArchError(f"field '{name}' must list {n} {what} for space '{self.name}', "
-                                           f"got {len(value)}")
+                                           f"got {len(value)}", loc=(name,))
         arch = self.validate(ArchConfig.from_dict(data))
         # ArchConfig rewrites inactive slots (beyond a stage's depth) as copies of the last active block, so what
         # a user sent there is checked as sent: every slot, active or not, holds one of the choices (as in OFA).
@@ -240,7 +253,8 @@ class SearchSpace:
             for i, v in enumerate(data[name]):
                 if v not in allowed:
                     raise InvalidArchError(f"field '{name}[{i}]' = {v} is not allowed (an inactive slot still holds "
-                                           f"one of the choices); allowed: {list(allowed)}")
+                                           f"one of the choices); allowed: {list(allowed)}",
+                                           loc=(name, i), allowed=allowed)
         return arch
 
     # ---------------------------------------------------------------- sampling
@@ -277,16 +291,14 @@ class SearchSpace:
         """Resample each gene (kernel, expand, depth, resolution) with probability `prob` (OFA's mutation)."""
         rng = as_rng(seed_or_rng)
         code = self.encode([arch])
-        fresh = self.sample_codes(1, rng)
-        mask = rng.random(code.shape) < prob
-        return self.decode(np.where(mask, fresh, code))[0]
+        return self.decode(mutate_rows(code, self.sample_codes(1, rng), rng, prob))[0]
 
     def crossover(self, a: ArchConfig, b: ArchConfig,
                   seed_or_rng: int | np.random.Generator | None = None) -> ArchConfig:
         """Each gene from `a` or `b` with equal probability (OFA's crossover)."""
         rng = as_rng(seed_or_rng)
         ca, cb = self.encode([a, b])
-        return self.decode(np.where(rng.random(ca.shape) < 0.5, ca, cb)[None])[0]
+        return self.decode(crossover_rows(ca, cb, rng)[None])[0]
 
     def size(self) -> int:
         """Number of distinct subnets (inactive slots don't count), resolutions included."""
@@ -310,6 +322,59 @@ class SearchSpace:
             self.validate(a)
             rows.append([kidx[k] for k in a.ks] + [eidx[e] for e in a.e] + [didx[d] for d in a.d] + [a.r])
         return np.asarray(rows, dtype=np.int64).reshape(-1, self.code_length)
+
+    def codes(self, archs: ArchConfig | Mapping[str, Any] | Iterable[ArchConfig | Mapping[str, Any]] | np.ndarray
+              ) -> np.ndarray:
+        """Compact codes (N, code_length) of archs in whatever form they come: ArchConfigs, OFA dicts (checked
+        against this space as `arch_from_dict` checks them), or codes already (shape checked; one code row is a
+        batch of one). The one coercion from archs to codes: the API, predictors, counters and searches all take
+        their input through it. A bad dict in a list raises InvalidArchError with its index first in `loc`."""
+        if isinstance(archs, np.ndarray):
+            codes = archs[None, :] if archs.ndim == 1 and archs.size == self.code_length else archs
+            self.split_codes(codes)
+            return codes.astype(np.int64, copy=False)
+        if isinstance(archs, ArchConfig):
+            return self.encode([archs])
+        if isinstance(archs, Mapping):
+            return self.encode([self.arch_from_dict(archs)])
+        archs = list(archs)
+        if archs and all(isinstance(a, Mapping) for a in archs):
+            codes = self._dict_codes(archs)
+            if codes is not None:
+                return codes
+        valid = []
+        for i, a in enumerate(archs):
+            try:
+                valid.append(a if isinstance(a, ArchConfig) else self.arch_from_dict(a))
+            except InvalidArchError as exc:
+                raise InvalidArchError(str(exc), loc=(i, *exc.loc), allowed=exc.allowed) from None
+        return self.encode(valid)
+
+    def _dict_codes(self, archs: Sequence[Mapping[str, Any]]) -> np.ndarray | None:
+        """`codes` of a batch of OFA dicts in which every arch is valid, vectorised (hundreds of archs in a
+        millisecond); None when anything is off (ragged, unknown values), for the per-arch path to name it."""
+        nb, ns = self.num_blocks, self.num_stages
+        try:
+            ks = np.asarray([a["ks"] for a in archs], dtype=np.float64)
+            e = np.asarray([a["e"] for a in archs], dtype=np.float64)
+            d = np.asarray([a["d"] for a in archs], dtype=np.float64)
+            r = np.asarray([a["r"][0] if isinstance(a["r"], (list, tuple)) and len(a["r"]) == 1 else a["r"]
+                            for a in archs], dtype=np.float64)
+        except (KeyError, ValueError, TypeError):
+            return None
+        if (ks.shape != (len(archs), nb) or e.shape != ks.shape or d.shape != (len(archs), ns) or r.ndim != 1
+                or any(set(a) - {"ks", "e", "d", "r"} for a in archs)):
+            return None
+        parts = []
+        for values, choices in ((ks, self.kernel_choices), (e, self.expand_choices), (d, self.depth_choices)):
+            table = np.asarray(choices, dtype=np.float64)
+            idx = np.clip(np.searchsorted(table, values), 0, len(table) - 1)
+            if not np.array_equal(table[idx], values):
+                return None
+            parts.append(idx)
+        if np.any(r < MIN_RESOLUTION) or np.any(r > MAX_RESOLUTION) or np.any(r != np.round(r)):
+            return None
+        return self.canonical_codes(np.concatenate([*parts, r[:, None]], axis=1).astype(np.int64))
 
     def split_codes(self, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """(kernel idx (N,B), expand idx (N,B), depth (N,S) in blocks, resolution (N,)) from compact codes."""
@@ -353,8 +418,7 @@ class SearchSpace:
         """OFA's accuracy-predictor encoding (N, |r| + B*|ks| + B*|e|), laid out as its MobileNetArchEncoder:
         the resolution one-hot, then a kernel one-hot per block slot, then an expand one-hot per block slot
         (inactive slots all zero). A resolution between two choices is two-hot, interpolated."""
-        codes = archs_or_codes if isinstance(archs_or_codes, np.ndarray) else self.encode(archs_or_codes)
-        k, e, d, r = self.split_codes(codes)
+        k, e, d, r = self.split_codes(self.codes(archs_or_codes))
         n, nb = k.shape
         nk, ne, nr = len(self.kernel_choices), len(self.expand_choices), len(self.resolutions)
         active = self.active_mask(d).astype(np.float32)
@@ -375,12 +439,12 @@ class SearchSpace:
 
 def register_space(name: str, space_or_yaml: "SearchSpace | str | Path") -> None:
     """Make a space available to `SearchSpace.preset(name)` (a SearchSpace or a YAML path)."""
-    _PRESETS[name] = space_or_yaml if isinstance(space_or_yaml, SearchSpace) else Path(space_or_yaml)
+    SPACES.register(name, space_or_yaml if isinstance(space_or_yaml, SearchSpace) else Path(space_or_yaml))
 
 
 def available_spaces() -> list[str]:
     shipped = [p.name[:-5] for p in (resources.files("supernet") / "presets").iterdir() if p.name.endswith(".yaml")]
-    return sorted(set(shipped) | set(_PRESETS))
+    return sorted(set(shipped) | set(SPACES))
 
 
 __all__ = ["SearchSpace", "StageSpec", "ConvSpec", "BlockSlot", "make_divisible", "register_space",

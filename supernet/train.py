@@ -32,7 +32,7 @@ from supernet.data import Splits, augment_batch, load_splits, make_loader
 from supernet.errors import CheckpointError
 from supernet.evaluate import evaluate, recalibrate_bn, resize_to
 from supernet.network import Supernet
-from supernet.run import (CHECKPOINT, EXPERIMENT, METRICS, RUN_JSON, WEIGHTS, RunInfo, read_run_json,
+from supernet.run import (CHECKPOINT, EXPERIMENT, METRICS, RUN_JSON, WEIGHTS, RunInfo, read_run_info,
                           write_run_info)
 from supernet.space import SearchSpace
 
@@ -243,7 +243,7 @@ def train(config: ExperimentConfig, out_dir: str | Path, *, resume: bool = False
     config_hash = config.config_hash()
     ckpt_path = out / CHECKPOINT
     ckpt = None
-    if (out / RUN_JSON).is_file() and read_run_json(out).get("imported"):
+    if (out / RUN_JSON).is_file() and read_run_info(out).imported:
         raise CheckpointError(f"{out} holds a run imported from once-for-all: it is never trained or resumed here; "
                               f"choose another --out folder")
     if resume and ckpt_path.is_file():

@@ -15,9 +15,9 @@ from nas.api.errors import install_error_handlers
 from nas.api.middleware import BodyLimit, TokenGate, install_method_handling
 from nas.api.openapi import document_responses
 from nas.api.routers import details, devices, experiments, exports, health, predict, runs, spaces, ui
-from nas.jobs import JobRunner
-from nas.settings import Settings
-from nas.store import Store
+from nas.service.jobs import JobRunner
+from nas.service.settings import Settings
+from nas.service.store import Store
 
 log = logging.getLogger("nas.api")
 
@@ -28,7 +28,8 @@ def create_app(settings: Settings | None = None, *, start_jobs: bool = True) -> 
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        # hw_profiles finds profiles added here by name, in this process and in the workers (nas.jobs.worker_env)
+        # hw_profiles finds profiles added here by name, in this process and in the workers
+        # (nas.service.jobs.worker_env)
         os.environ["NAS_PROFILES_DIR"] = str(settings.profiles_dir)
         store = Store(settings.database_url).create()
         runner = JobRunner(store, settings)

@@ -7,9 +7,9 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from nas.api.errors import ApiError
 from nas.api.middleware import token_ok
-from nas.jobs import JobRunner
-from nas.settings import Settings
-from nas.store import Store
+from nas.service.jobs import JobRunner
+from nas.service.settings import Settings
+from nas.service.store import Store
 
 _bearer = HTTPBearer(auto_error=False, description="the server's token (NAS_API_TOKEN, or `nas serve --token-file`)")
 

@@ -13,6 +13,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
+from nas.service.resolve import NotFoundError, UnknownNameError
 from supernet.errors import NasError
 
 
@@ -75,8 +76,24 @@ def install_error_handlers(app: FastAPI) -> None:
             detail.append(item)
         return JSONResponse({"detail": detail}, status_code=422)
 
+    @app.exception_handler(NotFoundError)
+    async def _not_found(_: Request, exc: NotFoundError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=404)
+
+    @app.exception_handler(UnknownNameError)
+    async def _unknown_name(_: Request, exc: UnknownNameError) -> JSONResponse:
+        return JSONResponse({"detail": nas_error_detail(exc, (), "value_error")}, status_code=422)
+
     @app.exception_handler(NasError)
     async def _nas_error(_: Request, exc: NasError) -> JSONResponse:
         # typed user errors from the library (bad arch, unknown space, malformed profile) that no route mapped
-        return JSONResponse({"detail": [{"loc": ["body"], "msg": str(exc), "type": type(exc).__name__}]},
-                            status_code=422)
+        return JSONResponse({"detail": nas_error_detail(exc)}, status_code=422)
+
+
+def nas_error_detail(exc: NasError, prefix: Sequence[str | int] = ("body",), type_: str | None = None
+                     ) -> list[dict[str, Any]]:
+    """A typed library error as one 422 item: its field location (`exc.loc`) under `prefix`, its allowed values."""
+    item: dict[str, Any] = {"loc": [*prefix, *exc.loc], "msg": str(exc), "type": type_ or type(exc).__name__}
+    if exc.allowed is not None:
+        item["ctx"] = {"allowed": exc.allowed}
+    return [item]

@@ -9,8 +9,8 @@ from sqlalchemy import select
 
 from nas.api.errors import NotFound
 from nas.api.schemas import Accepted
-from nas.jobs import JobRunner
-from nas.store import Experiment, Export, Job, Store
+from nas.service.jobs import JobRunner
+from nas.service.store import Experiment, Export, Job, Store
 
 Row = TypeVar("Row", Experiment, Export)
 

@@ -7,16 +7,15 @@ would choose where files go (output folders, storage URLs) is the server's to se
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
 from nas.api.errors import ApiError, FieldError, validation_detail
-from nas.api.resolve import load_device, load_space, resolve_run_dir
-from nas.settings import Settings
-from nas.store import Store
+from nas.service.resolve import load_device, load_space, resolve_run_dir
+from nas.service.settings import Settings
+from nas.service.store import Store
 
 SERVER_KEYS = ("out_dir", "output", "output_dir", "storage", "study_name", "db", "path")
 
@@ -96,7 +95,7 @@ def prepare_spec(data: dict[str, Any], exp_id: str, out_dir: Path, *, store: Sto
     try:
         predictors = check_spec(parsed, from_client=True)
     except SpecError as exc:
-        raise FieldError(("body", *_loc_of(str(exc))), str(exc), type_="spec_error") from None
+        raise FieldError(("body", *exc.loc), str(exc), type_="spec_error") from None
     # a relative budget ("60%") is fixed now, on the device's profile as it is at creation, so a resumed
     # experiment searches under the same figures
     out = resolve_budgets(parsed, predictors).model_dump(mode="json")
@@ -105,9 +104,3 @@ def prepare_spec(data: dict[str, Any], exp_id: str, out_dir: Path, *, store: Sto
     return out, run_id
 
 
-def _loc_of(message: str) -> list[str | int]:
-    """`field 'devices.0.constraints.latency_ms'` in a SpecError → ["devices", 0, "constraints", "latency_ms"]."""
-    m = re.search(r"field '([^']+)'", message)
-    if not m:
-        return []
-    return [int(part) if part.isdigit() else part for part in m.group(1).split(".")]

@@ -68,10 +68,6 @@ def read_archs(space: SearchSpace, path: str) -> list[ArchConfig]:
     return archs
 
 
-def user_errors() -> tuple[type[BaseException], ...]:
-    return (NasError, FileNotFoundError)
-
-
 def main_guard(fn):  # noqa: ANN001
     """Run a Typer app, turning typed user errors into one line on stderr and exit 2."""
 

@@ -62,7 +62,7 @@ def import_ofa(file: str = typer.Argument(..., help="OFA's predictor: the tutori
                                                     "separated (default inferred: 25 → 128..224 step 4, 4 → 128,"
                                                     "160,192,224, 1 → 224)")) -> None:
     """Make once-for-all's trained accuracy predictor this run's accuracy predictor (predictions as OFA's code)."""
-    from predictors.accuracy._ofa import import_ofa_predictor
+    from predictors.accuracy.store import import_ofa_predictor
     from predictors.accuracy.store import predictor_dir
 
     res = None

@@ -50,7 +50,8 @@ def eval_command(
     if split not in ("val", "test"):
         raise NasError(f"--split must be val or test, got {split!r}")
     run = load_run(run_dir, from_checkpoint=from_checkpoint)
-    where = {"checkpoint_step": (run.info["checkpoint_progress"] or {}).get("global_step")} if from_checkpoint else {}
+    progress = run.info.extra.get("checkpoint_progress") or {}
+    where = {"checkpoint_step": progress.get("global_step")} if from_checkpoint else {}
     archs = _archs(run.space, arch, seed)
     splits = run.splits(data_dir)
     for a in archs:

@@ -43,7 +43,7 @@ def export(run_dir: str = typer.Argument(..., help="trained run folder (nas trai
     """Export subnets of a trained run for devices: weights, TorchScript, ONNX, int8, C header, model card."""
     budget = _finetune_budget(finetune, finetune_steps)
     if server:  # RUN_DIR is the server's run id, --from an experiment id there; bundles are unpacked into --out
-        from nas.client import remote_export
+        from nas.service.client import remote_export
 
         if (arch is None) == (from_ is None):
             fail("give exactly one of --arch FILE.json and --from EXPERIMENT_ID")
@@ -56,18 +56,14 @@ def export(run_dir: str = typer.Argument(..., help="trained run folder (nas trai
     from nas.export import export_bundle, resolve_formats
     from nas.search.output import SearchOutput
     from supernet import SearchSpace
-    from supernet.run import read_run_json
+    from supernet.run import read_run_info
 
     if (arch is None) == (from_ is None):
         fail("give exactly one of --arch FILE.json and --from SEARCH_DIR")
     chosen = [f for item in formats for f in item.split(",") if f.strip()] if formats else None
     if chosen is not None:
         resolve_formats(chosen, "cpu")  # unknown names fail here, before any work
-    info = read_run_json(run_dir)
-    try:
-        space = SearchSpace.from_dict(info["space"])
-    except KeyError:
-        fail(f"run '{run_dir}' has no space in run.json")
+    space = SearchSpace.from_dict(read_run_info(run_dir).space)
     jobs: list[tuple[Any, str]] = []
     for dev in device:
         if arch is not None:

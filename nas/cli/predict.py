@@ -23,7 +23,7 @@ def predict(space: str = typer.Option(..., "--space", help="space name or YAML")
             server: str = typer.Option(None, "--server", help="a `nas serve` URL: run there (token from $NAS_API_TOKEN)")) -> None:
     """Print one JSON object per arch: latency_ms, macs, params; on MCUs also sram_bytes, flash_bytes, fits."""
     if server:
-        from nas.client import remote_predict
+        from nas.service.client import remote_predict
 
         if device is None:
             raise PredictorError("with --server give --device NAME (a device the server knows)")

@@ -33,7 +33,7 @@ def import_ofa(checkpoint: Path = typer.Argument(..., help="OFA's weight file (o
     import time
 
     from supernet.ofa import OFA_SPACES
-    from supernet.run import import_ofa_run, read_run_json
+    from supernet.run import import_ofa_run, read_run_info
 
     if space not in OFA_SPACES:
         from supernet.errors import CheckpointError
@@ -41,7 +41,7 @@ def import_ofa(checkpoint: Path = typer.Argument(..., help="OFA's weight file (o
         raise CheckpointError(f"--space {space!r} is not allowed; allowed: {', '.join(OFA_SPACES)}")
     t0 = time.perf_counter()
     run_dir = import_ofa_run(checkpoint, space, out, data_dir=data_dir, val_size=val_size)
-    info = read_run_json(run_dir)
-    emit({"run_dir": str(run_dir), "space": space, "checkpoint_hash": info["checkpoint_hash"],
-          **{k: info["imported"][k] for k in ("source_sha256", "format", "net_id")},
+    info = read_run_info(run_dir)
+    emit({"run_dir": str(run_dir), "space": space, "checkpoint_hash": info.checkpoint_hash,
+          **{k: info.imported[k] for k in ("source_sha256", "format", "net_id")},
           "seconds": round(time.perf_counter() - t0, 2)})

@@ -23,7 +23,7 @@ def search(spec: str = typer.Argument(..., help="experiment spec YAML (see exper
            server: str = typer.Option(None, "--server", help="a `nas serve` URL: run there (token from $NAS_API_TOKEN)")) -> None:
     """Search each device of SPEC within its constraints; write trials, Pareto front, best arch and plot."""
     if server:
-        from nas.client import remote_search
+        from nas.service.client import remote_search
 
         def report(state: dict) -> None:
             if not quiet:

@@ -36,7 +36,7 @@ def serve(host: str = typer.Option("127.0.0.1", "--host", help="address to liste
 
     from nas.api import create_app
     from nas.cli._common import fail
-    from nas.settings import Settings
+    from nas.service.settings import Settings
 
     if token is not None:
         typer.echo("warning: --token shows the token to anyone who can list processes; use --token-file or "

@@ -27,7 +27,7 @@ def train_command(
     Data parallel: torchrun --nproc-per-node K -m nas train EXPERIMENT.yaml
     """
     from supernet.config import ExperimentConfig
-    from supernet.run import read_run_json
+    from supernet.run import read_run_info
     from supernet.train import train
 
     config = ExperimentConfig.from_yaml(experiment).with_data_dir(data_dir)
@@ -36,9 +36,9 @@ def train_command(
     run_dir = train(config, out or Path("runs") / config.name, resume=resume, progress=progress and sys.stderr.isatty())
     if os.environ.get("RANK", "0") != "0":  # under torchrun only the first process reports
         return
-    info = read_run_json(run_dir)
-    emit({"run_dir": str(run_dir), "finished": info.get("finished"), "checkpoint_hash": info.get("checkpoint_hash"),
-          "final": info.get("final")})
+    info = read_run_info(run_dir)
+    emit({"run_dir": str(run_dir), "finished": info.finished, "checkpoint_hash": info.checkpoint_hash,
+          "final": info.extra.get("final")})
 
 
 def register(app: typer.Typer) -> None:

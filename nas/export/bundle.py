@@ -251,7 +251,7 @@ def export_bundle(run_dir: str | Path, arch: ArchConfig | Mapping[str, Any] | st
     if out_dir.exists() and not out_dir.is_dir():
         raise ExportError(f"field 'out_dir': '{out_dir}' exists and is not a folder")
     run = load_run(run_dir)
-    steps = finetune_steps(finetune, run.info.get("steps"))
+    steps = finetune_steps(finetune, run.info.extra.get("steps"))
     arch = as_arch(arch, run.space)
     report(0.02, "reading data")
     splits = run.splits().at_resolution(arch.r)  # streamed images: OFA's resize and crop for this resolution
@@ -408,7 +408,7 @@ def _finetune(run: TrainedRun, arch: ArchConfig, steps: int, splits, bn_loader, 
     done = finetune_subnet(run.net, arch, splits.train, steps=steps, recipe=recipe, teacher=teacher,
                            seed=run.data.seed, pad=splits.pad, flip=splits.flip,
                            progress=lambda f, m: report(0.08 + 0.4 * f, m))
-    supernet_steps = run.info.get("steps")
+    supernet_steps = run.info.extra.get("steps")
     return {**done, "supernet_steps": supernet_steps,
             "share_of_supernet_steps": round(steps / supernet_steps, 4) if supernet_steps else None,
             "recipe": recipe.to_dict(), "teacher": f"the supernet's largest subnet at {arch.r} px (frozen copy)",

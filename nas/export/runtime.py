@@ -38,9 +38,3 @@ def ort_predict(session, loader: Iterable, r: int) -> tuple[np.ndarray, np.ndarr
         outs.append(ort_logits(session, resize_to(x, r)))
         labels.append(np.asarray(y))
     return np.concatenate(outs), np.concatenate(labels)
-
-
-def ort_top1(session, loader: Iterable, r: int) -> float:  # noqa: ANN001
-    """Top-1 accuracy in [0, 1] of an onnxruntime model over `loader`."""
-    logits, labels = ort_predict(session, loader, r)
-    return float((logits.argmax(1) == labels).mean()) if len(labels) else float("nan")

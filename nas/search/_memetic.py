@@ -20,6 +20,7 @@ import numpy as np
 from nas.search._session import Session
 from nas.search._pareto import selection_order
 from nas.search._problem import SearchError
+from supernet.space import crossover_rows
 
 
 def _hash(rows: np.ndarray) -> np.ndarray:
@@ -166,7 +167,7 @@ class Memetic:
         n_mut = n // 2
         kids = parents[rng.integers(0, len(parents), n)]  # a fancy index: a new array
         mates = parents[rng.integers(0, len(parents), n - n_mut)]
-        np.copyto(kids[n_mut:], mates, where=rng.random(mates.shape) < 0.5)
+        kids[n_mut:] = crossover_rows(mates, kids[n_mut:], rng)
         prob = self.mutation_prob or min(1.0, 2.0 / len(sizes))
         fresh = (rng.random(kids.shape) * sizes).astype(np.int64)  # canonical form comes in _offer
         mask = rng.random(kids.shape) < prob

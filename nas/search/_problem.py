@@ -16,7 +16,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from supernet import ArchConfig, SearchSpace
+from supernet import SearchSpace
 from supernet.errors import NasError
 
 DIRECTIONS = ("minimize", "maximize")
@@ -403,7 +403,3 @@ def _parse_constraints(constraints: Any) -> list[Constraint]:
     if len(set(names)) != len(names):
         raise SearchError(f"constraint names must be unique, got {names}")
     return out
-
-
-def arch_of(problem: Problem, idx_row: np.ndarray) -> ArchConfig | dict[str, Any]:
-    return problem.candidates(np.asarray(idx_row).reshape(1, -1))[0]

@@ -27,6 +27,21 @@ FEASIBLE_ATTR = "nas:feasible"
 SOURCE_ATTR = "nas:source"
 CON_PREFIX = "nas:c:"
 
+# The bulk writer and reader below use Optuna's private RDB schema (optuna.storages._rdb.models), tested at this
+# schema revision: the head of Optuna 3.2 through 5.0 (pyproject pins optuna to the 4.x-5.0 releases). A storage at
+# any other revision takes Optuna's public API instead: slower, the same trials.
+TESTED_SCHEMA = "v3.2.0.a"
+
+
+def bulk_schema(storage: optuna.storages.BaseStorage) -> bool:
+    """True when `storage` is an RDB storage whose schema revision is the one the bulk writer is tested against."""
+    if not isinstance(storage, optuna.storages.RDBStorage):
+        return False
+    try:
+        return storage.get_current_version() == TESTED_SCHEMA
+    except Exception:  # noqa: BLE001 - an Optuna without this method or table: not the tested schema
+        return False
+
 
 def open_storage(storage: Any) -> optuna.storages.BaseStorage:
     """An Optuna storage from a URL (`sqlite:///x.db`, `postgresql://...`), a `.db` file path, or a storage."""
@@ -88,6 +103,7 @@ class TrialStore:
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                 study.set_metric_names(p.objective_names)
         self.storage, self.study_id = storage, storage.get_study_id_from_name(name)
+        self.bulk = bulk_schema(storage)
         for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):  # left by a crashed process
             tid = storage.get_trial_id_from_study_id_trial_number(self.study_id, t.number)
             storage.set_trial_state_values(tid, TrialState.FAIL)
@@ -131,7 +147,7 @@ class TrialStore:
         """Write a batch of finished trials in one go (one transaction on an RDB storage)."""
         if self.study is None or not len(idx):
             return
-        if isinstance(self.storage, optuna.storages.RDBStorage):
+        if self.bulk:
             self._add_rdb(idx, ev, source)
             return
         trials = []
@@ -215,14 +231,16 @@ def study_trials(storage: optuna.storages.RDBStorage, study_name: str) -> list[d
     """The finished trials of a study in RDB storage, read in four queries (Optuna's `get_trials` builds one
     object per trial and takes seconds for thousands): per trial its number, params (external values), objective
     values in order, feasibility and constraint values. None when there is no such study."""
-    from optuna.distributions import json_to_distribution
-    from optuna.storages._rdb import models
-    from sqlalchemy import orm, select
-
     try:
         study_id = storage.get_study_id_from_name(study_name)
     except KeyError:
         return None
+    if not bulk_schema(storage):
+        return _study_trials_public(storage, study_name)
+    from optuna.distributions import json_to_distribution
+    from optuna.storages._rdb import models
+    from sqlalchemy import orm, select
+
     T, P, V, U = models.TrialModel, models.TrialParamModel, models.TrialValueModel, models.TrialUserAttributeModel
     with orm.Session(storage.engine) as s:
         done = select(T.trial_id).where(T.study_id == study_id, T.state == TrialState.COMPLETE)
@@ -251,3 +269,13 @@ def study_trials(storage: optuna.storages.RDBStorage, study_name: str) -> list[d
     for r in out:
         r["values"] = [r["values"][k] for k in sorted(r["values"])]
     return out
+
+
+def _study_trials_public(storage: optuna.storages.BaseStorage, study_name: str) -> list[dict[str, Any]]:
+    """`study_trials` through Optuna's public API, for a schema the bulk reader is not tested against."""
+    study = optuna.load_study(study_name=study_name, storage=storage)
+    return [{"trial": t.number, "params": dict(t.params), "values": list(t.values),
+             "feasible": bool(t.user_attrs.get(FEASIBLE_ATTR, True)),
+             "constraints": {k[len(CON_PREFIX):]: float(v) for k, v in t.user_attrs.items()
+                             if k.startswith(CON_PREFIX)}}
+            for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))]

@@ -19,6 +19,8 @@ from nas.search._memetic import Memetic
 from nas.search._pareto import selection_order
 from nas.search._problem import SearchError
 from nas.search._surrogate import SurrogateSampler
+from supernet.registry import Registry
+from supernet.space import crossover_rows, mutate_rows
 
 
 @runtime_checkable
@@ -30,22 +32,21 @@ class Strategy(Protocol):
     def search(self, session: Session) -> None: ...
 
 
-_REGISTRY: dict[str, Callable[..., Strategy]] = {}
+STRATEGIES: Registry[Callable[..., Strategy]] = Registry("strategy", SearchError)
 
 
-def register_strategy(name: str, factory: Callable[..., Strategy]) -> None:
-    """Make a strategy available by name to `run(..., strategy=name)` (factory: keyword options -> Strategy)."""
-    _REGISTRY[name] = factory
+def register_strategy(name: str, factory: Callable[..., Strategy] | None = None) -> Any:
+    """Make a strategy available by name to `run(..., strategy=name)` (factory: keyword options -> Strategy);
+    without `factory`, a decorator."""
+    return STRATEGIES.register(name, factory)
 
 
 def available_strategies() -> list[str]:
-    return sorted(_REGISTRY)
+    return STRATEGIES.names()
 
 
 def _factory(name: str) -> Callable[..., Strategy]:
-    if name not in _REGISTRY:
-        raise SearchError(f"unknown strategy '{name}'; available: {', '.join(available_strategies())}")
-    return _REGISTRY[name]
+    return STRATEGIES[name]
 
 
 def strategy_options(name: str) -> dict[str, Any]:
@@ -177,13 +178,12 @@ class Evolution:
 
             def mutants(n: int, rng: np.random.Generator, parents=parents) -> np.ndarray:
                 base = parents[rng.integers(0, len(parents), n)]
-                fresh = p.sample(n, rng)
-                return np.where(rng.random(base.shape) < self.mutation_prob, fresh, base)
+                return mutate_rows(base, p.sample(n, rng), rng, self.mutation_prob)
 
             def crossovers(n: int, rng: np.random.Generator, parents=parents) -> np.ndarray:
                 a = parents[rng.integers(0, len(parents), n)]
                 b = parents[rng.integers(0, len(parents), n)]
-                return np.where(rng.random(a.shape) < 0.5, a, b)
+                return crossover_rows(a, b, rng)
 
             m_idx, m_val = self._fill(session, n_mut, mutants, salt=2 * gen)
             c_idx, c_val = self._fill(session, n_children - n_mut, crossovers, salt=2 * gen + 1)

@@ -10,21 +10,25 @@ from typing import Any, ClassVar, Sequence
 
 import numpy as np
 
-from predictors.accuracy._features import FEATURE_SETS, AccuracyPredictorError, as_codes
+from predictors.accuracy._features import FEATURE_SETS, AccuracyPredictorError
 from predictors.metrics import fidelity as _fidelity
 from supernet._io import write_bytes
 from supernet.arch import ArchConfig
+from supernet.registry import Registry
 from supernet.space import SearchSpace
 
-ACCURACY_MODELS: dict[str, type["AccuracyModel"]] = {}
+ACCURACY_MODELS: Registry[type["AccuracyModel"]] = Registry("accuracy model", AccuracyPredictorError)
 
 ArchsOrCodes = Sequence[ArchConfig] | np.ndarray
 
 
-def register_accuracy_model(cls: type["AccuracyModel"]) -> type["AccuracyModel"]:
-    """Class decorator: make an AccuracyModel subclass available by its `kind` name."""
-    ACCURACY_MODELS[cls.kind] = cls
-    return cls
+def register_accuracy_model(name: str, cls: type["AccuracyModel"] | None = None) -> Any:
+    """Make an AccuracyModel subclass available by name (`make_accuracy_model(name, ...)`); its `kind` is `name`.
+    Without `cls`, a class decorator."""
+    if cls is None:
+        return lambda c: register_accuracy_model(name, c)
+    cls.kind = name
+    return ACCURACY_MODELS.register(name, cls)
 
 
 _VIEW = re.compile(r"([a-z_]+)\[([a-z+]+)\]")
@@ -94,7 +98,7 @@ class AccuracyModel(ABC):
 
     def fit(self, archs_or_codes: ArchsOrCodes, accuracy: np.ndarray) -> "AccuracyModel":
         """Fit on measured subnets: archs (or codes) and their top-1 accuracy in [0, 1]."""
-        codes = as_codes(self.space, archs_or_codes)
+        codes = self.space.codes(archs_or_codes)
         y = np.asarray(accuracy, dtype=np.float64).reshape(-1)
         if len(y) != len(codes):
             raise AccuracyPredictorError(f"field 'accuracy' has {len(y)} values for {len(codes)} archs")
@@ -157,7 +161,7 @@ class AccuracyModel(ABC):
 
     def _codes(self, archs_or_codes: ArchsOrCodes) -> np.ndarray:
         self._check_fitted()
-        return as_codes(self.space, archs_or_codes)
+        return self.space.codes(archs_or_codes)
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.params().items())

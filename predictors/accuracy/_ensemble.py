@@ -12,13 +12,11 @@ from predictors.accuracy._base import (ACCURACY_MODELS, AccuracyModel, AccuracyP
 from supernet.space import SearchSpace
 
 
-@register_accuracy_model
+@register_accuracy_model("ensemble")
 class EnsembleAccuracy(AccuracyModel):
     """The mean of several kinds' predictions; a member may be a kind on another feature set (`gbr[blocks]`).
     `predict_std` combines the members' spread with the variance of members that give one (when none does, the
     spread alone)."""
-
-    kind = "ensemble"
 
     def __init__(self, space: SearchSpace, *, members: Sequence[str] = ("mlp", "gbr", "rf", "gp"),
                  member_params: dict[str, dict[str, Any]] | None = None, seed: int = 0):

@@ -12,13 +12,11 @@
 
 from __future__ import annotations
 
-from typing import Sequence
 
 import numpy as np
 
-from supernet.arch import ArchConfig
 from supernet.counting import count_macs, count_params
-from supernet.errors import InvalidArchError, NasError
+from supernet.errors import NasError
 from supernet.space import SearchSpace
 
 FEATURE_SETS = ("onehot", "summary", "blocks", "onehot+summary")
@@ -26,19 +24,6 @@ FEATURE_SETS = ("onehot", "summary", "blocks", "onehot+summary")
 
 class AccuracyPredictorError(NasError):
     """An accuracy predictor was asked for something it cannot do (unknown kind, bad data, not fitted)."""
-
-
-def as_codes(space: SearchSpace, archs_or_codes: Sequence[ArchConfig] | np.ndarray) -> np.ndarray:
-    """Compact codes (N, 2B+S+1) of `archs_or_codes`: archs are encoded, codes are checked and returned."""
-    if isinstance(archs_or_codes, np.ndarray):
-        codes = archs_or_codes
-        if codes.ndim == 1 and codes.size == space.code_length:
-            codes = codes[None, :]
-        if codes.ndim != 2 or codes.shape[1] != space.code_length:
-            raise InvalidArchError(f"codes must have shape (N, {space.code_length}) for space '{space.name}', "
-                                   f"got {codes.shape}")
-        return codes.astype(np.int64, copy=False)
-    return space.encode(list(archs_or_codes))
 
 
 def _capacity(space: SearchSpace, codes: np.ndarray) -> np.ndarray:

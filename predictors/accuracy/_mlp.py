@@ -46,12 +46,10 @@ class _OfaMlp(nn.Module):
         return self.layers(x).squeeze(-1) + self.base_acc
 
 
-@register_accuracy_model
+@register_accuracy_model("mlp")
 class MlpAccuracy(AccuracyModel):
     """once-for-all's MLP on the one-hot encoding: 3 hidden layers of 400, ReLU, learned base accuracy, Adam 1e-3,
     MSE on standardised accuracy; `members` > 1 averages independently seeded nets (a deep ensemble)."""
-
-    kind = "mlp"
 
     def __init__(self, space: SearchSpace, *, hidden: int = 400, layers: int = 3, epochs: int = 300,
                  batch_size: int = 64, lr: float = 1e-3, weight_decay: float = 1e-4, members: int = 1,

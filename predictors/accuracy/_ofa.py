@@ -66,11 +66,9 @@ class _NasPredictor(nn.Module):
         return self.layers(x).squeeze() + self.base_acc
 
 
-@register_accuracy_model
+@register_accuracy_model("ofa-imported")
 class OfaImportedAccuracy(AccuracyModel):
     """An accuracy predictor trained by once-for-all's code, imported with its weights (see the module doc)."""
-
-    kind = "ofa-imported"
 
     def __init__(self, space: SearchSpace, *, seed: int = 0, format: str = "tutorial",  # noqa: A002
                  resolutions: list[int] | None = None, hidden: int = 400, layers: int = 3):
@@ -211,22 +209,4 @@ def read_ofa_predictor(path: str | Path, space: SearchSpace, resolutions: list[i
     return model.load_weights(state), hashlib.sha256(data).hexdigest()
 
 
-def import_ofa_predictor(path: str | Path, run_dir: str | Path, *, resolutions: list[int] | None = None):  # noqa: ANN201
-    """Make OFA's predictor file the accuracy predictor of the run at `run_dir` (stored as any other, bound to
-    the run's checkpoint; fidelity not measured here). Returns the stored `AccuracyPredictor`."""
-    from predictors.accuracy.store import AccuracyPredictor, _run_checkpoint_hash, save_accuracy_predictor
-    from supernet.run import read_run_json
-
-    run_dir = Path(run_dir)
-    checkpoint_hash = _run_checkpoint_hash(run_dir)
-    space = SearchSpace.from_dict(read_run_json(run_dir)["space"])
-    model, sha = read_ofa_predictor(path, space, resolutions)
-    info = {"imported": {"from": "once-for-all", "format": model.format, "source": str(Path(path).resolve()),
-                         "source_sha256": sha},
-            "note": "imported: fidelity not measured here (run `nas accuracy fit` to measure and fit one)"}
-    predictor = AccuracyPredictor(model, checkpoint_hash, {}, info)
-    save_accuracy_predictor(predictor, run_dir)
-    return predictor
-
-
-__all__ = ["OfaImportedAccuracy", "read_ofa_predictor", "import_ofa_predictor", "default_resolutions", "FORMATS"]
+__all__ = ["OfaImportedAccuracy", "read_ofa_predictor", "default_resolutions", "FORMATS"]

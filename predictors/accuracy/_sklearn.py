@@ -75,11 +75,9 @@ class _SklearnAccuracy(AccuracyModel):
         self.features = fits[0]
 
 
-@register_accuracy_model
+@register_accuracy_model("gbr")
 class GbrAccuracy(_SklearnAccuracy):
     """Gradient-boosted regression trees (scikit-learn) on the one-hot plus summary features."""
-
-    kind = "gbr"
 
     def __init__(self, space: SearchSpace, *, n_estimators: int = 500, learning_rate: float = 0.03,
                  max_depth: int = 3, subsample: float = 0.8, features: str = "onehot+summary", seed: int = 0):
@@ -99,11 +97,9 @@ class GbrAccuracy(_SklearnAccuracy):
                                          random_state=self.seed)
 
 
-@register_accuracy_model
+@register_accuracy_model("rf")
 class RfAccuracy(_SklearnAccuracy):
     """A random forest (scikit-learn) on the one-hot plus summary features."""
-
-    kind = "rf"
 
     def __init__(self, space: SearchSpace, *, n_estimators: int = 300, max_features: float = 0.33,
                  min_samples_leaf: int = 1, features: str = "onehot+summary", seed: int = 0):
@@ -122,14 +118,12 @@ class RfAccuracy(_SklearnAccuracy):
                                      min_samples_leaf=self.min_samples_leaf, random_state=self.seed, n_jobs=1)
 
 
-@register_accuracy_model
+@register_accuracy_model("gp")
 class GpAccuracy(_SklearnAccuracy):
     """A Gaussian process (scikit-learn) on the standardised per-block features: constant × RBF with one length
     scale per feature (so it learns which blocks matter), plus white noise; `predict_std` is its posterior standard
     deviation (accuracy units). The per-block view beat the per-stage summary in cross-validation on every measured
     run we have (BENCHMARKS.md, "accuracy-predictor-500-full-val")."""
-
-    kind = "gp"
 
     def __init__(self, space: SearchSpace, *, restarts: int = 1, features: str = "blocks", seed: int = 0):
         super().__init__(space, features=features, seed=seed)

@@ -12,6 +12,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from predictors.accuracy._features import AccuracyPredictorError
+from predictors.accuracy._ofa import read_ofa_predictor
 from predictors.accuracy.dataset import PREDICTOR_DIR
 from predictors.accuracy.models import AccuracyModel, model_name, write_bytes_atomic
 from supernet.arch import ArchConfig
@@ -107,13 +108,9 @@ def _json(o: Any) -> Any:
 
 
 def _run_checkpoint_hash(run_dir: Path) -> str:
-    meta = run_dir / "run.json"
-    if not meta.is_file():
-        raise CheckpointError(f"'{run_dir}' is not a run folder: run.json is missing")
-    try:
-        value = json.loads(meta.read_text())["checkpoint_hash"]
-    except (json.JSONDecodeError, KeyError, TypeError) as exc:
-        raise CheckpointError(f"{meta} has no readable checkpoint_hash ({exc})") from None
+    from supernet.run import read_run_info
+
+    value = read_run_info(run_dir).checkpoint_hash
     if not value:
         raise CheckpointError(f"run '{run_dir}' is not finished: run.json has no checkpoint_hash yet")
     return str(value)
@@ -151,4 +148,23 @@ def load_accuracy_predictor(run_dir: str | Path, checkpoint_hash: str | None = N
     return AccuracyPredictor(model, stored, dict(manifest.get("fidelity", {})), info)
 
 
-__all__ = ["AccuracyPredictor", "save_accuracy_predictor", "load_accuracy_predictor", "predictor_dir", "MANIFEST"]
+def import_ofa_predictor(path: str | Path, run_dir: str | Path, *,
+                         resolutions: list[int] | None = None) -> AccuracyPredictor:
+    """Make OFA's predictor file the accuracy predictor of the run at `run_dir` (stored as any other, bound to
+    the run's checkpoint; fidelity not measured here). Returns the stored `AccuracyPredictor`."""
+    from supernet.run import read_run_info
+
+    run_dir = Path(run_dir)
+    checkpoint_hash = _run_checkpoint_hash(run_dir)
+    space = SearchSpace.from_dict(read_run_info(run_dir).space)
+    model, sha = read_ofa_predictor(path, space, resolutions)
+    info = {"imported": {"from": "once-for-all", "format": model.format, "source": str(Path(path).resolve()),
+                         "source_sha256": sha},
+            "note": "imported: fidelity not measured here (run `nas accuracy fit` to measure and fit one)"}
+    predictor = AccuracyPredictor(model, checkpoint_hash, {}, info)
+    save_accuracy_predictor(predictor, run_dir)
+    return predictor
+
+
+__all__ = ["AccuracyPredictor", "save_accuracy_predictor", "load_accuracy_predictor", "import_ofa_predictor",
+           "predictor_dir", "MANIFEST"]

@@ -224,14 +224,13 @@ def shared_server(tmp_path_factory):
 def make_run(run_dir: Path, seed: int = 0, with_accuracy: bool = True) -> Path:
     """A finished run folder of the tiny recipe (digits, tiny-mbv3) with untrained weights: everything the service
     reads from a run (run.json, experiment.yaml, supernet.pt with its hash) without minutes of training."""
-    import json
-
     import torch
 
     from supernet import Supernet
     from supernet._io import sha256_file
     from supernet.config import ExperimentConfig
     from supernet.data import load_splits
+    from supernet.run import RunInfo, write_run_info
     from supernet.train import build_space
 
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -241,10 +240,9 @@ def make_run(run_dir: Path, seed: int = 0, with_accuracy: bool = True) -> Path:
     torch.manual_seed(seed)
     torch.save(Supernet(space).state_dict(), run_dir / "supernet.pt")
     shutil.copy(recipe, run_dir / "experiment.yaml")
-    (run_dir / "run.json").write_text(json.dumps({
-        "name": run_dir.name, "space": space.to_dict(), "data": config.data.to_dict() if hasattr(config.data, "to_dict")
-        else __import__("dataclasses").asdict(config.data), "config_hash": config.config_hash(), "finished": True,
-        "checkpoint_hash": sha256_file(run_dir / "supernet.pt")}))
+    write_run_info(run_dir, RunInfo(run_dir.name, space.to_dict(), config.data.to_dict(), finished=True,
+                                    checkpoint_hash=sha256_file(run_dir / "supernet.pt"),
+                                    config_hash=config.config_hash()))
     if with_accuracy:
         import numpy as np
 

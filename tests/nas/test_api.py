@@ -4,12 +4,12 @@ input (422 with the field's path and allowed values, 404, 401, 413, path travers
 from __future__ import annotations
 
 import io
-import json
 
 import httpx
 import pytest
 
 from supernet import SearchSpace
+from supernet.run import RunInfo, write_run_info
 
 SPACE = "tiny-mbv3"
 
@@ -141,8 +141,7 @@ def test_oversize_body_is_413(api):
 def test_runs_discovered_from_run_json(shared_server, api):
     run = shared_server.runs_dir / "r1"
     run.mkdir(exist_ok=True)
-    (run / "run.json").write_text(json.dumps({"space": SearchSpace.preset(SPACE).to_dict(), "checkpoint_hash": "abc",
-                                              "finished": True}))
+    write_run_info(run, RunInfo("r1", SearchSpace.preset(SPACE).to_dict(), {}, finished=True, checkpoint_hash="abc"))
     (shared_server.runs_dir / "not-a-run").mkdir(exist_ok=True)
     runs = {r["id"]: r for r in api.get("/runs").json()}
     assert "r1" in runs and "not-a-run" not in runs

@@ -24,7 +24,7 @@ SPEC = {"name": "h", "space": SPACE, "devices": ["stm32f746"], "objectives": {"l
 def app_client(tmp_path, monkeypatch):
     """A factory of in-process API clients (no job runner) over this test's runs folder and a given store."""
     from nas.api import create_app
-    from nas.settings import Settings
+    from nas.service.settings import Settings
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -70,7 +70,7 @@ def test_numbers_and_names_beyond_the_store_are_422(app_client, db_url, extra, l
 def test_the_store_itself_refuses_what_postgresql_would(db_url):
     from sqlalchemy.exc import DBAPIError
 
-    from nas.store import Experiment, Store
+    from nas.service.store import Experiment, Store
 
     store = Store(db_url).create()
     for values in ({"budget": 2**31}, {"name": "n" * 256}, {"budget": -1}):
@@ -154,8 +154,8 @@ def test_the_worker_refuses_a_client_address_too(tmp_path):
 
 
 def test_the_servers_ray_address_reaches_its_workers_and_tokens_do_not(tmp_path, monkeypatch):
-    from nas.jobs import worker_env
-    from nas.settings import Settings
+    from nas.service.jobs import worker_env
+    from nas.service.settings import Settings
 
     monkeypatch.setenv("NAS_API_TOKEN_FILE", str(tmp_path / "t"))
     (tmp_path / "t").write_text("from-file\n")
@@ -318,7 +318,7 @@ def test_no_token_is_401_before_the_body_is_looked_at(app_client, path, body):
 
 
 def test_token_settings_from_a_file_or_the_environment(tmp_path, monkeypatch):
-    from nas.settings import Settings
+    from nas.service.settings import Settings
 
     monkeypatch.delenv("NAS_API_TOKEN_FILE", raising=False)
     monkeypatch.setenv("NAS_API_TOKEN", "from-env")
@@ -336,7 +336,7 @@ def test_token_settings_from_a_file_or_the_environment(tmp_path, monkeypatch):
 # ---------------------------------------------------------------- 5: a worker stuck where it cannot check
 STUCK_WORKER = """
 import signal, sys, time
-import nas.worker as w
+import nas.service.worker as w
 w.STOP_GRACE_S = 0.5
 def stuck(store, settings, job, ctx):  # as ray.init against an address that never answers: it replaces
     signal.signal(signal.SIGTERM, lambda *_: None)  # the SIGTERM handler, then waits where nothing checks a flag
@@ -355,7 +355,7 @@ def test_a_stuck_worker_still_stops_on_sigterm_and_records_why(tmp_path, cancel)
     import subprocess
     import sys
 
-    from nas.store import Store
+    from nas.service.store import Store
 
     url = f"sqlite:///{tmp_path / 'nas.db'}"
     store = Store(url).create()

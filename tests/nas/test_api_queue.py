@@ -7,7 +7,7 @@ from fastapi import Response
 
 from nas.api.errors import NotFound
 from nas.api.queue import get_with_job, list_with_jobs, queue_job
-from nas.store import Experiment, Export, Store
+from nas.service.store import Experiment, Export, Store
 
 
 class _Runner:

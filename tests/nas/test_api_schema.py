@@ -22,7 +22,7 @@ EXAMPLES = 10  # per operation and mode: about 500 requests in all, a few second
 @pytest.fixture(scope="module")
 def api_schema(tmp_path_factory):
     from nas.api import create_app
-    from nas.settings import Settings
+    from nas.service.settings import Settings
 
     runs = tmp_path_factory.mktemp("schema") / "runs"
     with pytest.MonkeyPatch.context() as mp:

@@ -296,7 +296,7 @@ def test_finetuned_bundle_records_its_training_beside_the_supernets_accuracy(mcu
     c = card(mcu_bundle)
     ft = c["finetune"]
     # 30% of the tiny recipe's 11 training steps
-    assert run.info["steps"] == 11 and ft["steps"] == 3 and ft["budget"] == "30%"
+    assert run.info.extra["steps"] == 11 and ft["steps"] == 3 and ft["budget"] == "30%"
     assert ft["supernet_steps"] == 11 and ft["share_of_supernet_steps"] == pytest.approx(3 / 11, abs=1e-4)
     assert ft["images"] == 3 * run.config.train.batch_size and ft["history"][-1]["step"] == 3
     assert mcu_bundle.name.endswith("-ft3") and "--finetune-steps 3" in c["command"]

@@ -170,7 +170,7 @@ def test_sigkill_in_the_middle_of_a_search_keeps_its_trials(serve, tmp_path, req
                           lambda s: s["trials_done"] > 0 or finished(s), "first trials", poll_s=0.02)
     first.kill()
     assert before["status"] == "running"
-    from nas.store import Store
+    from nas.service.store import Store
 
     store = Store(db or f"sqlite:///{runs / 'nas.db'}")
     study_name = f"t-{exp_id}:cpu-host"

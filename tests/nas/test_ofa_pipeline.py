@@ -89,7 +89,7 @@ def test_the_api_lists_predicts_with_and_searches_the_imported_run(imported, tmp
     from fastapi.testclient import TestClient
 
     from nas.api import create_app
-    from nas.settings import Settings
+    from nas.service.settings import Settings
 
     settings = Settings.from_env(runs_dir=imported.parent, db_url=f"sqlite:///{tmp_path / 'nas.db'}")
     with TestClient(create_app(settings, start_jobs=False)) as c:

@@ -139,7 +139,7 @@ def test_live_and_finished_rows_agree_on_the_same_trials(searched):
 def api(tmp_path, monkeypatch):
     """An in-process API (no job runner, no token) over this test's runs folder, and its settings."""
     from nas.api import create_app
-    from nas.settings import Settings
+    from nas.service.settings import Settings
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -153,8 +153,8 @@ def api(tmp_path, monkeypatch):
 
 def test_the_pareto_route_answers_one_row_shape_running_and_finished(api):
     """GET /experiments/{id}/pareto: while the search runs (its study) and once it finished (its files)."""
-    from nas.store import Experiment, Store
-    from nas.worker import run_job
+    from nas.service.store import Experiment, Store
+    from nas.service.worker import run_job
 
     c, settings = api
     body = {**SPEC, "budget": 60, "devices": [SPEC["devices"][0]]}

@@ -3,6 +3,7 @@ checkpoint, load, refuse another checkpoint, and answer through `Predictors.for_
 
 import json
 import shutil
+from dataclasses import replace
 import subprocess
 import sys
 from pathlib import Path
@@ -17,6 +18,7 @@ from predictors.accuracy import (AccuracyPredictorError, fit_run_predictor, load
 from predictors.accuracy.dataset import arch_key, heldout_path
 from supernet import SearchSpace
 from supernet.errors import CheckpointError
+from supernet.run import read_run_info, write_run_info
 
 NAS = Path(sys.executable).with_name("nas")
 SMALL = {"bn_images": 32, "val_images": 48}
@@ -81,9 +83,7 @@ def test_another_checkpoint_is_refused(fitted_run, tmp_path):
         load_accuracy_predictor(fitted_run, checkpoint_hash="0" * 64)
     retrained = tmp_path / "run"
     shutil.copytree(fitted_run, retrained)
-    info = json.loads((retrained / "run.json").read_text())
-    info["checkpoint_hash"] = "f" * 64
-    (retrained / "run.json").write_text(json.dumps(info))
+    write_run_info(retrained, replace(read_run_info(retrained), checkpoint_hash="f" * 64))
     with pytest.raises(CheckpointError, match="refit"):
         load_accuracy_predictor(retrained)
     with pytest.raises(CheckpointError, match="no accuracy predictor"):

@@ -11,7 +11,8 @@ import pytest
 import torch
 
 from predictors.accuracy import AccuracyPredictorError, load_accuracy_predictor
-from predictors.accuracy._ofa import import_ofa_predictor, read_ofa_predictor
+from predictors.accuracy._ofa import read_ofa_predictor
+from predictors.accuracy.store import import_ofa_predictor
 from supernet import SearchSpace
 from supernet.run import RunInfo, write_run_info
 

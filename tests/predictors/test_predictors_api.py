@@ -1,6 +1,5 @@
 """The Predictors facade: columns per device kind, archs or codes, the accuracy predictor of a run."""
 
-import json
 import sys
 import types
 
@@ -11,6 +10,7 @@ from predictors import PredictorError, Predictors
 from supernet import SearchSpace
 from supernet.counting import count_macs
 from supernet.errors import CheckpointError
+from supernet.run import RunInfo, write_run_info
 
 COLS = ["macs", "params", "latency_ms", "sram_bytes", "flash_bytes", "fits"]
 
@@ -47,7 +47,7 @@ def test_for_run_attaches_accuracy(tmp_path, monkeypatch):
     space = SearchSpace.preset("tiny-mbv3")
     with pytest.raises(CheckpointError, match="run.json"):
         Predictors.for_run(tmp_path, "stm32f746")
-    (tmp_path / "run.json").write_text(json.dumps({"space": space.to_dict(), "checkpoint_hash": "abc"}))
+    write_run_info(tmp_path, RunInfo("run", space.to_dict(), {}, checkpoint_hash="abc"))
     seen = {}
 
     class Acc:
@@ -69,7 +69,7 @@ def test_for_run_attaches_accuracy(tmp_path, monkeypatch):
 
 def test_for_run_without_accuracy_module_is_a_clear_error(tmp_path, monkeypatch):
     space = SearchSpace.preset("tiny-mbv3")
-    (tmp_path / "run.json").write_text(json.dumps({"space": space.to_dict(), "checkpoint_hash": "abc"}))
+    write_run_info(tmp_path, RunInfo("run", space.to_dict(), {}, checkpoint_hash="abc"))
     monkeypatch.setitem(sys.modules, "predictors.accuracy", None)  # import fails
     with pytest.raises(PredictorError, match="no accuracy predictor"):
         Predictors.for_run(tmp_path, "stm32f746")

@@ -2,7 +2,7 @@ import pytest
 
 from hw_profiles.schema import ProfileError
 from hw_profiles.store import read_profile
-from nas.client import ApiClientError, remote_search
+from nas.service.client import ApiClientError, remote_search
 from nas.demo import DemoSpec, DemoSpecError
 from predictors.base import PredictorError, load_predictor
 from predictors.lookup import read_ofa_tables

@@ -14,7 +14,7 @@ import torch
 from supernet import SearchSpace, Supernet
 from supernet.errors import CheckpointError
 from supernet.ofa import canonical_ofa_key, convert_ofa_state_dict, read_ofa_checkpoint
-from supernet.run import import_ofa_run, load_run, read_run_json
+from supernet.run import import_ofa_run, load_run, read_run_info
 
 ofa_networks = pytest.importorskip("ofa.imagenet_classification.elastic_nn.networks",
                                    reason="the ofa package (dev dependency) is not installed")
@@ -69,7 +69,7 @@ def test_imported_supernet_gives_ofa_logits_for_every_subnet(name, tmp_path):
             torch.save({"state_dict": theirs.state_dict()}, tmp_path / "ofa.pth.tar")
             run = load_run(import_ofa_run(tmp_path / "ofa.pth.tar", name, tmp_path / "run"))
             ours = run.net
-            assert read_run_json(run.run_dir)["imported"]["format"] == "state_dict"
+            assert read_run_info(run.run_dir).imported["format"] == "state_dict"
         else:
             ours = Supernet(space)
             ours.load_state_dict(convert_ofa_state_dict(theirs.state_dict(), space))
@@ -150,10 +150,10 @@ def test_the_cli_refuses_with_one_line_and_exit_2(tmp_path):
 def test_an_imported_run_is_finished_never_trained_or_resumed(tmp_path, w10_state):
     torch.save({"state_dict": w10_state}, tmp_path / "w10.pth")
     run_dir = import_ofa_run(tmp_path / "w10.pth", "ofa-mbv3-w1.0", tmp_path / "run")
-    info = read_run_json(run_dir)
-    assert info["finished"] and info["imported"]["dataset"] == "ImageNet" and info["imported"]["classes"] == 1000
-    assert info["data"]["name"] == "imagenet" and info["preprocessing"]["mean"] == [0.485, 0.456, 0.406]
-    assert len(info["imported"]["source_sha256"]) == 64 and info["imported"]["phases"] == []
+    info = read_run_info(run_dir)
+    assert info.finished and info.imported["dataset"] == "ImageNet" and info.imported["classes"] == 1000
+    assert info.data["name"] == "imagenet" and info.preprocessing["mean"] == [0.485, 0.456, 0.406]
+    assert len(info.imported["source_sha256"]) == 64 and info.imported["phases"] == []
     with pytest.raises(CheckpointError, match="no training checkpoint"):
         load_run(run_dir, from_checkpoint=True)
     with pytest.raises(CheckpointError, match="already exists"):

@@ -159,7 +159,7 @@ def test_mutate_and_crossover():
 
 
 def test_round_trip_through_dict_and_yaml(tmp_path, monkeypatch):
-    monkeypatch.setattr("supernet.space._PRESETS", {})  # the registration below stays inside this test
+    monkeypatch.setattr("supernet.space.SPACES._items", {})  # the registration below stays inside this test
     for name in available_spaces():
         sp = SearchSpace.preset(name)
         assert SearchSpace.from_dict(sp.to_dict()) == sp

@@ -79,7 +79,7 @@ def test_resumed_run_ends_with_identical_weights(tiny_run, tiny, tmp_path):
     with pytest.raises(CheckpointError, match="no finished weights.*--from-checkpoint"):
         load_run(out)
     mid = load_run(out, from_checkpoint=True)  # the stopped run's latest weights, evaluable as they are
-    assert mid.info["checkpoint_progress"]["global_step"] == 4
+    assert mid.info.extra["checkpoint_progress"]["global_step"] == 4
     assert mid.checkpoint_hash == sha256_file(out / "checkpoint.pt")
     _assert_same_weights(mid.net.state_dict(), ckpt["model"])
     cli = subprocess.run([sys.executable, "-m", "nas", "eval", str(out), "--arch", "smallest", "--bn-images", "32",

@@ -21,11 +21,11 @@ from nas.api.cache import LruCache
 from nas.api.deps import get_settings, get_store
 from nas.api.errors import ApiError, Conflict, FieldError, NotFound
 from nas.api.queue import get_with_job
-from nas.api.resolve import NAME_RE, inside, load_device, resolve_run_dir
+from nas.service.resolve import NAME_RE, inside, load_device, resolve_run_dir
 from nas.api.schemas import CardOut, DeviceFidelityOut, SubnetsOut, TrialOut, TrialsOut
 from nas.api.spec import device_constraints, spec_devices
-from nas.settings import Settings
-from nas.store import Experiment, Export, Job, Store
+from nas.service.settings import Settings
+from nas.service.store import Experiment, Export, Job, Store
 
 router = APIRouter()
 _tables = LruCache(maxsize=8)  # trials tables by (path, mtime): a hover asks for one row of the same 100k-row file
@@ -153,11 +153,12 @@ def get_subnets(run_id: str = PathParam(max_length=128, pattern=NAME_RE.pattern)
     predictor's training table and its held-out set, for the checkpoint the run finished with."""
     from predictors.accuracy.dataset import heldout_path, measured_path, read_measured
     from supernet.errors import NasError
+    from supernet.run import read_run_info
 
     run_dir = resolve_run_dir(store, settings, run_id)
     try:
-        ckpt = json.loads((run_dir / "run.json").read_text()).get("checkpoint_hash") or ""
-    except (OSError, json.JSONDecodeError):
+        ckpt = read_run_info(run_dir).checkpoint_hash or ""
+    except (OSError, NasError):
         ckpt = ""
     columns: dict[str, list[Any]] = {k: [] for k in ("accuracy", "macs", "params", "r", "split")}
     if ckpt:

@@ -17,11 +17,11 @@ from pydantic import ValidationError
 
 from nas.api.deps import get_settings, get_store
 from nas.api.errors import Conflict, FieldError, validation_detail, ApiError
-from nas.api.resolve import device_names, device_origin, load_device, load_space, valid_name
+from nas.service.resolve import device_names, device_origin, load_device, load_space, space_names, valid_name
 from nas.api.openapi import error_responses
 from nas.api.schemas import DeviceOut
-from nas.settings import Settings
-from nas.store import Device, Store
+from nas.service.settings import Settings
+from nas.service.store import Device, Store
 from supernet._io import load_yaml
 
 router = APIRouter(prefix="/devices", tags=["devices"])
@@ -139,7 +139,7 @@ def _fit_from_csv(store: Store, data: bytes, name: str | None, space_name: str |
         raise FieldError(("body", "name"), "a CSV upload needs the new device's name")
     if not space_name:
         raise FieldError(("body", "space"), "a CSV upload needs the space its archs belong to",
-                         allowed=__import__("nas.api.resolve", fromlist=["space_names"]).space_names())
+                         allowed=space_names())
     if kind is not None and kind not in KINDS:
         raise FieldError(("body", "kind"), f"kind '{kind}' is not allowed", allowed=KINDS)
     space = load_space(space_name)

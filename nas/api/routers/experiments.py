@@ -22,9 +22,9 @@ from nas.api.openapi import error_responses
 from nas.api.queue import get_with_job, list_with_jobs, queue_job
 from nas.api.schemas import Accepted, ExperimentOut, ParetoOut
 from nas.api.spec import device_constraints, prepare_spec, spec_budget, spec_devices
-from nas.jobs import JobRunner, JobStateError, cancel_job, resume_job
-from nas.settings import Settings
-from nas.store import Experiment, Job, Store, new_id
+from nas.service.jobs import JobRunner, JobStateError, cancel_job, resume_job
+from nas.service.settings import Settings
+from nas.service.store import Experiment, Job, Store, new_id
 from supernet._io import load_yaml
 
 router = APIRouter(prefix="/experiments", tags=["experiments"])

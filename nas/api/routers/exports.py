@@ -15,11 +15,11 @@ from nas.api.deps import get_runner, get_settings, get_store
 from nas.api.errors import ApiError, Conflict, FieldError
 from nas.api.openapi import error_responses
 from nas.api.queue import get_with_job, list_with_jobs, queue_job
-from nas.api.resolve import inside, load_device, resolve_run_dir
+from nas.service.resolve import inside, load_device, resolve_run_dir
 from nas.api.schemas import Accepted, ExportOut, ExportRequest
-from nas.jobs import JobRunner
-from nas.settings import Settings
-from nas.store import Experiment, Export, Job, Store
+from nas.service.jobs import JobRunner
+from nas.service.settings import Settings
+from nas.service.store import Experiment, Export, Job, Store
 from supernet.errors import InvalidArchError, NasError
 
 router = APIRouter(prefix="/exports", tags=["exports"])
@@ -61,17 +61,17 @@ def create_export(body: ExportRequest, response: Response, store: Store = Depend
     if arch is None:
         raise FieldError(("body", "arch"), "give an arch, or an experiment whose best arch for the device to export")
     from supernet import SearchSpace
-    from supernet.run import read_run_json
+    from supernet.run import read_run_info
 
-    info = read_run_json(run_dir)
+    info = read_run_info(run_dir)
     try:
-        SearchSpace.from_dict(info.get("space")).arch_from_dict(arch)
+        SearchSpace.from_dict(info.space).arch_from_dict(arch)
     except InvalidArchError as exc:
         raise FieldError(("body", "arch"), str(exc), type_="invalid_arch") from None
     try:
         from nas.export.finetune import finetune_steps
 
-        finetune_steps(body.finetune, info.get("steps"))
+        finetune_steps(body.finetune, info.extra.get("steps"))
     except NasError as exc:
         raise FieldError(("body", "finetune"), str(exc)) from None
     return queue_job(store, runner, response, "export", lambda job: Export(

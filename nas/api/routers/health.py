@@ -10,8 +10,8 @@ from sqlalchemy.engine import make_url
 
 from nas.api.deps import get_runner, get_settings
 from nas.api.schemas import Health
-from nas.jobs import JobRunner
-from nas.settings import Settings
+from nas.service.jobs import JobRunner
+from nas.service.settings import Settings
 
 router = APIRouter(tags=["health"])
 

@@ -14,13 +14,12 @@ from fastapi import APIRouter, Depends, Request
 
 from nas.api.deps import get_settings, get_store
 from nas.api.errors import FieldError
-from nas.api.resolve import load_device, load_space, resolve_run_dir
+from nas.service.resolve import UnknownNameError, load_device, load_space, resolve_run_dir
 from nas.api.schemas import ArchIn, Prediction, PredictRequest, PredictResponse
-from nas.settings import Settings
-from nas.store import Store
+from nas.service.settings import Settings
+from nas.service.store import Store
 from supernet import SearchSpace
 from supernet.errors import CheckpointError, InvalidArchError, NasError
-from supernet.space import MAX_RESOLUTION, MIN_RESOLUTION
 
 router = APIRouter(tags=["predict"])
 
@@ -50,6 +49,8 @@ def predict(body: PredictRequest, request: Request, store: Store = Depends(get_s
                 raise FieldError(("body", "space"), f"run '{body.run}' was trained on space '{p.space.name}'",
                                  allowed=[p.space.name])
             df = p.predict(codes)
+        except UnknownNameError:
+            raise  # the device's name itself: its 422 lists the known devices
         except NasError as exc:
             about_run = run_dir is not None and (isinstance(exc, CheckpointError) or "accuracy" in str(exc))
             loc = ("body", "run") if about_run else ("body", "devices", j)
@@ -66,53 +67,14 @@ def predict(body: PredictRequest, request: Request, store: Store = Depends(get_s
 
 
 def encode_archs(space: SearchSpace, archs: list[ArchIn]) -> np.ndarray:
-    """Compact codes of request archs, vectorised; any arch that does not fit the space is found by the
-    per-arch path, whose error names the arch's index and field."""
-    codes = _fast_codes(space, archs)
-    if codes is not None:
-        return codes
-    valid = []
-    for i, a in enumerate(archs):
-        try:
-            valid.append(space.arch_from_dict(a.model_dump()))
-        except InvalidArchError as exc:
-            raise FieldError(("body", "archs", i, *_field_of(str(exc))), str(exc), type_="invalid_arch") from None
-    return space.encode(valid)
-
-
-def _fast_codes(space: SearchSpace, archs: list[ArchIn]) -> np.ndarray | None:
-    """Codes for a batch in which every arch is valid; None when anything is off (ragged, unknown values)."""
-    nb, ns = space.num_blocks, space.num_stages
+    """Compact codes of request archs (`SearchSpace.codes`, vectorised); an arch that does not fit the space is
+    named by its index and field."""
     try:
-        ks = np.asarray([a.ks for a in archs], dtype=np.float64)
-        e = np.asarray([a.e for a in archs], dtype=np.float64)
-        d = np.asarray([a.d for a in archs], dtype=np.float64)
-        r = np.asarray([a.r[0] if isinstance(a.r, list) and len(a.r) == 1 else a.r for a in archs], dtype=np.float64)
-    except (ValueError, TypeError):
-        return None
-    if ks.shape != (len(archs), nb) or e.shape != ks.shape or d.shape != (len(archs), ns) or r.ndim != 1:
-        return None
-    parts = []
-    for values, choices in ((ks, space.kernel_choices), (e, space.expand_choices), (d, space.depth_choices)):
-        table = np.asarray(choices, dtype=np.float64)
-        idx = np.clip(np.searchsorted(table, values), 0, len(table) - 1)
-        if not np.array_equal(table[idx], values):
-            return None
-        parts.append(idx)
-    if np.any(r < MIN_RESOLUTION) or np.any(r > MAX_RESOLUTION) or np.any(r != np.round(r)):
-        return None
-    return space.canonical_codes(np.concatenate([*parts, r[:, None]], axis=1).astype(np.int64))
+        return space.codes([a.model_dump() for a in archs])
+    except InvalidArchError as exc:
+        raise FieldError(("body", "archs", *exc.loc), str(exc), type_="invalid_arch") from None
 
 
 def _num(v: object) -> float | None:
     return None if v is None or (isinstance(v, float) and math.isnan(v)) else float(v)
 
-
-def _field_of(message: str) -> list[str | int]:
-    """The arch field an InvalidArchError names (`field 'ks[3]'` → ["ks", 3]), for the 422's path."""
-    import re
-
-    m = re.search(r"field '([a-z]+)(?:\[(\d+)\])?'", message)
-    if not m:
-        return []
-    return [m.group(1)] + ([int(m.group(2))] if m.group(2) is not None else [])

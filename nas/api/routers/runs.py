@@ -6,10 +6,10 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends
 
 from nas.api.deps import get_settings, get_store
-from nas.api.resolve import list_runs, resolve_run_dir, run_summary
+from nas.service.resolve import list_runs, resolve_run_dir, run_summary
 from nas.api.schemas import RunOut
-from nas.settings import Settings
-from nas.store import Store
+from nas.service.settings import Settings
+from nas.service.store import Store
 
 router = APIRouter(prefix="/runs", tags=["runs"])
 

@@ -7,7 +7,7 @@ from functools import lru_cache
 from fastapi import APIRouter
 
 from nas.api.errors import NotFound
-from nas.api.resolve import space_names
+from nas.service.resolve import space_names
 from nas.api.schemas import SpaceOut
 
 router = APIRouter(prefix="/spaces", tags=["spaces"])

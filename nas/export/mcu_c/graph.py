@@ -184,7 +184,6 @@ def read_graph(model) -> KernelGraph:  # noqa: ANN001, C901
     for n in nodes:
         for i in n.input:
             consumers.setdefault(i, []).append(n)
-    producer = {o: n for n in nodes for o in n.output}
 
     def scalar(name: str) -> float:
         return float(np.asarray(inits[name], np.float32).reshape(-1)[0])

@@ -1,6 +1,6 @@
 """A small HTTP client of the REST API, for scripts, notebooks and `nas predict|search|export --server URL`.
 
-    from nas.client import Client
+    from nas.service.client import Client
     c = Client("http://127.0.0.1:8000", token="...")       # default: $NAS_API_TOKEN, or $NAS_API_TOKEN_FILE's
     rows = c.predict("tiny-mbv3", ["stm32f746"], [arch.to_dict()])
     exp = c.wait_experiment(c.create_experiment(spec))
@@ -25,10 +25,11 @@ FINAL = ("succeeded", "failed", "cancelled", "interrupted")
 
 
 class ApiClientError(NasError):
-    """The server answered with an error (or could not be reached)."""
+    """The server answered with an error (or could not be reached); `loc`: the first 422 item's field path."""
 
     def __init__(self, message: str, status: int | None = None, detail: Any = None) -> None:
-        super().__init__(message)
+        first = detail[0] if isinstance(detail, list) and detail and isinstance(detail[0], dict) else {}
+        super().__init__(message, loc=first.get("loc") or ())
         self.status, self.detail = status, detail
 
 
@@ -48,7 +49,7 @@ class Client:
 
     def __init__(self, url: str, token: str | None = None, timeout: float = 120.0) -> None:
         if token is None and os.environ.get("NAS_API_TOKEN_FILE"):
-            from nas.settings import read_token_file
+            from nas.service.settings import read_token_file
 
             try:
                 token = read_token_file(os.environ["NAS_API_TOKEN_FILE"])

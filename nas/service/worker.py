@@ -1,6 +1,6 @@
-"""A worker process: `python -m nas.worker JOB_ID` runs one job recorded in the store and records its outcome.
+"""A worker process: `python -m nas.service.worker JOB_ID` runs one job recorded in the store and records its outcome.
 
-Started by `nas.jobs.JobRunner` with the store's URL and folders in its environment (`NAS_DB_URL`,
+Started by `nas.service.jobs.JobRunner` with the store's URL and folders in its environment (`NAS_DB_URL`,
 `NAS_RUNS_DIR`). It dies with the server that started it (a server killed with SIGKILL leaves no orphan to race
 the next one), stops between trials when its job is cancelled, and on SIGTERM stops the same way and leaves the
 job `interrupted` so the next server resumes it.
@@ -19,10 +19,10 @@ import traceback
 from pathlib import Path
 from typing import Any, Callable
 
-from nas.settings import Settings
-from nas.store import Experiment, Export, Job, Store, utcnow
+from nas.service.settings import Settings
+from nas.service.store import Experiment, Export, Job, Store, utcnow
 
-log = logging.getLogger("nas.worker")
+log = logging.getLogger("nas.service.worker")
 
 
 class JobContext:
@@ -152,7 +152,7 @@ def run_search(store: Store, settings: Settings, job: Job, ctx: JobContext) -> b
 
 def run_export(store: Store, settings: Settings, job: Job, ctx: JobContext) -> bool:
     """Write an export bundle under the store's exports folder and record its files."""
-    from nas.api.resolve import resolve_run_dir
+    from nas.service.resolve import resolve_run_dir
     from nas.export import export_bundle
     from supernet import ArchConfig
 
@@ -274,7 +274,7 @@ def _record_outcome(store: Store, job_id: str, ctx: JobContext, error: str | Non
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) != 1:
-        print("usage: python -m nas.worker JOB_ID", file=sys.stderr)
+        print("usage: python -m nas.service.worker JOB_ID", file=sys.stderr)
         return 2
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     _die_with_parent()

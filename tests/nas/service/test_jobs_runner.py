@@ -9,9 +9,9 @@ import sys
 
 import pytest
 
-from nas.jobs import JobRunner
-from nas.settings import Settings
-from nas.store import Store
+from nas.service.jobs import JobRunner
+from nas.service.settings import Settings
+from nas.service.store import Store
 
 
 def _running(store: Store, host: str | None = None, pid: int | None = None, cancel: bool = False) -> str:
@@ -45,8 +45,8 @@ def test_recover_kills_a_worker_that_outlived_its_server(tmp_path):
     store = Store(db_url).create()
     with store.session() as s:
         job_id = store.add_job(s, "search", "x").id
-    # looks like `python -m nas.worker JOB_ID` to /proc, sleeps instead of working
-    orphan = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)", "nas.worker", job_id])
+    # looks like `python -m nas.service.worker JOB_ID` to /proc, sleeps instead of working
+    orphan = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)", "nas.service.worker", job_id])
     store.update_job(job_id, status="running", host=socket.gethostname(), pid=orphan.pid)
     unrelated = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
     other_id = _running(store, pid=unrelated.pid)  # a recycled pid: not a worker of that job, left alone

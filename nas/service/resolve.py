@@ -10,15 +10,30 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from sqlalchemy import select
 
-from nas.api.errors import FieldError, NotFound
-from nas.settings import Settings
-from nas.store import Device, Run, Store
+from nas.service.settings import Settings
+from nas.service.store import Device, Run, Store
+from supernet.errors import NasError
+
+if TYPE_CHECKING:
+    from supernet.run import RunInfo
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+
+class NotFoundError(NasError):
+    """No `what` with id `ident` (the API answers 404)."""
+
+    def __init__(self, what: str, ident: str) -> None:
+        super().__init__(f"{what} '{ident}' not found")
+
+
+class UnknownNameError(NasError):
+    """A name given at `loc` of a request (its full path, e.g. ("body", "devices", 0)) is none of the known ones,
+    listed in `allowed` (the API answers 422)."""
 
 
 def valid_name(name: str) -> bool:
@@ -46,7 +61,7 @@ def load_space(name: str, loc: Sequence[str | int] = ("body", "space")):
 
     names = space_names()
     if name not in names:
-        raise FieldError(loc, f"unknown space '{name}'", allowed=names)
+        raise UnknownNameError(f"unknown space '{name}'", loc=loc, allowed=names)
     return SearchSpace.preset(name)
 
 
@@ -78,20 +93,18 @@ def load_device(store: Store, name: str, loc: Sequence[str | int] | None = None)
     if valid_name(name) and name in list_profiles():
         return load_profile(name)
     if loc is None:
-        raise NotFound("device", name)
-    raise FieldError(loc, f"unknown device '{name}'", allowed=device_names(store))
+        raise NotFoundError("device", name)
+    raise UnknownNameError(f"unknown device '{name}'", loc=loc, allowed=device_names(store))
 
 
 # ---------------------------------------------------------------------- runs
-def _run_info(run_dir: Path) -> dict[str, Any]:
-    from supernet.errors import NasError
-    from supernet.run import read_run_json
+def _run_info(run_dir: Path) -> RunInfo | None:
+    from supernet.run import read_run_info
 
     try:
-        info = read_run_json(run_dir)
+        return read_run_info(run_dir)
     except (OSError, NasError):
-        return {}
-    return info if isinstance(info, dict) else {}
+        return None
 
 
 def discover_runs(settings: Settings) -> dict[str, Path]:
@@ -121,27 +134,26 @@ def resolve_run_dir(store: Store, settings: Settings, run_id: str, loc: Sequence
         if (candidate / "run.json").is_file() and inside(candidate, settings.runs_dir):
             return candidate
     if loc is None:
-        raise NotFound("run", run_id)
-    raise FieldError(loc, f"unknown run '{run_id}'", allowed=list(list_runs(store, settings)))
+        raise NotFoundError("run", run_id)
+    raise UnknownNameError(f"unknown run '{run_id}'", loc=loc, allowed=list(list_runs(store, settings)))
 
 
 def run_summary(run_id: str, run_dir: Path, *, detail: bool = False) -> dict[str, Any]:
     """What GET /runs shows of a run: its space, checkpoint, whether it is finished, its predictors and fidelity."""
     info = _run_info(run_dir)
-    space = info.get("space") or {}
     out: dict[str, Any] = {
         "id": run_id,
-        "space": space.get("name") if isinstance(space, dict) else str(space),
-        "checkpoint_hash": info.get("checkpoint_hash"),
-        "finished": bool(info.get("finished", False)),
+        "space": info.space.get("name") if info else None,
+        "checkpoint_hash": info.checkpoint_hash if info else None,
+        "finished": bool(info and info.finished),
         "weights": (run_dir / "supernet.pt").is_file(),
         "predictors": _predictor_files(run_dir),
         "fidelity": _fidelity(run_dir),
-        "imported": info.get("imported") if isinstance(info.get("imported"), dict) else None,
+        "imported": info.imported if info else None,
     }
     if detail:
-        out["info"] = {k: v for k, v in info.items() if k != "space"}
-        out["space_config"] = space if isinstance(space, dict) else None
+        out["info"] = {k: v for k, v in info.to_dict().items() if k != "space"} if info else {}
+        out["space_config"] = info.space if info else None
     return out
 
 

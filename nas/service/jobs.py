@@ -1,4 +1,5 @@
-"""The job runner: jobs recorded in the store are started as worker processes (`python -m nas.worker JOB_ID`).
+"""The job runner: jobs recorded in the store are started as worker processes
+(`python -m nas.service.worker JOB_ID`).
 
 A job is written to the store (status `queued`) before anything runs it, so a server killed at any moment loses
 nothing: on start, jobs a dead server left `running` are marked `interrupted` (their worker, if still alive, is
@@ -22,10 +23,10 @@ from pathlib import Path
 
 from sqlalchemy import select, update
 
-from nas.settings import Settings
-from nas.store import ACTIVE_STATES, Job, Store, utcnow
+from nas.service.settings import Settings
+from nas.service.store import ACTIVE_STATES, Job, Store, utcnow
 
-log = logging.getLogger("nas.jobs")
+log = logging.getLogger("nas.service.jobs")
 
 
 class JobStateError(ValueError):
@@ -52,7 +53,7 @@ def _is_worker_of(pid: int, job_id: str) -> bool:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     except OSError:
         return False
-    return b"nas.worker" in cmdline and job_id.encode() in cmdline
+    return b"nas.service.worker" in cmdline and job_id.encode() in cmdline
 
 
 def cancel_job(store: Store, job_id: str) -> Job:
@@ -214,8 +215,9 @@ class JobRunner:
         logs.mkdir(parents=True, exist_ok=True)
         try:
             with open(logs / f"job-{job_id}.log", "ab") as out:
-                proc = subprocess.Popen([sys.executable, "-m", "nas.worker", job_id], env=worker_env(self.settings),
-                                        stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+                proc = subprocess.Popen([sys.executable, "-m", "nas.service.worker", job_id],
+                                        env=worker_env(self.settings), stdout=out, stderr=subprocess.STDOUT,
+                                        stdin=subprocess.DEVNULL)
         except OSError as exc:
             self.store.update_job(job_id, status="failed", error=f"cannot start a worker: {exc}", message="failed",
                                   finished_at=utcnow())

@@ -6,8 +6,8 @@ import optuna
 import pytest
 from sqlalchemy import inspect, text
 
-from nas.jobs import JobStateError, cancel_job, resume_job
-from nas.store import Experiment, Store
+from nas.service.jobs import JobStateError, cancel_job, resume_job
+from nas.service.store import Experiment, Store
 
 
 def test_tables_and_job_round_trip(db_url):
