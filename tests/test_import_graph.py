@@ -123,15 +123,8 @@ def test_no_upward_arrow():
     assert upward_arrows(import_graph()) == []
 
 
-def test_no_import_cycle_outside_nas_search():
-    cycles = [c for c in _cycles(import_graph()) if not all(_within(m, "nas.search") for m in c)]
-    assert cycles == []
-
-
-@pytest.mark.xfail(reason="the import cycle inside nas/search is removed by s20a (issue #20); drop this marker "
-                          "when that branch is merged", strict=False)
-def test_no_import_cycle_inside_nas_search():
-    assert [c for c in _cycles(import_graph()) if all(_within(m, "nas.search") for m in c)] == []
+def test_no_import_cycle():
+    assert _cycles(import_graph()) == []
 
 
 def test_checks_catch_an_upward_arrow_and_a_cycle():
