@@ -193,7 +193,7 @@ def test_inplace_distillation_uses_the_steps_largest_subnet(tmp_path, monkeypatc
                     "expand": [3, 4, 6], "subnets_per_step": 3, "sandwich": True, "kd_source": "inplace"}]})
     calls, active = [], []
     real_kd, real_set = tr.distillation_loss, tr.Supernet.set_active
-    monkeypatch.setattr(tr, "_frozen_teacher", lambda *a, **k: pytest.fail("in-place KD built a frozen teacher"))
+    monkeypatch.setattr(tr, "FrozenTeacher", lambda *a, **k: pytest.fail("in-place KD built a frozen teacher"))
     monkeypatch.setattr(tr.Supernet, "set_active", lambda self, arch: (active.append(arch), real_set(self, arch))[1])
 
     def spy(student, teacher):
