@@ -211,9 +211,19 @@ def test_inplace_distillation_uses_the_steps_largest_subnet(tmp_path, monkeypatc
 
 
 def test_shipped_recipes_load():
+    """Each shipped recipe loads, trains a teacher first and unlocks every elastic choice of its space by the end
+    (progressive shrinking in six or more phases, or the demo's teacher then one all-elastic phase)."""
+    from supernet import SearchSpace
+
     for name in ("tiny", "fashion-mnist", "fashion-mnist-full", "fashion-mnist-full-gpu"):
         cfg = ExperimentConfig.from_yaml(ROOT / "experiments" / f"{name}.yaml")
-        assert cfg.name == name and len(cfg.phases) >= 6
+        space = SearchSpace.preset(cfg.space)
+        first, last = cfg.phases[0], cfg.phases[-1]
+        assert cfg.name == name and len(cfg.phases) >= 2
+        assert first.kernel is None and first.depth is None and first.expand is None
+        assert tuple(last.kernel) == space.kernel_choices and tuple(last.depth) == space.depth_choices
+        assert tuple(last.expand) == space.expand_choices
+    assert len(ExperimentConfig.from_yaml(ROOT / "experiments" / "fashion-mnist-full.yaml").phases) >= 6
 
 
 def test_without_a_progress_bar_a_log_line_shows_the_run_is_alive(tiny, tmp_path, monkeypatch):
