@@ -20,7 +20,7 @@ import numpy as np
 from nas.search._session import Session
 from nas.search._pareto import selection_order
 from nas.search._problem import SearchError
-from supernet.space import crossover_rows
+from supernet.space import crossover_rows, mutate_rows
 
 
 def _hash(rows: np.ndarray) -> np.ndarray:
@@ -170,9 +170,9 @@ class Memetic:
         kids[n_mut:] = crossover_rows(mates, kids[n_mut:], rng)
         prob = self.mutation_prob or min(1.0, 2.0 / len(sizes))
         fresh = (rng.random(kids.shape) * sizes).astype(np.int64)  # canonical form comes in _offer
-        mask = rng.random(kids.shape) < prob
-        mask[np.arange(n_mut), rng.integers(0, len(sizes), n_mut)] = True  # every mutant changes somewhere
-        np.copyto(kids, fresh, where=mask)
+        kids = mutate_rows(kids, fresh, rng, prob)
+        mutant, gene = np.arange(n_mut), rng.integers(0, len(sizes), n_mut)
+        kids[mutant, gene] = fresh[mutant, gene]  # every mutant changes somewhere
         return kids
 
     # ---------------------------------------------------------------- search
