@@ -26,6 +26,13 @@ def fit_correction(ops_ms: np.ndarray, measured_ms: np.ndarray, source: str = "f
     w = 1.0 / np.maximum(m, 1e-9)
     a = np.stack([p * w, w], 1)
     (scale, offset), *_ = np.linalg.lstsq(a, m * w, rcond=None)
+    floor = 0.5 * float(p.min())
+    if np.isfinite(scale) and scale > 0 and offset < -scale * floor:
+        # a steep line from a few noisy subnets would predict <= 0 ms for a subnet smaller than those it saw: the
+        # line may cross zero no higher than half the smallest fitted subnet's sum of ops (offset at that bound)
+        q = (p - floor) * w
+        scale = float(q @ (m * w) / max(float(q @ q), 1e-300))
+        offset = -scale * floor
     if not np.isfinite(scale) or scale <= 0:
         scale, offset = float(np.median(m / np.maximum(p, 1e-12))), 0.0
     return Correction(source=source, scale=float(scale), per_block_ms=0.0, offset_ms=float(offset))

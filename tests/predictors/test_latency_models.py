@@ -148,3 +148,17 @@ def test_vectorised_equals_one_by_one(tiny):
     codes = tiny.sample_codes(30, 2)
     one = np.concatenate([rf.predict(codes[i:i + 1]) for i in range(len(codes))])
     np.testing.assert_allclose(rf.predict(codes), one)
+
+
+def test_end_to_end_correction_never_predicts_a_smaller_subnet_below_zero():
+    from predictors.calibration import apply_correction, fit_correction
+
+    # three noisy subnets on a steep line: unconstrained least squares crosses zero at 8 ms of ops
+    ops, measured = np.array([9.0, 10.0, 11.0]), np.array([1.0, 5.0, 9.0])
+    c = fit_correction(ops, measured)
+    assert c.scale > 0 and apply_correction(c, np.array([4.5, 6.0]), np.zeros(2)).min() >= 0
+    assert apply_correction(c, ops, np.zeros(3))[-1] > apply_correction(c, ops, np.zeros(3))[0]
+    # a clean line whose zero lies below half the smallest subnet is fitted exactly, negative offset and all
+    ops = np.array([4.0, 6.0, 8.0, 10.0])
+    c = fit_correction(ops, 1.5 * ops - 1.0)
+    assert abs(c.scale - 1.5) < 1e-9 and abs(c.offset_ms + 1.0) < 1e-9
