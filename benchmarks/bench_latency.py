@@ -129,6 +129,9 @@ while True:
 """
 
 
+IDLE_TARGET = {"spearman": 0.97, "within_10pct": 0.95}  # issue 21: the same figures on an idle machine
+
+
 def bench_under_load(runs: int, companion: bool, n_fit: int = 20, n_test: int = 100) -> None:
     """`nas profile cpu-host` on tiny-mbv3 `runs` times (a fresh sample of subnets each), each beside a CPU-bound
     training loop of our own (one thread: with 2 cores, the profile competes for the machine); held-out fidelity
@@ -139,6 +142,7 @@ def bench_under_load(runs: int, companion: bool, n_fit: int = 20, n_test: int = 
     from predictors.profiling import TARGET
 
     space = SearchSpace.preset("tiny-mbv3")
+    target = TARGET if companion else IDLE_TARGET
     rows, t_all = [], time.perf_counter()
     for k in range(runs):
         proc = subprocess.Popen([sys.executable, "-c", _COMPANION]) if companion else None
@@ -154,7 +158,7 @@ def bench_under_load(runs: int, companion: bool, n_fit: int = 20, n_test: int = 
                 proc.kill()
                 proc.wait()
         lut, learned, ceil = rep.fidelity["lookup-table"], rep.fidelity["learned"], rep.noise_ceiling
-        ok = all(lut[m] >= v for m, v in TARGET.items())
+        ok = all(lut[m] >= v for m, v in target.items())
         rows.append({"run": k + 1, "load avg (1 min)": f"{load0:.1f} → {os.getloadavg()[0]:.1f}",
                      "lookup-table Spearman": round(lut["spearman"], 3),
                      "lookup-table ±10% %": round(100 * lut["within_10pct"], 1),
@@ -177,15 +181,16 @@ ops, each a burst of a warm-up run and {cfg.repeats} timed runs, every timed run
 preempted 1, 2, 3, 4+ times (involuntary context switches) estimated from all items and divided out, drift
 divided out, outliers rejected, subnets whose half-runs disagree by > {cfg.remeasure_above:.0%} re-timed in passes
 of {max(4, cfg.rounds // 2)} rounds, at most {cfg.remeasure_passes}) {runs} times, a fresh sample of
-subnets each run (seed = run − 1), {where}. Target: lookup table (what the profile serves) Spearman ≥
-{TARGET['spearman']} and ≥ {TARGET['within_10pct']:.0%} within ±10% on the held-out subnets. The noise ceiling is the
+subnets each run (seed = run − 1), {where}. Target{" (idle machine)" if not companion else ""}: lookup table (what
+the profile serves) Spearman ≥ {target['spearman']} and ≥ {target['within_10pct']:.0%} within ±10% on the held-out
+subnets. The noise ceiling is the
 run's own: each held-out subnet's two half-runs (alternate bursts) scored against each other, so it describes
 timings made with half the bursts; a predictor scored against the full timings can exceed it.
 
 {table(rows)}
 
-**{met} of {runs} runs meet the target.** The machine was shared with other jobs throughout (other helpers'
-test suites and searches; the load average column shows it, on 2 cores). Before this change (8 interleaved
+**{met} of {runs} runs meet the target.** The load average column shows what else ran on the 2 cores (the
+companion counts 1). Before this change (8 interleaved
 rounds for ops and subnets, the fastest run of each burst, no preemption correction) 4 of 5 such runs met the
 target (the fifth 0.948 / 97% at load average 18–20); before interleaving (fastest of 3 passes × 8 back-to-back
 runs, no drift removal) the demo's profile reached held-out Spearman 0.89 in one clean run and 0.69 in another.
