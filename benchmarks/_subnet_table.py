@@ -76,9 +76,9 @@ def build(run_dir: str | Path, profile: str | Path, out: str | Path, *, samples:
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(".tmp")
     name = json.loads((Path(run_dir) / "run.json").read_text())["name"]
+    also = f", and the run's {len(held)} held-out subnets" if len(held) else ""
     header = (f"# {len(df)} subnets of run {name} (checkpoint {run.checkpoint_hash[:12]}), space "
-              f"{run.space.name} (the accuracy predictor's plan, its first {n_plan}, and the run's {len(held)} "
-              f"held-out subnets); top-1 on "
+              f"{run.space.name} (the accuracy predictor's plan, its first {n_plan}{also}); top-1 on "
               f"{' or '.join(f'{v} ({c} subnets)' for v, c in df['val_images'].value_counts().sort_index().items())} "
               f"validation images after BN recalibration on {bn_images} "
               f"training images; latency_ms from the {preds.latency_source} model of profile {Path(profile).name}\n")

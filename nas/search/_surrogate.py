@@ -15,7 +15,7 @@ change at a time while the acquisition rises; never one already tried or running
   A draw goes wherever a plausible model puts the optimum, so the search leaves a plateau of equal values;
 - with two objectives every other ask is expected hypervolume improvement instead (Monte Carlo over the GP's
   marginals, the same samples for every candidate of an ask, exact 2-D hypervolume gain per sample), which fills
-  the front's gaps where the model is sure (BENCHMARKS.md, "Expensive objectives", measures both alone);
+  the front's gaps where the model is sure (either alone did worse on one of the two measured tables);
 - constraints (`trial.set_constraint`, Optuna's convention: feasible when <= 0): Thompson sampling draws them too
   and prefers candidates feasible under the draw, then the least violating; expected hypervolume improvement is
   multiplied by the probability that every constraint holds. Values at or beyond 1e29 (Ray Tune's stand-in for an
