@@ -172,7 +172,8 @@ def hv_gain_2d(points: np.ndarray, front: np.ndarray, ref: np.ndarray) -> np.nda
 class SurrogateSampler(optuna.samplers.BaseSampler):
     """GP-based Bayesian optimisation over categorical parameters (see the module docstring).
 
-    n_startup_trials: uniform random trials before the model is used; n_candidates: pool scored per ask;
+    n_startup_trials: uniform random trials before the model is used; n_candidates: uniform draws and neighbours
+    of the best trials in the pool per ask (half each; recombinations add half as many again);
     n_samples: Monte Carlo samples per candidate for the expected hypervolume improvement (two objectives).
     """
 
