@@ -87,7 +87,8 @@ def demo_bench() -> Bench | None:
     best, front, ref = _truth(near.values, dirs)
     header = DEMO_TABLE.read_text().splitlines()[0].lstrip("# ")
     about = (f"the demo supernet's measured subnets ({header}); a search asks for any subnet of `{space.name}` and "
-             f"gets the figures of the table's nearest subnet (fewest differing choices), so every answer is a "
+             f"gets the figures of the table's nearest subnet (fewest differing choices, then fewest steps between "
+             f"choices in their order), so every answer is a "
              f"measurement; one objective `val_accuracy` (best {best:.4f}), two: `val_accuracy` and `latency_ms` "
              f"({len(front)} subnets on the true front)")
     return Bench("demo-subnets", about, space, lambda a: near(a)[0], near, dirs, best, front, ref)

@@ -8,8 +8,10 @@ neither the run nor the profile):
     .venv/bin/python benchmarks/_subnet_table.py --run runs/fashion-mnist --profile runs/profiles/cpu-host.yaml
 
 A search over the table asks for any subnet of the space; it gets the measured figures of the table's nearest
-subnet (fewest differing choices on the canonical codes; ties: the first in the table), so every answer is a
-real measurement and the table's own Pareto front is the true one.
+subnet (fewest differing choices on the canonical codes; among those, the fewest steps between choices in
+their order, e.g. kernel 3 is nearer 5 than 7; then the first in the table), so every answer is a real measurement
+and the table's own Pareto front is the true one. (Ties broken by table order alone favoured the table's first two
+rows, the largest and the smallest subnet, the ends of the true front.)
 """
 
 from __future__ import annotations
@@ -60,7 +62,9 @@ def build(run_dir: str | Path, profile: str | Path, out: str | Path, *, samples:
         print(f"measured in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
     tab = read_measured(work)
     held = read_measured(heldout_path(run_dir, run.checkpoint_hash))
-    tab = pd.concat([tab, held[~held["arch"].isin(tab["arch"])]], ignore_index=True)
+    held = held[~held["arch"].isin(tab["arch"])]
+    n_plan = len(tab)
+    tab = pd.concat([tab, held], ignore_index=True)
     codes, acc = table_codes(run.space, tab)
     preds = Predictors(run.space, str(profile))
     df = pd.DataFrame(np.column_stack(_values(run.space, codes)), columns=code_columns(run.space))
@@ -72,8 +76,9 @@ def build(run_dir: str | Path, profile: str | Path, out: str | Path, *, samples:
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(".tmp")
     name = json.loads((Path(run_dir) / "run.json").read_text())["name"]
+    also = f", and the run's {len(held)} held-out subnets" if len(held) else ""
     header = (f"# {len(df)} subnets of run {name} (checkpoint {run.checkpoint_hash[:12]}), space "
-              f"{run.space.name} (the accuracy predictor's plan, its first {len(df)}); top-1 on "
+              f"{run.space.name} (the accuracy predictor's plan, its first {n_plan}{also}); top-1 on "
               f"{' or '.join(f'{v} ({c} subnets)' for v, c in df['val_images'].value_counts().sort_index().items())} "
               f"validation images after BN recalibration on {bn_images} "
               f"training images; latency_ms from the {preds.latency_source} model of profile {Path(profile).name}\n")
@@ -102,13 +107,21 @@ class NearestSubnet:
         nb, ns = space.num_blocks, space.num_stages
         archs = [ArchConfig(tuple(c[:nb]), tuple(c[nb:2 * nb]), tuple(c[2 * nb:2 * nb + ns]), int(c[-1]))
                  for c in cols]
-        self.codes = space.encode(archs)
+        self.codes = self._steps(space.encode(archs))
         self.values = table[names].to_numpy(dtype=np.float64)
         self.visited: set[int] = set()
 
+    def _steps(self, codes: np.ndarray) -> np.ndarray:
+        """Codes with the resolution as its choice index, so that every column counts steps between choices."""
+        out = codes.copy()
+        out[:, -1] = np.searchsorted(np.asarray(self.space.resolutions), codes[:, -1])
+        return out
+
     def index(self, arch: ArchConfig) -> int:
-        code = self.space.encode([arch])[0]
-        return int(np.argmin((self.codes != code).sum(1)))  # argmin: the first of ties
+        code = self._steps(self.space.encode([arch]))[0]
+        differ = (self.codes != code).sum(1)
+        steps = np.abs(self.codes - code).sum(1)
+        return int(np.argmin(differ * (steps.max() + 1) + steps))  # argmin: the first of any tie left
 
     def __call__(self, arch: ArchConfig) -> tuple[float, ...]:
         i = self.index(arch)

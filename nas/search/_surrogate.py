@@ -1,17 +1,25 @@
 """`SurrogateSampler`: an Optuna sampler for expensive objectives over categorical choices (50-300 evaluations).
 
-A Gaussian process over the one-hot features of the choices (kernel exp(-sum of a relevance weight per differing
-parameter), the weights and the noise fitted by marginal likelihood every few trials) models each objective and
-each constraint; the next
-candidate maximises an acquisition over a pool of uniform draws and one-to-three-change neighbours of the best
-trials, never one already tried or running:
-- one objective: expected improvement over the best feasible value;
-- two objectives: expected hypervolume improvement (Monte Carlo over the GP's marginals, exact 2-D
-  hypervolume gain per sample) of the candidates whose optimistic gain (at mean - std) is among the best;
-- three or more: expected improvement of a random-weight augmented Chebyshev scalarisation (ParEGO);
-- constraints (`trial.set_constraint`, Optuna's convention: feasible when <= 0): times the probability that
-  every constraint holds. Values at or beyond 1e29 (Ray Tune's stand-in for an infeasible trial) count as
-  infeasible.
+A Gaussian process over the one-hot features of the choices models each objective and each constraint. Its kernel
+sums an interaction part, exp(-sum of a relevance weight per differing parameter), and a main-effect part, a weight
+per parameter where the choices agree (each choice adds a value of its own, whatever the others: what lets the model
+carry what it learnt about a choice to candidates far from every trial); the weights and the noise are fitted by
+marginal likelihood every few trials.
+
+Each ask maximises an acquisition over a pool (uniform draws; one-to-three-change neighbours of the best trials;
+recombinations, each choice drawn from the best fifth of the trials), then climbs the pool's best few greedily one
+change at a time while the acquisition rises; never one already tried or running. The acquisition:
+- Thompson sampling: one draw of the model per ask (the main effects drawn from their exact posterior, the
+  interactions at their posterior mean), the candidate with the best drawn value (one objective; three or more:
+  of a random-weight augmented Chebyshev scalarisation, ParEGO's) or the largest drawn hypervolume gain (two).
+  A draw goes wherever a plausible model puts the optimum, so the search leaves a plateau of equal values;
+- with two objectives every other ask is expected hypervolume improvement instead (Monte Carlo over the GP's
+  marginals, the same samples for every candidate of an ask, exact 2-D hypervolume gain per sample), which fills
+  the front's gaps where the model is sure (either alone did worse on one of the two measured tables);
+- constraints (`trial.set_constraint`, Optuna's convention: feasible when <= 0): Thompson sampling draws them too
+  and prefers candidates feasible under the draw, then the least violating; expected hypervolume improvement is
+  multiplied by the probability that every constraint holds. Values at or beyond 1e29 (Ray Tune's stand-in for an
+  infeasible trial) count as infeasible.
 
 It works inside any ask-and-tell loop: `nas.search`'s strategy `surrogate` and Ray Tune's `OptunaSearch`
 (`get_strategy("ray-tune", sampler="surrogate")`); running trials are believed at the GP's mean ("kriging
@@ -21,7 +29,7 @@ believer"), so parallel asks spread out.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import optuna
@@ -36,74 +44,116 @@ from nas.search._pareto import nondominated_mask
 from nas.search._problem import SearchError
 
 _PENALTY = 1e29
-_EHVI_POOL = 256  # candidates scored by Monte Carlo EHVI per ask
+_EHVI_POOL = 256  # candidates of the pool scored by Monte Carlo EHVI per ask
+_CLIMBS, _CLIMB_STEPS, _NEIGHBOURS = 4, 40, 256  # local search on the acquisition: starts, steps, moves per step
 
 
-class _ArdGP:
-    """Zero-mean GP on standardised targets with one relevance weight per parameter: the kernel is
-    exp(-sum_p w_p [x_p != x'_p]) on one-hot rows (`blocks[c]`: the parameter of one-hot column c). The weights and
-    the noise maximise the marginal likelihood (L-BFGS, analytic gradient, a log-normal prior around
-    `w0`); `theta` starts the fit (the last fit's weights), `fit=False` reuses it as is."""
+class _CategoricalGP:
+    """Zero-mean GP on standardised targets over one-hot rows (`blocks[c]`: the parameter of one-hot column c) with
+    the kernel
+
+        s * exp(-sum_p w_p [x_p != x'_p])  +  sum_p a_p [x_p == x'_p]
+
+    an interaction part (relevance weight w_p per parameter: candidates that differ in few relevant choices are
+    alike) plus a main-effect part (each parameter's choice adds a value of its own, whatever the other choices:
+    what carries what was learnt about a choice to candidates far from every observation, as TPE's independent
+    densities do). w, a, s and the noise maximise the marginal likelihood (L-BFGS, analytic gradient, log-normal
+    priors); `theta` starts the fit (the last fit's), `fit=False` reuses it as is."""
 
     def __init__(self, x: np.ndarray, y: np.ndarray, blocks: np.ndarray, theta: np.ndarray | None = None,
                  fit: bool = True):
         self.x, self.blocks = x, blocks
-        n_par = int(blocks.max()) + 1
+        n_par = self.n_par = int(blocks.max()) + 1
         self.mu, self.sd = float(y.mean()), float(y.std()) or 1.0
         z = (y - self.mu) / self.sd
-        w0 = math.log(1.0 / math.sqrt(n_par))
-        start = np.concatenate([np.full(n_par, w0), [math.log(1e-2)]]) if theta is None else theta
+        # prior centres: interaction weights 1/sqrt(P); half the variance in main effects, half in interactions
+        self._prior = np.concatenate([np.full(n_par, math.log(1.0 / math.sqrt(n_par))),
+                                      np.full(n_par, math.log(0.5 / n_par)), [math.log(0.5)]])
+        start = np.concatenate([self._prior, [math.log(1e-2)]]) if theta is None else theta
         if fit:
-            res = minimize(self._nll, start, args=(z, w0), jac=True, method="L-BFGS-B",
-                           bounds=[(-7.0, 3.0)] * n_par + [(math.log(1e-6), math.log(1.0))],
+            bounds = ([(-7.0, 3.0)] * n_par + [(math.log(1e-6), math.log(2.0))] * n_par
+                      + [(math.log(1e-3), math.log(4.0)), (math.log(1e-6), math.log(1.0))])
+            res = minimize(self._nll, start, args=(z,), jac=True, method="L-BFGS-B", bounds=bounds,
                            options={"maxiter": 40})
             start = res.x if np.isfinite(res.fun) else start
         try:
-            _, chol = self._factor(start)
+            _, _, chol = self._factor(start)
         except np.linalg.LinAlgError:  # near-duplicate rows at a tiny noise: more noise
             start = np.concatenate([start[:-1], [max(start[-1], math.log(1e-2))]])
-            _, chol = self._factor(start)
+            _, _, chol = self._factor(start)
         self.theta = start
         self.alpha = cho_solve(chol, z)
         self.inv = cho_solve(chol, np.eye(len(z)))
 
-    def _kernel(self, a: np.ndarray, b: np.ndarray, w: np.ndarray) -> np.ndarray:
-        wc = w[self.blocks]
-        return np.exp(-(w.sum() - (a * wc) @ b.T))
+    def _parts(self, a: np.ndarray, b: np.ndarray, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The interaction and main-effect kernel matrices between one-hot rows `a` and `b`."""
+        p = self.n_par
+        w, add, s = np.exp(theta[:p]), np.exp(theta[p:2 * p]), math.exp(theta[2 * p])
+        return s * np.exp(-(w.sum() - (a * w[self.blocks]) @ b.T)), (a * add[self.blocks]) @ b.T
 
-    def _factor(self, theta: np.ndarray) -> tuple[np.ndarray, tuple[np.ndarray, bool]]:
-        w, noise = np.exp(theta[:-1]), math.exp(theta[-1])
-        k = self._kernel(self.x, self.x, w)
-        return k, cho_factor(k + (noise + 1e-8) * np.eye(len(k)), lower=True)
+    def _factor(self, theta: np.ndarray):
+        kp, ka = self._parts(self.x, self.x, theta)
+        k = kp + ka + (math.exp(theta[-1]) + 1e-8) * np.eye(len(kp))
+        return kp, k, cho_factor(k, lower=True)
 
-    def _nll(self, theta: np.ndarray, z: np.ndarray, w0: float) -> tuple[float, np.ndarray]:
+    def _nll(self, theta: np.ndarray, z: np.ndarray) -> tuple[float, np.ndarray]:
         try:
-            k, chol = self._factor(theta)
+            kp, _, chol = self._factor(theta)
         except np.linalg.LinAlgError:
             return math.inf, np.zeros_like(theta)
+        p = self.n_par
         alpha = cho_solve(chol, z)
         inv = cho_solve(chol, np.eye(len(z)))
-        prior = 0.5 * ((theta[:-1] - w0) / 1.5) ** 2
-        nll = 0.5 * z @ alpha + np.log(np.diag(chol[0])).sum() + prior.sum()
-        a = (np.outer(alpha, alpha) - inv) * k
-        # d K / d log w_p = -w_p (1 - X_p X_p^T) * K: the sums over a parameter's one-hot columns of diag(X^T A X)
-        same = np.bincount(self.blocks, weights=((a @ self.x) * self.x).sum(0), minlength=len(theta) - 1)
-        w = np.exp(theta[:-1])
+        dev = (theta[:-1] - self._prior) / 1.5
+        nll = 0.5 * z @ alpha + np.log(np.diag(chol[0])).sum() + 0.5 * (dev ** 2).sum()
+        b = np.outer(alpha, alpha) - inv  # d nll / d theta = -tr(b dK/dtheta) / 2
+
+        def same(m: np.ndarray) -> np.ndarray:  # per parameter: sum of m where the rows share its choice
+            return np.bincount(self.blocks, weights=((m @ self.x) * self.x).sum(0), minlength=p)
+
+        bk = b * kp
         grad = np.empty_like(theta)
-        grad[:-1] = 0.5 * w * (a.sum() - same) + (theta[:-1] - w0) / 1.5 ** 2
-        grad[-1] = -0.5 * math.exp(theta[-1]) * (alpha @ alpha - np.trace(inv))
+        # d kp / d log w_p = -w_p [x_p != x'_p] kp;  d ka / d log a_p = a_p [x_p == x'_p];  d kp / d log s = kp
+        grad[:p] = 0.5 * np.exp(theta[:p]) * (bk.sum() - same(bk))
+        grad[p:2 * p] = -0.5 * np.exp(theta[p:2 * p]) * same(b)
+        grad[2 * p] = -0.5 * bk.sum()
+        grad[:-1] += dev / 1.5
+        grad[-1] = -0.5 * math.exp(theta[-1]) * np.trace(b)
         return float(nll), grad
 
+    def thompson(self, rng: np.random.Generator) -> Callable[[np.ndarray], np.ndarray]:
+        """A function of one-hot rows: the main-effect part drawn from its posterior (each choice's value, exact:
+        a Gaussian over the one-hot weights) plus the interaction part's posterior mean."""
+        p = self.n_par
+        add = np.exp(self.theta[p:2 * p])[self.blocks]
+        ax = self.x * add
+        cov = np.diag(add) - ax.T @ self.inv @ ax
+        vals, vecs = np.linalg.eigh((cov + cov.T) / 2)
+        beta = ax.T @ self.alpha + vecs @ (np.sqrt(np.clip(vals, 0, None)) * rng.standard_normal(len(vals)))
+
+        def draw(x: np.ndarray) -> np.ndarray:
+            kp, _ = self._parts(x, self.x, self.theta)
+            return self.mu + self.sd * (x @ beta + kp @ self.alpha)
+        return draw
+
     def predict(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        ks = self._kernel(x, self.x, np.exp(self.theta[:-1]))
-        var = np.maximum(1.0 - ((ks @ self.inv) * ks).sum(1), 1e-12)
+        kp, ka = self._parts(x, self.x, self.theta)
+        ks = kp + ka
+        p = self.n_par
+        prior = math.exp(self.theta[2 * p]) + np.exp(self.theta[p:2 * p]).sum()
+        var = np.maximum(prior - ((ks @ self.inv) * ks).sum(1), 1e-12)
         return self.mu + self.sd * (ks @ self.alpha), self.sd * np.sqrt(var)
 
 
-def _ei(mean: np.ndarray, std: np.ndarray, best: float) -> np.ndarray:
-    """Expected improvement below `best` (minimising)."""
-    z = (best - mean) / std
-    return std * (z * ndtr(z) + np.exp(-0.5 * z * z) / math.sqrt(2 * math.pi))
+def _normalised(y: np.ndarray) -> np.ndarray:
+    """Each column scaled to [0, 1] over the rows."""
+    lo, hi = y.min(0), y.max(0)
+    return (y - lo) / np.where(hi > lo, hi - lo, 1.0)
+
+
+def _signed_log(v: np.ndarray) -> np.ndarray:
+    """A constraint's violation (feasible when <= 0) on a scale-free signed log."""
+    return np.sign(v) * np.log1p(np.abs(v))
 
 
 def hv_gain_2d(points: np.ndarray, front: np.ndarray, ref: np.ndarray) -> np.ndarray:
@@ -122,8 +172,9 @@ def hv_gain_2d(points: np.ndarray, front: np.ndarray, ref: np.ndarray) -> np.nda
 class SurrogateSampler(optuna.samplers.BaseSampler):
     """GP-based Bayesian optimisation over categorical parameters (see the module docstring).
 
-    n_startup_trials: uniform random trials before the model is used; n_candidates: pool scored per ask;
-    n_samples: Monte Carlo samples per candidate for the expected hypervolume improvement.
+    n_startup_trials: uniform random trials before the model is used; n_candidates: uniform draws and neighbours
+    of the best trials in the pool per ask (half each; recombinations add half as many again);
+    n_samples: Monte Carlo samples per candidate for the expected hypervolume improvement (two objectives).
     """
 
     def __init__(self, seed: int | None = None, n_startup_trials: int = 10, n_candidates: int = 2048,
@@ -173,13 +224,16 @@ class SurrogateSampler(optuna.samplers.BaseSampler):
                      dtype=np.float64).reshape(len(done), len(con_names))
         feasible = (np.abs(y) < _PENALTY).all(1) & np.isfinite(y).all(1) & (c <= 0).all(1)
         self._blocks = np.repeat(np.arange(len(sizes)), sizes)
-        cand = self._candidates(obs, running, y, feasible, sizes)
+        taken = {r.tobytes() for r in np.concatenate([obs, running])}
+        cand = self._candidates(obs, y, feasible, sizes, taken)
         if not len(cand):
             return {}
         with threadpool_limits(1, user_api="blas"):  # matrices of a few hundred rows: threads only contend
-            score = self._acquisition(self._onehot(obs, sizes), y, c, feasible, self._onehot(running, sizes),
-                                      self._onehot(cand, sizes))
-        best = cand[int(np.argmax(score + 1e-12 * self._rng.random(len(score))))]
+            # two objectives: every other ask expected hypervolume improvement (once a feasible trial exists)
+            ehvi = y.shape[1] == 2 and feasible.any() and len(done) % 2 == 1
+            acq = self._ehvi if ehvi else self._thompson
+            score = acq(self._onehot(obs, sizes), y, c, feasible, self._onehot(running, sizes), sizes)
+            best = self._maximise(score, cand, sizes, taken)
         return {n: d.to_external_repr(int(i)) for n, d, i in zip(names, dists, best)}
 
     # ---------------------------------------------------------------- pieces
@@ -191,8 +245,10 @@ class SurrogateSampler(optuna.samplers.BaseSampler):
             out[np.arange(len(idx))[:, None], offsets[None, :] + idx] = 1.0
         return out
 
-    def _candidates(self, obs: np.ndarray, running: np.ndarray, y: np.ndarray, feasible: np.ndarray,
-                    sizes: np.ndarray) -> np.ndarray:
+    def _candidates(self, obs: np.ndarray, y: np.ndarray, feasible: np.ndarray, sizes: np.ndarray,
+                    taken: set[bytes]) -> np.ndarray:
+        """The pool the acquisition is maximised over: uniform draws, one-to-three-change neighbours of the best
+        trials and recombinations of the best fifth's choices, none already tried or running."""
         rng, n = self._rng, self.n_candidates
         uniform = (rng.random((n // 2, len(sizes))) * sizes).astype(np.int64)
         good = obs[feasible] if feasible.any() else obs
@@ -207,58 +263,132 @@ class SurrogateSampler(optuna.samplers.BaseSampler):
             r = np.arange(len(local))[change]
             local[r, gene[change]] = (local[r, gene[change]]
                                       + rng.integers(1, np.maximum(sizes[gene[change]], 2))) % sizes[gene[change]]
-        cand = np.unique(np.concatenate([uniform, local]), axis=0)
-        taken = {r.tobytes() for r in np.concatenate([obs, running])}
+        # recombinations: each choice drawn on its own from the best fifth of the trials (TPE's good density over
+        # the choices, a little smoothed): far from any one trial, near what the good ones share
+        top = good[order[:max(5, len(good) // 5)]]
+        mixed = top[rng.integers(0, len(top), (n // 2, len(sizes))), np.arange(len(sizes))]
+        smooth = rng.random(mixed.shape) < 0.1
+        mixed[smooth] = (rng.random(smooth.sum()) * np.broadcast_to(sizes, mixed.shape)[smooth]).astype(np.int64)
+        cand = np.unique(np.concatenate([uniform, local, mixed]), axis=0)
         return cand[[r.tobytes() not in taken for r in cand]]
 
-    def _acquisition(self, x: np.ndarray, y: np.ndarray, c: np.ndarray, feasible: np.ndarray, x_run: np.ndarray,
-                     xc: np.ndarray) -> np.ndarray:
-        pof = np.ones(len(xc))
+    def _maximise(self, score: Callable[[np.ndarray, bool], np.ndarray], cand: np.ndarray, sizes: np.ndarray,
+                  taken: set[bytes]) -> np.ndarray:
+        """The acquisition's best candidate: the pool's best few, each climbed greedily to its best untried
+        one-change neighbour while the acquisition rises (a local search on the acquisition, as SMAC's), so the
+        choice may go as far from the trials as the model says it should."""
+        s = score(cand, True) + 1e-12 * self._rng.random(len(cand))
+        top = np.argsort(-s)[:_CLIMBS]
+        cur, cur_s = cand[top].copy(), s[top]
+        moves = np.array([(p, o) for p in range(len(sizes)) for o in range(1, int(sizes[p]))], dtype=np.int64)
+        for _ in range(_CLIMB_STEPS):
+            step = moves if len(moves) <= _NEIGHBOURS else moves[self._rng.choice(len(moves), _NEIGHBOURS, False)]
+            nb = np.repeat(cur[:, None], len(step), 1)  # (climbs, moves, parameters)
+            rows = np.arange(len(step))
+            nb[:, rows, step[:, 0]] = (nb[:, rows, step[:, 0]] + step[:, 1]) % sizes[step[:, 0]]
+            flat = nb.reshape(-1, len(sizes))
+            ns = score(flat, False).reshape(len(cur), len(step))
+            ns[np.array([r.tobytes() in taken for r in flat]).reshape(ns.shape)] = -np.inf
+            j = ns.argmax(1)
+            gain = ns[np.arange(len(cur)), j]
+            up = gain > cur_s + 1e-12 * np.abs(cur_s)
+            if not up.any():
+                break
+            cur[up], cur_s[up] = nb[up, j[up]], gain[up]
+        return cur[int(np.argmax(cur_s))]
+
+    def _ehvi(self, x: np.ndarray, y: np.ndarray, c: np.ndarray, feasible: np.ndarray, x_run: np.ndarray,
+              sizes: np.ndarray) -> Callable[[np.ndarray, bool], np.ndarray]:
+        """Expected hypervolume improvement (two objectives) times the probability of feasibility, as a function of
+        candidates (rows of choice indices) and whether to screen them (a large pool: Monte Carlo only for the
+        most promising)."""
+        cons = []
         for j in range(c.shape[1]):
             cj = c[:, j]
             finite = np.isfinite(cj)
-            if finite.sum() < 2:
-                continue
-            # scale-free: fit on a signed log of the violation, feasible when <= 0
-            t = np.sign(cj[finite]) * np.log1p(np.abs(cj[finite]))
-            m, s = self._gp(x[finite], t, f"c{j}").predict(xc)
-            pof *= ndtr(-m / s)
+            if finite.sum() >= 2:
+                cons.append(self._gp(x[finite], _signed_log(cj[finite]), f"c{j}"))
+
+        def pof(xc: np.ndarray) -> np.ndarray:
+            out = np.ones(len(xc))
+            for gp in cons:
+                m, s = gp.predict(xc)
+                out *= ndtr(-m / s)
+            return out
+
+        yn = _normalised(y[feasible])
+        gps = [self._believe(x[feasible], yn[:, j], x_run, f"y{j}") for j in range(2)]
+        front = yn[nondominated_mask(yn, ["minimize", "minimize"])]
+        ref = np.array([1.1, 1.1])
+        z = self._rng.standard_normal((self.n_samples, 2))  # the same samples for every candidate of this ask
+
+        def ehvi(rows: np.ndarray, screen: bool) -> np.ndarray:
+            xc = self._onehot(rows, sizes)
+            preds = [g.predict(xc) for g in gps]
+            mean = np.stack([p[0] for p in preds], 1)
+            std = np.stack([p[1] for p in preds], 1)
+            feas = pof(xc)
+            top = np.arange(len(xc))
+            if screen and len(xc) > _EHVI_POOL:  # in the pool, Monte Carlo only for the largest gains at mean - std
+                top = np.argsort(-hv_gain_2d(mean - std, front, ref) * feas)[:_EHVI_POOL]
+            samples = mean[top][None] + std[top][None] * z[:, None, :]
+            gain = np.zeros(len(xc))
+            gain[top] = hv_gain_2d(samples.reshape(-1, 2), front, ref).reshape(self.n_samples, len(top)).mean(0)
+            return gain * feas
+        return ehvi
+
+    def _thompson(self, x: np.ndarray, y: np.ndarray, c: np.ndarray, feasible: np.ndarray, x_run: np.ndarray,
+                  sizes: np.ndarray) -> Callable[[np.ndarray, bool], np.ndarray]:
+        """Thompson sampling as a function of candidates (rows of choice indices): one draw of each objective's
+        and each constraint's model per ask (`_CategoricalGP.thompson`), scored as the module docstring says."""
+        draws = []
+        for j in range(c.shape[1]):
+            cj = c[:, j]
+            finite = np.isfinite(cj)
+            if finite.sum() >= 2:
+                draws.append(self._gp(x[finite], _signed_log(cj[finite]), f"c{j}").thompson(self._rng))
+
+        def violation(xc: np.ndarray) -> np.ndarray:
+            return sum((np.maximum(d(xc), 0.0) for d in draws), np.zeros(len(xc)))
+
         if not feasible.any():
-            return pof
-        xf, yf = x[feasible], y[feasible]
-        lo, hi = yf.min(0), yf.max(0)
-        yn = (yf - lo) / np.where(hi > lo, hi - lo, 1.0)
+            return lambda rows, screen: -violation(self._onehot(rows, sizes))
+        xf, yn = x[feasible], _normalised(y[feasible])
         m_obj = y.shape[1]
-        if m_obj == 1 or m_obj > 2:
+        if m_obj == 2:
+            fs = [self._believe(xf, yn[:, j], x_run, f"y{j}").thompson(self._rng) for j in range(2)]
+            front = yn[nondominated_mask(yn, ["minimize", "minimize"])]
+            ref = np.array([1.1, 1.1])
+
+            def value(xc: np.ndarray) -> np.ndarray:
+                pts = np.stack([f(xc) for f in fs], 1)
+                gain = hv_gain_2d(pts, front, ref)
+                # a dominated draw: minus how far it must move (the same in both objectives) to leave the front's shade
+                behind = np.max(np.min(pts[:, None, :] - front[None], axis=2), axis=1)
+                return np.where(gain > 0, gain, -np.maximum(behind, 0.0))
+        else:
             if m_obj > 2:  # ParEGO: a random weighting per ask
                 w = self._rng.dirichlet(np.ones(m_obj))
                 target = (yn * w).max(1) + 0.05 * (yn * w).sum(1)
             else:
                 target = yn[:, 0]
-            gp = self._believe(xf, target, x_run, "y")
-            mean, std = gp.predict(xc)
-            return _ei(mean, std, target.min()) * pof
-        gps = [self._believe(xf, yn[:, j], x_run, f"y{j}") for j in range(2)]
-        preds = [g.predict(xc) for g in gps]
-        front = yn[nondominated_mask(yn, ["minimize", "minimize"])]
-        ref = np.array([1.1, 1.1])
-        mean = np.stack([p[0] for p in preds], 1)
-        std = np.stack([p[1] for p in preds], 1)
-        # Monte Carlo only where it can matter: the candidates with the largest gain at mean - std
-        optimistic = hv_gain_2d(mean - std, front, ref) * pof
-        top = np.argsort(-optimistic)[:_EHVI_POOL]
-        z = self._rng.standard_normal((self.n_samples, len(top), 2))
-        samples = mean[top][None] + std[top][None] * z
-        gain = np.zeros(len(xc))
-        gain[top] = hv_gain_2d(samples.reshape(-1, 2), front, ref).reshape(self.n_samples, len(top)).mean(0)
-        return gain * pof
+            f = self._believe(xf, target, x_run, "y").thompson(self._rng)
+
+            def value(xc: np.ndarray) -> np.ndarray:
+                return -f(xc)
+
+        def score(rows: np.ndarray, screen: bool) -> np.ndarray:
+            xc = self._onehot(rows, sizes)
+            v, bad = value(xc), violation(xc)
+            return np.where(bad > 0, -1e6 - bad, v)  # feasible under the draw first, then the least violating
+        return score
 
     def _gp(self, x: np.ndarray, y: np.ndarray, key: str, theta: np.ndarray | None = None, fit: bool | None = None):
         """A GP of target `key`; the ARD kernel's weights are fitted again every few trials, reused between."""
         last = self._theta.get(key)
         if fit is None:
             fit = last is None or len(y) - last[1] >= max(1, len(y) // 25)
-        gp = _ArdGP(x, y, self._blocks, theta if theta is not None else (last[0] if last else None), fit)
+        gp = _CategoricalGP(x, y, self._blocks, theta if theta is not None else (last[0] if last else None), fit)
         if fit:
             self._theta[key] = (gp.theta, len(y))
         return gp
