@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from nas.search._estimate import ConstraintEstimate
 from nas.search._session import Session
 from nas.search._pareto import selection_order
 from nas.search._problem import SearchError
@@ -90,10 +91,10 @@ class Memetic:
         self._seen.update(h[first[new]].tolist())
         return first[new]
 
-    def _offer(self, session: Session, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Evaluate the new, feasible (by screening) candidates of `rows`; their rows and values when feasible."""
+    def _offer(self, session: Session, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Evaluate the new, feasible (by screening) candidates of `rows` (in canonical form); the rows, values
+        and constraint values of those feasible."""
         p = session.problem
-        rows = p.canonical(rows)
         rows = rows[self._fresh(rows)]  # an infeasible row counts as seen too: it will never be feasible
         cons = None
         if self._screened:
@@ -101,31 +102,45 @@ class Memetic:
             ok = p.feasible_by(cons)
             rows, cons = rows[ok], cons[ok]
         if not len(rows) or session.done:
-            return rows[:0], np.empty((0, p.n_obj))
+            return rows[:0], np.empty((0, p.n_obj)), np.empty((0, p.n_con))
         ev = session.evaluate(rows, canonical=True, constraints=cons)
         rows = rows[: len(ev)]
-        return rows[ev.feasible], ev.values[ev.feasible]
+        return rows[ev.feasible], ev.values[ev.feasible], ev.constraints[ev.feasible]
 
     def _feasible(self, session: Session, n: int, rng: np.random.Generator,
                   known: np.ndarray | None = None) -> np.ndarray:
-        """About `n` candidates that meet the constraints by screening: uniform draws; when those are too few,
-        draws from the per-parameter frequencies of `known` feasible rows (smoothed towards uniform); and when
-        still too few, the least-violating draws repaired one gene at a time."""
+        """About `n` candidates that meet the constraints by screening: the uniform draws screened at the start
+        (the first time); then draws (from the per-parameter frequencies of `known` feasible rows, smoothed
+        towards uniform, when given) walked under the bounds by the constraint estimate; without an estimate,
+        such draws as they come; and what is still short, the least violating draws repaired one gene at a
+        time."""
         p = session.problem
         if not self._screened:
             return p.sample(n, rng)
-        draw = max(4 * n, 4096)
         got: list[np.ndarray] = []
-        sources = [lambda: p.sample(draw, rng)] * 2
-        if known is not None and len(known):
-            sources += [lambda: self._sample_like(p, known, draw, rng)] * 4
-        for make in sources:
-            cand = make()
+        cand = cons = None
+        if self._pool is not None:
+            cand, cons = self._pool
+            self._pool = None
+            got.append(cand[p.feasible_by(cons)])
+        draw = max(4 * n, 4096)
+        for i in range(6):
+            short = n - sum(map(len, got))
+            if short <= 0:
+                return np.concatenate(got)[:n]
+            like = known is not None and len(known) and (i >= 2 or self._estimate.ready)
+            if self._estimate.ready:
+                start = self._sample_like(p, known, 2 * short, rng) if like else p.sample(2 * short, rng)
+                cand = self._estimate.lower(start, p.canonical, rng, self._estimate.spread)
+            elif i < 2 or like:
+                cand = self._sample_like(p, known, draw, rng) if like else p.sample(draw, rng)
+            else:
+                break
             cons = p.screen(cand)
             got.append(cand[p.feasible_by(cons)])
-            if sum(map(len, got)) >= n:
-                return np.concatenate(got)[:n]
         short = n - sum(map(len, got))
+        if short <= 0:
+            return np.concatenate(got)[:n]
         start = cand[np.argsort(p.violation(cons))[:short]]
         return np.concatenate(got + [self._repair(session, start, rng)])
 
@@ -160,62 +175,94 @@ class Memetic:
             viol[bad[better]] = pv[np.arange(len(bad)), pick][better]
         return rows[viol <= 0]
 
-    def _children(self, session: Session, pop: np.ndarray, order: np.ndarray, n: int,
-                  rng: np.random.Generator) -> np.ndarray:
-        sizes = session.problem.sizes
-        parents = pop[order[: max(2, len(order) // 2)]]
-        n_mut = n // 2
-        kids = parents[rng.integers(0, len(parents), n)]  # a fancy index: a new array
-        mates = parents[rng.integers(0, len(parents), n - n_mut)]
-        kids[n_mut:] = crossover_rows(mates, kids[n_mut:], rng)
+    def _children(self, session: Session, pop: np.ndarray, order: np.ndarray, n: int, rng: np.random.Generator,
+                  judged: np.ndarray | None = None) -> np.ndarray:
+        """`n` mutants and uniform crossovers (half each, in random order) of the better half of `pop`; with
+        `judged` (the constraint values of `pop`, transformed as the estimate models them), drawn until about
+        `n` are expected feasible and only those kept."""
+        p = session.problem
+        sizes = p.sizes
+        parents = order[: max(2, len(order) // 2)]
+        m = n if judged is None else int(np.ceil(n / max(self._pass_rate, 0.25)))
+        pick = parents[rng.integers(0, len(parents), m)]
+        base = pop[pick]
+        mutant = rng.random(m) < 0.5
+        cross = np.nonzero(~mutant)[0]
+        kids = base.copy()
+        kids[cross] = crossover_rows(pop[parents[rng.integers(0, len(parents), len(cross))]], base[cross], rng)
         prob = self.mutation_prob or min(1.0, 2.0 / len(sizes))
-        fresh = (rng.random(kids.shape) * sizes).astype(np.int64)  # canonical form comes in _offer
-        kids = mutate_rows(kids, fresh, rng, prob)
-        mutant, gene = np.arange(n_mut), rng.integers(0, len(sizes), n_mut)
-        kids[mutant, gene] = fresh[mutant, gene]  # every mutant changes somewhere
-        return kids
+        kids = mutate_rows(kids, lambda r, c: (rng.random(len(r)) * sizes[c]).astype(np.int64), rng, prob)
+        # every mutant changes somewhere: one gene (of those with a choice) moves to another choice
+        mutant = np.nonzero(mutant)[0]
+        free = np.nonzero(sizes > 1)[0]
+        if len(free):
+            gene = free[rng.integers(0, len(free), len(mutant))]
+            kids[mutant, gene] = (base[mutant, gene] + 1 + (rng.random(len(mutant)) * (sizes[gene] - 1)).astype(
+                np.int64)) % sizes[gene]
+        kids = p.canonical(kids)
+        if judged is None:
+            return kids
+        likely = self._likely(judged[pick], kids, base)
+        self._pass_rate = max(float(likely.mean()), 1e-3)
+        return kids[likely][:n]
+
+    def _likely(self, judged: np.ndarray, rows: np.ndarray, base: np.ndarray) -> np.ndarray:
+        """(N,) bool: the estimate of each row (its relative's transformed constraint values plus the change the
+        estimate sees between them) is within every bound."""
+        est = judged + self._estimate.delta(rows, base)
+        return (est <= self._estimate.bounds + self._tolerance).all(1)
 
     # ---------------------------------------------------------------- search
     def search(self, session: Session) -> None:
         p = session.problem
         rng = session.rng(0)
         self._screened = p.screen(p.sample(1, rng)) is not None
+        self._estimate = ConstraintEstimate(p.sizes, [c.upper for c in p.constraints])
+        self._pass_rate = 1.0
+        self._tolerance = 0.0
         done_idx, _, _ = session.finished()
         self._seen: set[int] = set(_hash(done_idx).tolist())
         explored: set[int] = set()
         pop, ev = session.feasible_population()
-        vals = ev.values
+        vals, cons = ev.values, ev.constraints
         if len(pop):  # resumed: start from the best trials already found
             order = selection_order(vals, p.directions)[: self.population]
-            pop, vals = pop[order], vals[order]
+            pop, vals, cons = pop[order], vals[order], cons[order]
+        self._pool = None
+        if self._screened and p.n_con:  # uniform draws, screened: the estimate's data, and the first candidates
+            draw = p.sample(2048, rng)
+            self._pool = (draw, p.screen(draw))
+            self._estimate.fit(*self._pool)
         if len(pop) < self.population:
-            new, new_vals = self._offer(session, self._feasible(session, self.population - len(pop), rng))
-            pop, vals = np.concatenate([pop, new]), np.concatenate([vals, new_vals])
+            new = self._offer(session, self._feasible(session, self.population - len(pop), rng))
+            pop, vals, cons = (np.concatenate([a, b]) for a, b in zip((pop, vals, cons), new))
         sign = -1.0 if p.directions[0] == "maximize" else 1.0
         best = np.min(sign * vals[:, 0]) if len(vals) else np.inf
         stall = 0
         while not session.done:
             if not len(pop):  # nothing feasible yet: keep drawing
-                pop, vals = self._offer(session, self._feasible(session, self.population, rng))
+                pop, vals, cons = self._offer(session, self._feasible(session, self.population, rng))
                 continue
             order = selection_order(vals, p.directions)
-            batch = [self._children(session, pop, order, self.children, rng)]
+            judged = self._estimate.transform(cons) if self._estimate.ready else None
+            batch = [self._children(session, pop, order, self.children, rng, judged)]
             top = order[:8]
             centre = next((i for i, k in zip(top, _hash(pop[top]).tolist()) if k not in explored), None)
             if centre is not None:
                 explored.add(int(_hash(pop[centre][None])[0]))
-                batch.insert(0, neighbourhood(pop[centre], p.sizes, self.pair_moves, rng))
-            new, new_vals = self._offer(session, np.concatenate(batch))
-            pop, vals = np.concatenate([pop, new]), np.concatenate([vals, new_vals])
+                near = p.canonical(neighbourhood(pop[centre], p.sizes, self.pair_moves, rng))
+                if judged is not None:
+                    near = near[self._likely(judged[centre][None], near, pop[centre][None])]
+                batch.insert(0, near)
+            new = self._offer(session, np.concatenate(batch))
+            pop, vals, cons = (np.concatenate([a, b]) for a, b in zip((pop, vals, cons), new))
             keep = selection_order(vals, p.directions)[: self.population]
-            pop, vals = pop[keep], vals[keep]
+            pop, vals, cons = pop[keep], vals[keep], cons[keep]
             now = np.min(sign * vals[:, 0])
             stall = 0 if now < best else stall + 1
             best = min(best, now)
             if stall >= self.patience:
                 elite = max(1, self.population // 8)
-                fresh, fresh_vals = self._offer(session, self._feasible(session, self.population - elite, rng,
-                                                                        known=pop))
-                pop = np.concatenate([pop[:elite], fresh])
-                vals = np.concatenate([vals[:elite], fresh_vals])
+                fresh = self._offer(session, self._feasible(session, self.population - elite, rng, known=pop))
+                pop, vals, cons = (np.concatenate([a[:elite], b]) for a, b in zip((pop, vals, cons), fresh))
                 stall = 0

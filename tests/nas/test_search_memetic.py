@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from nas.experiment import PredictorObjective
-from nas.search import SearchError, get_strategy, run
+from nas.search import Constraint, SearchError, get_strategy, run
 from nas.search._memetic import neighbourhood
 from predictors import Predictors
 from supernet import SearchSpace
@@ -149,3 +149,37 @@ def test_an_experiment_spec_takes_a_time_budget_and_refuses_a_bad_one():
     assert ExperimentSpec.from_dict({**base, "budget_seconds": 30}).budget_seconds == 30
     with pytest.raises(SpecError, match="budget_seconds"):
         ExperimentSpec.from_dict({**base, "budget_seconds": 0})
+
+
+# ---------------------------------------------------------------- proposing feasible candidates (the estimate)
+def test_memetic_screens_few_candidates_per_evaluation_at_a_tight_bound():
+    """Children and fresh draws are proposed by the constraint estimate, so the search screens about two
+    candidates per evaluation (the first 2,048 uniform draws included) where 0.1% of uniform samples are
+    feasible; drawing children blind and repairing draws by screening, it screened 23 per evaluation here."""
+    bound = 2.2e6
+    share = (count_macs(SPACE, SPACE.sample_codes(20_000, 1)) <= bound).mean()
+    assert 0 < share < 0.002
+    obj, res = _search(bound, 3000)
+    assert len(res.trials) == 3000 and res.trials["feasible"].all()
+    assert obj.screened / 3000 < 3
+
+
+def test_memetic_same_seed_same_trials_and_another_seed_others():
+    (_, a), (_, b), (_, c) = _search(3.0e6, 600, seed=4), _search(3.0e6, 600, seed=4), _search(3.0e6, 600, seed=5)
+    pd.testing.assert_frame_equal(a.trials, b.trials)
+    assert not a.trials[a.params].equals(c.trials[c.params])
+
+
+def test_a_constraint_the_estimate_cannot_model_still_gets_feasible_candidates_only():
+    """A bottleneck constraint (the widest expansion of any active block: a max, not a sum) breaks the estimate's
+    additivity; the screen still decides, so every trial is feasible and none is evaluated twice."""
+    def widest(codes):
+        _, e, d, _ = SPACE.split_codes(codes)
+        return np.where(SPACE.active_mask(d), e, 0).max(1).astype(float) + count_macs(SPACE, codes) / 1e7
+
+    obj = Score()
+    res = run(SPACE, obj, directions="maximize", budget=800, seed=0, strategy="memetic",
+              constraints=[Constraint("macs", 6e6), Constraint("widest", 1.5, fn=widest)])
+    t = res.trials
+    assert len(t) == 800 and t["feasible"].all() and (t["widest"] <= 1.5).all() and (t["macs"] <= 6e6).all()
+    assert not t.duplicated(subset=res.params).any()
