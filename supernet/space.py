@@ -67,8 +67,11 @@ def changed_genes(shape: tuple[int, int], prob: float, rng: np.random.Generator)
 
 
 def crossover_rows(a: np.ndarray, b: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """OFA's uniform crossover, vectorised: each gene from `a` or `b` with equal probability."""
-    return np.where(rng.random(a.shape) < 0.5, a, b)
+    """OFA's uniform crossover, vectorised: each gene from `a` or `b` with equal probability (one random bit
+    each)."""
+    size = np.size(a)
+    bits = np.unpackbits(np.frombuffer(rng.bytes((size + 7) // 8), np.uint8))[:size].reshape(np.shape(a))
+    return np.where(bits.astype(bool), a, b)
 
 
 @dataclass(frozen=True)

@@ -70,7 +70,7 @@ class Memetic:
 
     name = "memetic"
 
-    def __init__(self, population: int = 256, children: int = 512, pair_moves: int = 512,
+    def __init__(self, population: int = 256, children: int = 1024, pair_moves: int = 512,
                  mutation_prob: float | None = None, patience: int = 6):
         for nm, v, lo in (("population", population, 2), ("children", children, 1), ("pair_moves", pair_moves, 0),
                           ("patience", patience, 1)):
@@ -89,6 +89,7 @@ class Memetic:
         first.sort()
         new = np.fromiter((k not in self._seen for k in h[first].tolist()), bool, len(first))
         self._seen.update(h[first[new]].tolist())
+        self._new_share = new.sum() / max(len(rows), 1)
         return first[new]
 
     def _offer(self, session: Session, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -183,7 +184,9 @@ class Memetic:
         p = session.problem
         sizes = p.sizes
         parents = order[: max(2, len(order) // 2)]
-        m = n if judged is None else int(np.ceil(n / max(self._pass_rate, 0.25)))
+        # as many as make about `n` new ones (and with the estimate, that it passes), by the last generation's shares
+        keep = int(np.ceil(n / max(self._new_share, 1 / 4)))
+        m = keep if judged is None else min(8 * n, int(np.ceil(keep / max(self._pass_rate, 1 / 8))))
         pick = parents[rng.integers(0, len(parents), m)]
         base = pop[pick]
         mutant = rng.random(m) < 0.5
@@ -204,7 +207,7 @@ class Memetic:
             return kids
         likely = self._likely(judged[pick], kids, base)
         self._pass_rate = max(float(likely.mean()), 1e-3)
-        return kids[likely][:n]
+        return kids[likely][:keep]
 
     def _likely(self, judged: np.ndarray, rows: np.ndarray, base: np.ndarray) -> np.ndarray:
         """(N,) bool: the estimate of each row (its relative's transformed constraint values plus the change the
@@ -218,7 +221,7 @@ class Memetic:
         rng = session.rng(0)
         self._screened = p.screen(p.sample(1, rng)) is not None
         self._estimate = ConstraintEstimate(p.sizes, [c.upper for c in p.constraints])
-        self._pass_rate = 1.0
+        self._pass_rate = self._new_share = 1.0
         self._tolerance = 0.0
         done_idx, _, _ = session.finished()
         self._seen: set[int] = set(_hash(done_idx).tolist())
