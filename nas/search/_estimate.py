@@ -68,23 +68,26 @@ class ConstraintEstimate:
     def delta(self, rows: np.ndarray, base: np.ndarray) -> np.ndarray:
         """(N, n_con): how much the estimate of each row exceeds that of its relative in `base` (one row each, or one for all),
         summed over the genes where they differ (a cost per changed gene: children differ in a few)."""
-        base = np.broadcast_to(base, rows.shape)
-        r, c = np.nonzero(rows != base)
-        new, old = rows[r, c] + self.offsets[c], base[r, c] + self.offsets[c]
+        rows = np.ascontiguousarray(rows)
+        base = np.ascontiguousarray(np.broadcast_to(base, rows.shape))
+        flat = np.flatnonzero(rows != base)  # ten times faster than a 2-D nonzero
+        r, c = np.divmod(flat, rows.shape[1])
+        new, old = rows.ravel()[flat] + self.offsets[c], base.ravel()[flat] + self.offsets[c]
         return np.stack([np.bincount(r, w[new] - w[old], len(rows)) for w in self._columns], 1)
 
     def lower(self, rows: np.ndarray, canonical, rng: np.random.Generator, margin: np.ndarray,
-              rounds: int = 32) -> np.ndarray:
+              rounds: int = 12) -> np.ndarray:
         """`rows` walked to an estimate `margin` under every bound, as a user shrinks a net: per round, each row
         still over draws a random choice per parameter and takes the cheaper ones (in the constraints it breaks)
-        at random, about as many as cover what it is over, and at least one; so the rows stay about as diverse
-        as they were drawn. `canonical` maps rows to their canonical form (the estimate is of canonical rows)."""
+        at random, about as many as cover what it is over, and at least one, until all but a 32nd are under (the
+        screen judges those); so the rows stay about as diverse as they were drawn. `canonical` maps rows to
+        their canonical form (the estimate is of canonical rows)."""
         rows = np.array(canonical(rows), copy=True)
         scale = np.where(self.log, 1.0, np.maximum(np.abs(self.uppers), 1e-300))
         over = (self.mean + self.score(rows) - (self.bounds - margin)) / scale
         bad = np.nonzero((over > 0).any(1))[0]
         for _ in range(rounds):
-            if not len(bad):
+            if len(bad) * 32 <= len(rows):  # the last few stragglers are left to the screen
                 break
             broken = over[bad] > 0
             now = rows[bad]

@@ -15,6 +15,8 @@ What makes it fast where OFA's evolution is slow (BENCHMARKS.md, "Search vs once
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from nas.search._estimate import ConstraintEstimate
@@ -24,13 +26,22 @@ from nas.search._problem import SearchError
 from supernet.space import crossover_rows, mutate_rows
 
 
+@functools.lru_cache(maxsize=16)
+def _multipliers(words: int) -> np.ndarray:
+    return np.random.default_rng(0x5EED).integers(1, 2 ** 62, (words, 2), dtype=np.uint64) * 2 + 1
+
+
 def _hash(rows: np.ndarray) -> np.ndarray:
-    """A 64-bit key per row (a collision only skips a candidate as if seen)."""
-    mult = np.random.default_rng(0x5EED).integers(1, 2 ** 62, rows.shape[1], dtype=np.uint64) * 2 + 1
-    # one integer product for both sums (wrapping mod 2**64 as the elementwise form did; the +1 per gene adds
-    # the multipliers' sum)
-    both = np.ascontiguousarray(rows, dtype=np.int64).view(np.uint64) @ np.stack([mult, mult[::-1]], 1)
-    return (both[:, 0] + mult.sum()) ^ both[:, 1] >> 7
+    """A 64-bit key per row of choice indices (a collision only skips a candidate as if seen)."""
+    rows = np.asarray(rows)
+    if rows.size and rows.max() > 255:
+        words = np.ascontiguousarray(rows, dtype=np.int64).view(np.uint64)
+    else:  # indices below 256 (every shipped space): eight to a word, an eighth of the products
+        packed = np.zeros((len(rows), (rows.shape[1] + 7) // 8 * 8), np.uint8)
+        packed[:, :rows.shape[1]] = rows
+        words = packed.view(np.uint64)
+    both = words @ _multipliers(words.shape[1])  # wraps mod 2**64
+    return both[:, 0] ^ (both[:, 1] >> np.uint64(29))
 
 
 def one_change_moves(sizes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -148,11 +159,13 @@ class Memetic:
     @staticmethod
     def _sample_like(p, known: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
         """Rows drawn gene by gene from the choice frequencies in `known` (plus one pseudo-count per choice)."""
-        out = np.empty((n, len(p.sizes)), np.int64)
-        for j, size in enumerate(p.sizes):
-            freq = np.bincount(known[:, j], minlength=size) + 1.0
-            out[:, j] = rng.choice(size, n, p=freq / freq.sum())
-        return p.canonical(out)
+        width = int(p.sizes.max())
+        counts = np.bincount((known + width * np.arange(len(p.sizes))).ravel(), minlength=len(p.sizes) * width)
+        counts = counts.reshape(len(p.sizes), width) + (np.arange(width)[None, :] < p.sizes[:, None])
+        cdf = np.cumsum(counts, 1) / counts.sum(1, keepdims=True)
+        cdf[:, -1] = 1.0
+        u = rng.random((n, len(p.sizes)))
+        return p.canonical((u[:, :, None] >= cdf[None, :, :]).sum(2))
 
     def _repair(self, session: Session, rows: np.ndarray, rng: np.random.Generator, tries: int = 16,
                 rounds: int = 100) -> np.ndarray:
@@ -195,19 +208,29 @@ class Memetic:
         kids[cross] = crossover_rows(pop[parents[rng.integers(0, len(parents), len(cross))]], base[cross], rng)
         prob = self.mutation_prob or min(1.0, 2.0 / len(sizes))
         kids = mutate_rows(kids, lambda r, c: (rng.random(len(r)) * sizes[c]).astype(np.int64), rng, prob)
-        # every mutant changes somewhere: one gene (of those with a choice) moves to another choice
-        mutant = np.nonzero(mutant)[0]
-        free = np.nonzero(sizes > 1)[0]
-        if len(free):
-            gene = free[rng.integers(0, len(free), len(mutant))]
-            kids[mutant, gene] = (base[mutant, gene] + 1 + (rng.random(len(mutant)) * (sizes[gene] - 1)).astype(
-                np.int64)) % sizes[gene]
-        kids = p.canonical(kids)
+        kids = self._moved(p, kids, base, np.nonzero(mutant)[0], rng)  # every mutant changes somewhere
+        for _ in range(2):  # a crossover of like parents, or a change the canonical form undid: a clone, moved
+            same = np.nonzero((kids == base).all(1))[0]
+            if not len(same):
+                break
+            kids[same] = self._moved(p, kids[same], base[same], np.arange(len(same)), rng)
         if judged is None:
             return kids
         likely = self._likely(judged[pick], kids, base)
         self._pass_rate = max(float(likely.mean()), 1e-3)
         return kids[likely][:keep]
+
+    @staticmethod
+    def _moved(p, kids: np.ndarray, base: np.ndarray, which: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """`kids` (canonical form) with one random gene (of those with a choice) of each row in `which` moved
+        from its `base` value to another choice."""
+        sizes = p.sizes
+        free = np.nonzero(sizes > 1)[0]
+        if len(free) and len(which):
+            gene = free[rng.integers(0, len(free), len(which))]
+            kids[which, gene] = (base[which, gene] + 1 + (rng.random(len(which)) * (sizes[gene] - 1)).astype(
+                np.int64)) % sizes[gene]
+        return p.canonical(kids)
 
     def _likely(self, judged: np.ndarray, rows: np.ndarray, base: np.ndarray) -> np.ndarray:
         """(N,) bool: the estimate of each row (its relative's transformed constraint values plus the change the
