@@ -1,14 +1,19 @@
 """`memetic`: evolution plus local search for batch objectives (predictors), feasible candidates only.
 
-What makes it fast where OFA's evolution is slow (BENCHMARKS.md, "Search vs once-for-all"):
+What makes it fast where OFA's evolution is slow (BENCHMARKS.md, "Search (nas.search)"):
 - candidates are screened by their constraint values alone (`Problem.screen`: latency and memory predictors,
   counted MACs, a constraint's `fn`) before the objective sees them, so the objective (the accuracy predictor)
-  and the budget are spent on feasible candidates only; when uniform sampling finds too few feasible ones (a
-  tight budget), the least-violating draws are repaired one change at a time until they are feasible;
+  and the budget are spent on feasible candidates only;
+- and few are screened in vain, even where almost no uniform sample is feasible: an additive estimate of the
+  constraint values (`ConstraintEstimate`, fitted on the first uniform draws) keeps only the children and moves
+  whose parent's exact value plus the estimated change fits, and walks fresh draws under the bounds before
+  they are screened; what the estimate lets through and the screen refuses costs a screen, nothing more (the
+  least-violating draws are still repaired one change at a time when the estimate cannot help);
 - every candidate is new: duplicates (and a space's inactive genes) are dropped before evaluation;
-- a generation is one batch of thousands: children of the population (mutation, uniform crossover) together
-  with the whole one-change neighbourhood and a sample of two-change moves (one gene up, another down is how a
-  subnet stays under a latency bound) of the best candidate not yet searched around;
+- a generation is one batch of thousands: children of the population (mutation, uniform crossover), as many
+  as make `children` new ones, together with the whole one-change neighbourhood and a sample of two-change
+  moves (one gene up, another down is how a subnet stays under a latency bound) of the best candidate not yet
+  searched around;
 - when the best has not moved for `patience` generations the population restarts from fresh feasible samples,
   keeping its elite.
 """
@@ -73,7 +78,7 @@ def neighbourhood(row: np.ndarray, sizes: np.ndarray, n_pairs: int, rng: np.rand
 class Memetic:
     """Feasible-only evolution with whole-neighbourhood local search and restarts, in large batches.
 
-    population: candidates kept between generations; children: mutants and crossovers per generation;
+    population: candidates kept between generations; children: new mutants and crossovers per generation;
     pair_moves: two-change neighbours of the searched-around elite per generation; mutation_prob: per-gene
     resampling probability of a mutant (at least one gene always changes; default 2 / number of parameters);
     patience: generations without a better best before a restart.
@@ -236,7 +241,7 @@ class Memetic:
         """(N,) bool: the estimate of each row (its relative's transformed constraint values plus the change the
         estimate sees between them) is within every bound."""
         est = judged + self._estimate.delta(rows, base)
-        return (est <= self._estimate.bounds + self._tolerance).all(1)
+        return (est <= self._estimate.bounds).all(1)
 
     # ---------------------------------------------------------------- search
     def search(self, session: Session) -> None:
@@ -245,7 +250,6 @@ class Memetic:
         self._screened = p.screen(p.sample(1, rng)) is not None
         self._estimate = ConstraintEstimate(p.sizes, [c.upper for c in p.constraints])
         self._pass_rate = self._new_share = 1.0
-        self._tolerance = 0.0
         done_idx, _, _ = session.finished()
         self._seen: set[int] = set(_hash(done_idx).tolist())
         explored: set[int] = set()
