@@ -10,6 +10,8 @@ so a search stays correct for any constraint, additive or not; a poor fit only c
 
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
 
 
@@ -66,8 +68,9 @@ class ConstraintEstimate:
         return np.stack([w[flat].sum(1) for w in self._columns], 1)
 
     def delta(self, rows: np.ndarray, base: np.ndarray) -> np.ndarray:
-        """(N, n_con): how much the estimate of each row exceeds that of its relative in `base` (one row each, or one for all),
-        summed over the genes where they differ (a cost per changed gene: children differ in a few)."""
+        """(N, n_con): how much the estimate of each row exceeds that of its relative in `base` (a row each, or
+        one for all), summed over the genes where they differ (a cost per changed gene: children differ in a
+        few)."""
         rows = np.ascontiguousarray(rows)
         base = np.ascontiguousarray(np.broadcast_to(base, rows.shape))
         flat = np.flatnonzero(rows != base)  # ten times faster than a 2-D nonzero
@@ -75,8 +78,8 @@ class ConstraintEstimate:
         new, old = rows.ravel()[flat] + self.offsets[c], base.ravel()[flat] + self.offsets[c]
         return np.stack([np.bincount(r, w[new] - w[old], len(rows)) for w in self._columns], 1)
 
-    def lower(self, rows: np.ndarray, canonical, rng: np.random.Generator, margin: np.ndarray,
-              rounds: int = 12) -> np.ndarray:
+    def lower(self, rows: np.ndarray, canonical: Callable[[np.ndarray], np.ndarray], rng: np.random.Generator,
+              margin: np.ndarray, rounds: int = 12) -> np.ndarray:
         """`rows` walked to an estimate `margin` under every bound, as a user shrinks a net: per round, each row
         still over draws a random choice per parameter and takes the cheaper ones (in the constraints it breaks)
         at random, about as many as cover what it is over, and at least one, until all but a 32nd are under (the

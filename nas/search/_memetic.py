@@ -196,13 +196,13 @@ class Memetic:
 
     def _children(self, session: Session, pop: np.ndarray, order: np.ndarray, n: int, rng: np.random.Generator,
                   judged: np.ndarray | None = None) -> np.ndarray:
-        """`n` mutants and uniform crossovers (half each, in random order) of the better half of `pop`; with
-        `judged` (the constraint values of `pop`, transformed as the estimate models them), drawn until about
-        `n` are expected feasible and only those kept."""
+        """Mutants and uniform crossovers (half each, in random order) of the better half of `pop`, as many as
+        make about `n` new ones by the last generation's share of new candidates; with `judged` (the constraint
+        values of `pop`, transformed as the estimate models them) only those the estimate expects feasible,
+        drawn in proportion (by the last generation's share that passed)."""
         p = session.problem
         sizes = p.sizes
         parents = order[: max(2, len(order) // 2)]
-        # as many as make about `n` new ones (and with the estimate, that it passes), by the last generation's shares
         keep = int(np.ceil(n / max(self._new_share, 1 / 4)))
         m = keep if judged is None else min(8 * n, int(np.ceil(keep / max(self._pass_rate, 1 / 8))))
         pick = parents[rng.integers(0, len(parents), m)]

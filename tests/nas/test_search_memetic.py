@@ -183,3 +183,23 @@ def test_a_constraint_the_estimate_cannot_model_still_gets_feasible_candidates_o
     t = res.trials
     assert len(t) == 800 and t["feasible"].all() and (t["widest"] <= 1.5).all() and (t["macs"] <= 6e6).all()
     assert not t.duplicated(subset=res.params).any()
+
+
+def test_without_an_estimate_draws_are_repaired_by_screening():
+    """Too many choices for the estimate to fit on the first draws (1,200 one-hot features, 2,048 rows): the
+    search falls back to repairing the least violating draws one gene at a time, and still evaluates only
+    feasible candidates (about 5 in a million uniform draws are)."""
+    space = {k: list(range(400)) for k in "abc"}
+
+    class Cost:
+        names = ["value"]
+
+        def evaluate_batch(self, frame):
+            return pd.DataFrame({"value": -(frame["a"] - frame["b"]) ** 2, "cost": frame.sum(1)})
+
+        def evaluate_constraints(self, frame, names):
+            return {"cost": frame.sum(1)}
+
+    res = run(space, Cost(), directions="maximize", budget=60, seed=0, strategy="memetic", constraints={"cost": 30})
+    t = res.trials
+    assert len(t) == 60 and t["feasible"].all() and (t[["a", "b", "c"]].sum(1) <= 30).all()
