@@ -78,7 +78,8 @@ def neighbourhood(row: np.ndarray, sizes: np.ndarray, n_pairs: int, rng: np.rand
 class Memetic:
     """Feasible-only evolution with whole-neighbourhood local search and restarts, in large batches.
 
-    population: candidates kept between generations; children: new mutants and crossovers per generation;
+    population: candidates kept between generations; children: new mutants and crossovers per generation (at
+    most a sixteenth of the budget);
     pair_moves: two-change neighbours of the searched-around elite per generation; mutation_prob: per-gene
     resampling probability of a mutant (at least one gene always changes; default 2 / number of parameters);
     patience: generations without a better best before a restart.
@@ -223,7 +224,9 @@ class Memetic:
             return kids
         likely = self._likely(judged[pick], kids, base)
         self._pass_rate = max(float(likely.mean()), 1e-3)
-        return kids[likely][:keep]
+        # a sixteenth of what the estimate refuses is screened anyway: where a constraint is no sum (a peak of
+        # memory), the estimate must not fence off what the screen would pass
+        return kids[likely | (rng.random(m) < 1 / 16)][:keep]
 
     @staticmethod
     def _moved(p, kids: np.ndarray, base: np.ndarray, which: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -268,6 +271,7 @@ class Memetic:
             pop, vals, cons = (np.concatenate([a, b]) for a, b in zip((pop, vals, cons), new))
         sign = -1.0 if p.directions[0] == "maximize" else 1.0
         best = np.min(sign * vals[:, 0]) if len(vals) else np.inf
+        children = min(self.children, max(64, session.remaining // 16))  # a small budget: 16 generations at least
         stall = 0
         while not session.done:
             if not len(pop):  # nothing feasible yet: keep drawing
@@ -275,7 +279,7 @@ class Memetic:
                 continue
             order = selection_order(vals, p.directions)
             judged = self._estimate.transform(cons) if self._estimate.ready else None
-            batch = [self._children(session, pop, order, self.children, rng, judged)]
+            batch = [self._children(session, pop, order, children, rng, judged)]
             top = order[:8]
             centre = next((i for i, k in zip(top, _hash(pop[top]).tolist()) if k not in explored), None)
             if centre is not None:
