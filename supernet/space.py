@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 import yaml
@@ -35,16 +35,43 @@ def as_rng(seed_or_rng: int | np.random.Generator | None) -> np.random.Generator
     return np.random.default_rng(seed_or_rng)
 
 
-def mutate_rows(rows: np.ndarray, fresh: np.ndarray, rng: np.random.Generator, prob: float) -> np.ndarray:
+def mutate_rows(rows: np.ndarray, fresh: np.ndarray | Callable[[np.ndarray, np.ndarray], np.ndarray],
+                rng: np.random.Generator, prob: float) -> np.ndarray:
     """OFA's mutation, vectorised over rows of genes: each gene of `rows` takes the same gene of `fresh` (random
-    rows drawn by the caller) with probability `prob`. The one mutation: `SearchSpace.mutate` and the search
-    strategies both use it (on codes or on choice-index rows)."""
-    return np.where(rng.random(rows.shape) < prob, fresh, rows)
+    rows drawn by the caller) with probability `prob`; or `fresh(r, c)` gives new genes at those positions only
+    (the same mutation at a cost per changed gene, not per gene: a search mutating thousands of rows with
+    `prob` ~ 2 / genes). The one mutation: `SearchSpace.mutate` and the search strategies both use it (on codes
+    or on choice-index rows)."""
+    if not callable(fresh):
+        return np.where(rng.random(rows.shape) < prob, fresh, rows)
+    out = np.array(rows, copy=True)
+    r, c = changed_genes(out.shape, prob, rng)
+    out[r, c] = fresh(r, c)
+    return out
+
+
+def changed_genes(shape: tuple[int, int], prob: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """(rows, columns) of the genes a Bernoulli(`prob`) draw per gene picks, drawn as geometric gaps between them
+    (a cost per pick)."""
+    total = shape[0] * shape[1]
+    if total == 0 or prob <= 0:
+        return np.empty(0, np.int64), np.empty(0, np.int64)
+    if prob >= 1:
+        return np.divmod(np.arange(total), shape[1])
+    pos = np.empty(0, np.int64)
+    while not len(pos) or pos[-1] < total:  # almost always one draw: the mean plus six deviations
+        more = int(total * prob + 6 * np.sqrt(total * prob) + 16)
+        start = pos[-1] + 1 if len(pos) else 0
+        pos = np.concatenate([pos, start + np.cumsum(rng.geometric(prob, more)) - 1])
+    return np.divmod(pos[pos < total], shape[1])
 
 
 def crossover_rows(a: np.ndarray, b: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """OFA's uniform crossover, vectorised: each gene from `a` or `b` with equal probability."""
-    return np.where(rng.random(a.shape) < 0.5, a, b)
+    """OFA's uniform crossover, vectorised: each gene from `a` or `b` with equal probability (one random bit
+    each)."""
+    size = np.size(a)
+    bits = np.unpackbits(np.frombuffer(rng.bytes((size + 7) // 8), np.uint8))[:size].reshape(np.shape(a))
+    return np.where(bits.astype(bool), a, b)
 
 
 @dataclass(frozen=True)

@@ -1,35 +1,52 @@
 """`memetic`: evolution plus local search for batch objectives (predictors), feasible candidates only.
 
-What makes it fast where OFA's evolution is slow (BENCHMARKS.md, "Search vs once-for-all"):
+What makes it fast where OFA's evolution is slow (BENCHMARKS.md, "Search (nas.search)"):
 - candidates are screened by their constraint values alone (`Problem.screen`: latency and memory predictors,
   counted MACs, a constraint's `fn`) before the objective sees them, so the objective (the accuracy predictor)
-  and the budget are spent on feasible candidates only; when uniform sampling finds too few feasible ones (a
-  tight budget), the least-violating draws are repaired one change at a time until they are feasible;
+  and the budget are spent on feasible candidates only;
+- and few are screened in vain, even where almost no uniform sample is feasible: an additive estimate of the
+  constraint values (`ConstraintEstimate`, fitted on the first uniform draws) keeps only the children and moves
+  whose parent's exact value plus the estimated change fits, and walks fresh draws under the bounds before
+  they are screened; what the estimate lets through and the screen refuses costs a screen, nothing more (the
+  least-violating draws are still repaired one change at a time when the estimate cannot help);
 - every candidate is new: duplicates (and a space's inactive genes) are dropped before evaluation;
-- a generation is one batch of thousands: children of the population (mutation, uniform crossover) together
-  with the whole one-change neighbourhood and a sample of two-change moves (one gene up, another down is how a
-  subnet stays under a latency bound) of the best candidate not yet searched around;
+- a generation is one batch of thousands: children of the population (mutation, uniform crossover), as many
+  as make `children` new ones, together with the whole one-change neighbourhood and a sample of two-change
+  moves (one gene up, another down is how a subnet stays under a latency bound) of the best candidate not yet
+  searched around;
 - when the best has not moved for `patience` generations the population restarts from fresh feasible samples,
   keeping its elite.
 """
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
+from nas.search._estimate import ConstraintEstimate
 from nas.search._session import Session
 from nas.search._pareto import selection_order
 from nas.search._problem import SearchError
 from supernet.space import crossover_rows, mutate_rows
 
 
+@functools.lru_cache(maxsize=16)
+def _multipliers(words: int) -> np.ndarray:
+    return np.random.default_rng(0x5EED).integers(1, 2 ** 62, (words, 2), dtype=np.uint64) * 2 + 1
+
+
 def _hash(rows: np.ndarray) -> np.ndarray:
-    """A 64-bit key per row (a collision only skips a candidate as if seen)."""
-    mult = np.random.default_rng(0x5EED).integers(1, 2 ** 62, rows.shape[1], dtype=np.uint64) * 2 + 1
-    # one integer product for both sums (wrapping mod 2**64 as the elementwise form did; the +1 per gene adds
-    # the multipliers' sum)
-    both = np.ascontiguousarray(rows, dtype=np.int64).view(np.uint64) @ np.stack([mult, mult[::-1]], 1)
-    return (both[:, 0] + mult.sum()) ^ both[:, 1] >> 7
+    """A 64-bit key per row of choice indices (a collision only skips a candidate as if seen)."""
+    rows = np.asarray(rows)
+    if rows.size and rows.max() > 255:
+        words = np.ascontiguousarray(rows, dtype=np.int64).view(np.uint64)
+    else:  # indices below 256 (every shipped space): eight to a word, an eighth of the products
+        packed = np.zeros((len(rows), (rows.shape[1] + 7) // 8 * 8), np.uint8)
+        packed[:, :rows.shape[1]] = rows
+        words = packed.view(np.uint64)
+    both = words @ _multipliers(words.shape[1])  # wraps mod 2**64
+    return both[:, 0] ^ (both[:, 1] >> np.uint64(29))
 
 
 def one_change_moves(sizes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -61,7 +78,8 @@ def neighbourhood(row: np.ndarray, sizes: np.ndarray, n_pairs: int, rng: np.rand
 class Memetic:
     """Feasible-only evolution with whole-neighbourhood local search and restarts, in large batches.
 
-    population: candidates kept between generations; children: mutants and crossovers per generation;
+    population: candidates kept between generations; children: new mutants and crossovers per generation (at
+    most a sixteenth of the budget);
     pair_moves: two-change neighbours of the searched-around elite per generation; mutation_prob: per-gene
     resampling probability of a mutant (at least one gene always changes; default 2 / number of parameters);
     patience: generations without a better best before a restart.
@@ -69,7 +87,7 @@ class Memetic:
 
     name = "memetic"
 
-    def __init__(self, population: int = 256, children: int = 512, pair_moves: int = 512,
+    def __init__(self, population: int = 256, children: int = 1024, pair_moves: int = 512,
                  mutation_prob: float | None = None, patience: int = 6):
         for nm, v, lo in (("population", population, 2), ("children", children, 1), ("pair_moves", pair_moves, 0),
                           ("patience", patience, 1)):
@@ -88,12 +106,13 @@ class Memetic:
         first.sort()
         new = np.fromiter((k not in self._seen for k in h[first].tolist()), bool, len(first))
         self._seen.update(h[first[new]].tolist())
+        self._new_share = new.sum() / max(len(rows), 1)
         return first[new]
 
-    def _offer(self, session: Session, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Evaluate the new, feasible (by screening) candidates of `rows`; their rows and values when feasible."""
+    def _offer(self, session: Session, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Evaluate the new, feasible (by screening) candidates of `rows` (in canonical form); the rows, values
+        and constraint values of those feasible."""
         p = session.problem
-        rows = p.canonical(rows)
         rows = rows[self._fresh(rows)]  # an infeasible row counts as seen too: it will never be feasible
         cons = None
         if self._screened:
@@ -101,42 +120,58 @@ class Memetic:
             ok = p.feasible_by(cons)
             rows, cons = rows[ok], cons[ok]
         if not len(rows) or session.done:
-            return rows[:0], np.empty((0, p.n_obj))
+            return rows[:0], np.empty((0, p.n_obj)), np.empty((0, p.n_con))
         ev = session.evaluate(rows, canonical=True, constraints=cons)
         rows = rows[: len(ev)]
-        return rows[ev.feasible], ev.values[ev.feasible]
+        return rows[ev.feasible], ev.values[ev.feasible], ev.constraints[ev.feasible]
 
     def _feasible(self, session: Session, n: int, rng: np.random.Generator,
                   known: np.ndarray | None = None) -> np.ndarray:
-        """About `n` candidates that meet the constraints by screening: uniform draws; when those are too few,
-        draws from the per-parameter frequencies of `known` feasible rows (smoothed towards uniform); and when
-        still too few, the least-violating draws repaired one gene at a time."""
+        """About `n` candidates that meet the constraints by screening: the uniform draws screened at the start
+        (the first time); then draws (from the per-parameter frequencies of `known` feasible rows, smoothed
+        towards uniform, when given) walked under the bounds by the constraint estimate; without an estimate,
+        such draws as they come; and what is still short, the least violating draws repaired one gene at a
+        time."""
         p = session.problem
         if not self._screened:
             return p.sample(n, rng)
-        draw = max(4 * n, 4096)
         got: list[np.ndarray] = []
-        sources = [lambda: p.sample(draw, rng)] * 2
-        if known is not None and len(known):
-            sources += [lambda: self._sample_like(p, known, draw, rng)] * 4
-        for make in sources:
-            cand = make()
+        cand = cons = None
+        if self._pool is not None:
+            cand, cons = self._pool
+            self._pool = None
+            got.append(cand[p.feasible_by(cons)])
+        draw = max(4 * n, 4096)
+        for i in range(6):
+            short = n - sum(map(len, got))
+            if short <= 0:
+                return np.concatenate(got)[:n]
+            like = known is not None and len(known) and (i >= 2 or self._estimate.ready)
+            if self._estimate.ready:
+                start = self._sample_like(p, known, 2 * short, rng) if like else p.sample(2 * short, rng)
+                cand = self._estimate.lower(start, p.canonical, rng, self._estimate.spread)
+            elif i < 2 or like:
+                cand = self._sample_like(p, known, draw, rng) if like else p.sample(draw, rng)
+            else:
+                break
             cons = p.screen(cand)
             got.append(cand[p.feasible_by(cons)])
-            if sum(map(len, got)) >= n:
-                return np.concatenate(got)[:n]
         short = n - sum(map(len, got))
+        if short <= 0:
+            return np.concatenate(got)[:n]
         start = cand[np.argsort(p.violation(cons))[:short]]
         return np.concatenate(got + [self._repair(session, start, rng)])
 
     @staticmethod
     def _sample_like(p, known: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
         """Rows drawn gene by gene from the choice frequencies in `known` (plus one pseudo-count per choice)."""
-        out = np.empty((n, len(p.sizes)), np.int64)
-        for j, size in enumerate(p.sizes):
-            freq = np.bincount(known[:, j], minlength=size) + 1.0
-            out[:, j] = rng.choice(size, n, p=freq / freq.sum())
-        return p.canonical(out)
+        width = int(p.sizes.max())
+        counts = np.bincount((known + width * np.arange(len(p.sizes))).ravel(), minlength=len(p.sizes) * width)
+        counts = counts.reshape(len(p.sizes), width) + (np.arange(width)[None, :] < p.sizes[:, None])
+        cdf = np.cumsum(counts, 1) / counts.sum(1, keepdims=True)
+        cdf[:, -1] = 1.0
+        u = rng.random((n, len(p.sizes)))
+        return p.canonical((u[:, :, None] >= cdf[None, :, :]).sum(2))
 
     def _repair(self, session: Session, rows: np.ndarray, rng: np.random.Generator, tries: int = 16,
                 rounds: int = 100) -> np.ndarray:
@@ -160,62 +195,108 @@ class Memetic:
             viol[bad[better]] = pv[np.arange(len(bad)), pick][better]
         return rows[viol <= 0]
 
-    def _children(self, session: Session, pop: np.ndarray, order: np.ndarray, n: int,
-                  rng: np.random.Generator) -> np.ndarray:
-        sizes = session.problem.sizes
-        parents = pop[order[: max(2, len(order) // 2)]]
-        n_mut = n // 2
-        kids = parents[rng.integers(0, len(parents), n)]  # a fancy index: a new array
-        mates = parents[rng.integers(0, len(parents), n - n_mut)]
-        kids[n_mut:] = crossover_rows(mates, kids[n_mut:], rng)
+    def _children(self, session: Session, pop: np.ndarray, order: np.ndarray, n: int, rng: np.random.Generator,
+                  judged: np.ndarray | None = None) -> np.ndarray:
+        """Mutants and uniform crossovers (half each, in random order) of the better half of `pop`, as many as
+        make about `n` new ones by the last generation's share of new candidates; with `judged` (the constraint
+        values of `pop`, transformed as the estimate models them) only those the estimate expects feasible,
+        drawn in proportion (by the last generation's share that passed)."""
+        p = session.problem
+        sizes = p.sizes
+        parents = order[: max(2, len(order) // 2)]
+        keep = int(np.ceil(n / max(self._new_share, 1 / 4)))
+        m = keep if judged is None else min(8 * n, int(np.ceil(keep / max(self._pass_rate, 1 / 8))))
+        pick = parents[rng.integers(0, len(parents), m)]
+        base = pop[pick]
+        mutant = rng.random(m) < 0.5
+        cross = np.nonzero(~mutant)[0]
+        kids = base.copy()
+        kids[cross] = crossover_rows(pop[parents[rng.integers(0, len(parents), len(cross))]], base[cross], rng)
         prob = self.mutation_prob or min(1.0, 2.0 / len(sizes))
-        fresh = (rng.random(kids.shape) * sizes).astype(np.int64)  # canonical form comes in _offer
-        kids = mutate_rows(kids, fresh, rng, prob)
-        mutant, gene = np.arange(n_mut), rng.integers(0, len(sizes), n_mut)
-        kids[mutant, gene] = fresh[mutant, gene]  # every mutant changes somewhere
-        return kids
+        kids = mutate_rows(kids, lambda r, c: (rng.random(len(r)) * sizes[c]).astype(np.int64), rng, prob)
+        kids = self._moved(p, kids, base, np.nonzero(mutant)[0], rng)  # every mutant changes somewhere
+        for _ in range(2):  # a crossover of like parents, or a change the canonical form undid: a clone, moved
+            same = np.nonzero((kids == base).all(1))[0]
+            if not len(same):
+                break
+            kids[same] = self._moved(p, kids[same], base[same], np.arange(len(same)), rng)
+        if judged is None:
+            return kids
+        likely = self._likely(judged[pick], kids, base)
+        self._pass_rate = max(float(likely.mean()), 1e-3)
+        # a sixteenth of what the estimate refuses is screened anyway: where a constraint is no sum (a peak of
+        # memory), the estimate must not fence off what the screen would pass
+        return kids[likely | (rng.random(m) < 1 / 16)][:keep]
+
+    @staticmethod
+    def _moved(p, kids: np.ndarray, base: np.ndarray, which: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """`kids` (canonical form) with one random gene (of those with a choice) of each row in `which` moved
+        from its `base` value to another choice."""
+        sizes = p.sizes
+        free = np.nonzero(sizes > 1)[0]
+        if len(free) and len(which):
+            gene = free[rng.integers(0, len(free), len(which))]
+            kids[which, gene] = (base[which, gene] + 1 + (rng.random(len(which)) * (sizes[gene] - 1)).astype(
+                np.int64)) % sizes[gene]
+        return p.canonical(kids)
+
+    def _likely(self, judged: np.ndarray, rows: np.ndarray, base: np.ndarray) -> np.ndarray:
+        """(N,) bool: the estimate of each row (its relative's transformed constraint values plus the change the
+        estimate sees between them) is within every bound."""
+        est = judged + self._estimate.delta(rows, base)
+        return (est <= self._estimate.bounds).all(1)
 
     # ---------------------------------------------------------------- search
     def search(self, session: Session) -> None:
         p = session.problem
         rng = session.rng(0)
         self._screened = p.screen(p.sample(1, rng)) is not None
+        self._estimate = ConstraintEstimate(p.sizes, [c.upper for c in p.constraints])
+        self._pass_rate = self._new_share = 1.0
         done_idx, _, _ = session.finished()
         self._seen: set[int] = set(_hash(done_idx).tolist())
         explored: set[int] = set()
         pop, ev = session.feasible_population()
-        vals = ev.values
+        vals, cons = ev.values, ev.constraints
         if len(pop):  # resumed: start from the best trials already found
             order = selection_order(vals, p.directions)[: self.population]
-            pop, vals = pop[order], vals[order]
+            pop, vals, cons = pop[order], vals[order], cons[order]
+        self._pool = None
+        if self._screened and p.n_con:  # uniform draws, screened: the estimate's data, and the first candidates
+            draw = p.sample(2048, rng)
+            self._pool = (draw, p.screen(draw))
+            self._estimate.fit(*self._pool)
         if len(pop) < self.population:
-            new, new_vals = self._offer(session, self._feasible(session, self.population - len(pop), rng))
-            pop, vals = np.concatenate([pop, new]), np.concatenate([vals, new_vals])
+            new = self._offer(session, self._feasible(session, self.population - len(pop), rng))
+            pop, vals, cons = (np.concatenate([a, b]) for a, b in zip((pop, vals, cons), new))
         sign = -1.0 if p.directions[0] == "maximize" else 1.0
         best = np.min(sign * vals[:, 0]) if len(vals) else np.inf
+        children = min(self.children, max(64, session.remaining // 16))  # a small budget: 16 generations at least
         stall = 0
         while not session.done:
             if not len(pop):  # nothing feasible yet: keep drawing
-                pop, vals = self._offer(session, self._feasible(session, self.population, rng))
+                pop, vals, cons = self._offer(session, self._feasible(session, self.population, rng))
                 continue
             order = selection_order(vals, p.directions)
-            batch = [self._children(session, pop, order, self.children, rng)]
+            judged = self._estimate.transform(cons) if self._estimate.ready else None
+            batch = [self._children(session, pop, order, children, rng, judged)]
             top = order[:8]
             centre = next((i for i, k in zip(top, _hash(pop[top]).tolist()) if k not in explored), None)
             if centre is not None:
                 explored.add(int(_hash(pop[centre][None])[0]))
-                batch.insert(0, neighbourhood(pop[centre], p.sizes, self.pair_moves, rng))
-            new, new_vals = self._offer(session, np.concatenate(batch))
-            pop, vals = np.concatenate([pop, new]), np.concatenate([vals, new_vals])
+                near = p.canonical(neighbourhood(pop[centre], p.sizes, self.pair_moves, rng))
+                if judged is not None:
+                    near = near[self._likely(judged[centre][None], near, pop[centre][None])]
+                batch.insert(0, near)
+            new = self._offer(session, np.concatenate(batch))
+            pop, vals, cons = (np.concatenate([a, b]) for a, b in zip((pop, vals, cons), new))
             keep = selection_order(vals, p.directions)[: self.population]
-            pop, vals = pop[keep], vals[keep]
+            pop, vals, cons = pop[keep], vals[keep], cons[keep]
             now = np.min(sign * vals[:, 0])
             stall = 0 if now < best else stall + 1
             best = min(best, now)
             if stall >= self.patience:
                 elite = max(1, self.population // 8)
-                fresh, fresh_vals = self._offer(session, self._feasible(session, self.population - elite, rng,
-                                                                        known=pop))
-                pop = np.concatenate([pop[:elite], fresh])
-                vals = np.concatenate([vals[:elite], fresh_vals])
+                fresh = self._offer(session, self._feasible(session, self.population - elite, rng, known=pop))
+                pop, vals, cons = (np.concatenate([a[:elite], b]) for a, b in zip((pop, vals, cons), fresh))
                 stall = 0

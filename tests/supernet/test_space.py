@@ -5,7 +5,7 @@ import pytest
 import yaml
 
 from supernet import ArchConfig, InvalidArchError, SearchSpace, SpaceError, available_spaces, register_space
-from supernet.space import make_divisible
+from supernet.space import make_divisible, mutate_rows
 
 TINY = SearchSpace.preset("tiny-mbv3")
 
@@ -209,3 +209,21 @@ def test_readme_search_space_example_runs():
     exec(block, scope)  # noqa: S102 - our own README
     assert scope["logits"].shape == (1, 10)
     assert type(scope["subnet"]).__name__ == "StaticNet"
+
+
+def test_mutate_rows_draws_new_genes_only_where_genes_change():
+    rows = np.zeros((2000, 40), np.int64)
+    drawn = []
+
+    def fresh(r, c):
+        drawn.append(len(r))
+        return np.ones(len(r), np.int64)
+
+    out = mutate_rows(rows, fresh, np.random.default_rng(0), 0.05)
+    changed = out == 1
+    assert drawn == [int(changed.sum())] and abs(changed.mean() - 0.05) < 0.005  # one draw, at the changes only
+    assert 0.03 < changed.mean(0).min() and changed.mean(0).max() < 0.07  # every gene alike
+    assert not mutate_rows(rows, fresh, np.random.default_rng(0), 0.0).any()
+    assert mutate_rows(rows, fresh, np.random.default_rng(0), 1.0).all()
+    again = mutate_rows(rows, fresh, np.random.default_rng(0), 0.05)
+    assert np.array_equal(again, out) and (rows == 0).all()  # the same seed, the same mutants; rows untouched
