@@ -41,7 +41,7 @@ import torch.nn.functional as F  # noqa: E402
 from torch import nn  # noqa: E402
 
 from benchmarks._report import table  # noqa: E402
-from benchmarks.bench_accuracy import read_twins, recipe_steps  # noqa: E402
+from benchmarks.bench_accuracy import read_twins, recipe_steps, twin_arch  # noqa: E402
 from supernet import Supernet  # noqa: E402
 from supernet._io import save_torch, write_text  # noqa: E402
 from supernet.config import ExperimentConfig  # noqa: E402
@@ -130,11 +130,11 @@ def ablation_table(args: argparse.Namespace) -> None:
         archs = {"smallest": run.space.smallest()}
         archs.update({f"random {i}": a for i, a in enumerate(run.space.sample_many(args.random, 0))})
         gaps = {"smallest": [], "random": []}
-        row: dict = {"run": name, "steps": recipe_steps(run), "train s": run.info.get("train_seconds")}
+        row: dict = {"run": name, "steps": recipe_steps(run), "train s": run.info.extra.get("train_seconds")}
         for sub, arch in archs.items():
             recalibrate_bn(run.net, arch, calib, 2000)
             top1 = evaluate(run.net, arch, test)
-            twin = next((t["top1"] for t in twins if t.get("arch") == arch.to_dict()), None)
+            twin = next((t["top1"] for t in twins if twin_arch(t) == arch.to_dict()), None)
             row[sub] = f"{100 * top1:.2f}" + (f" ({100 * (top1 - twin):+.1f})" if twin is not None else "")
             if twin is not None:
                 gaps[sub.split()[0]].append(100 * (top1 - twin))
