@@ -36,7 +36,7 @@ from nas.export.finetune import FinetuneRecipe, finetune_steps, finetune_subnet 
 from supernet import ArchConfig, SearchSpace, Supernet  # noqa: E402
 from supernet.counting import count_macs  # noqa: E402
 from supernet.data import make_loader  # noqa: E402
-from supernet.evaluate import evaluate, recalibrate_bn  # noqa: E402
+from supernet.evaluate import evaluate, recalibrate_bn, resize_to  # noqa: E402
 from supernet.train import FrozenTeacher  # noqa: E402
 
 
@@ -64,6 +64,7 @@ def speed(args: argparse.Namespace) -> tuple[list[dict], str]:
     archs = [("largest", space.largest())] + _archs(space, args.random_speed, r=28)
     for name, arch in archs:
         teacher = FrozenTeacher.copy_of(net, bn, args.batch)
+        teacher(resize_to(data.tensors[0][:1], arch.r))  # BN statistics at r gathered here, not in a timed step
         paths = {"supernet": copy.deepcopy(net), "static": net.extract(arch).to(memory_format=torch.channels_last),
                  "static NCHW": net.extract(arch)}
         times: dict[str, list[float]] = {k: [] for k in paths}
