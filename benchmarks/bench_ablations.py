@@ -2,7 +2,7 @@
 
     python benchmarks/bench_ablations.py teacher-bn --run RUN [--images 5000]
     python benchmarks/bench_ablations.py branch --teacher-checkpoint CKPT --recipe VARIANT.yaml --out DIR
-    python benchmarks/bench_ablations.py table --runs NAME=DIR ... --twins TWINS.jsonl [--random 3]
+    python benchmarks/bench_ablations.py table --runs NAME=DIR ... --twins TWINS.jsonl [--random 3] [--arch N=A]
     python benchmarks/bench_ablations.py step-cost RECIPE.yaml ... [--steps 24] [--rounds 2]
 
 `teacher-bn`: the frozen teacher of a trained run (its checkpoint's `teacher`) at each of the space's resolutions,
@@ -16,7 +16,8 @@ elastic phases are trained (`nas train VARIANT.yaml --out DIR --resume`). The te
 (the same weights to the bit in every run of it), so a branched run ends as a run of the variant from scratch
 would. The checkpoint's recipe hash is rewritten to the variant's: a benchmarking shortcut, never for users.
 
-`table`: each run's smallest subnet and `--random` random subnets (seed 0, as `bench_accuracy.py` draws them),
+`table`: each run's smallest subnet and `--random` random subnets (seed 0, as `bench_accuracy.py` draws them; the
+draw depends on `--random`: `sample_many(2, 0)[1]` is not `sample_many(3, 0)[1]`) and any `--arch NAME=ARCH`,
 BN recalibrated on 2,000 training images, test top-1, beside their twins from the JSON lines that
 `bench_accuracy.py --twins` (or its `train_from_scratch`) wrote; prints a markdown table with the mean gaps.
 
@@ -41,7 +42,7 @@ import torch.nn.functional as F  # noqa: E402
 from torch import nn  # noqa: E402
 
 from benchmarks._report import table  # noqa: E402
-from benchmarks.bench_accuracy import read_twins, recipe_steps  # noqa: E402
+from benchmarks.bench_accuracy import named_arch, read_twins, recipe_steps, twin_arch  # noqa: E402
 from supernet import Supernet  # noqa: E402
 from supernet._io import save_torch, write_text  # noqa: E402
 from supernet.config import ExperimentConfig  # noqa: E402
@@ -129,15 +130,16 @@ def ablation_table(args: argparse.Namespace) -> None:
         test = make_loader(splits.test, 500, shuffle=False)
         archs = {"smallest": run.space.smallest()}
         archs.update({f"random {i}": a for i, a in enumerate(run.space.sample_many(args.random, 0))})
+        archs.update(named_arch(spec, run) for spec in args.arch)
         gaps = {"smallest": [], "random": []}
-        row: dict = {"run": name, "steps": recipe_steps(run), "train s": run.info.get("train_seconds")}
+        row: dict = {"run": name, "steps": recipe_steps(run), "train s": run.info.extra.get("train_seconds")}
         for sub, arch in archs.items():
             recalibrate_bn(run.net, arch, calib, 2000)
             top1 = evaluate(run.net, arch, test)
-            twin = next((t["top1"] for t in twins if t.get("arch") == arch.to_dict()), None)
+            twin = next((t["top1"] for t in twins if twin_arch(t) == arch.to_dict()), None)
             row[sub] = f"{100 * top1:.2f}" + (f" ({100 * (top1 - twin):+.1f})" if twin is not None else "")
             if twin is not None:
-                gaps[sub.split()[0]].append(100 * (top1 - twin))
+                gaps["smallest" if sub == "smallest" else "random"].append(100 * (top1 - twin))
             print(name, sub, f"{float(count_macs(run.space, [arch])[0]) / 1e6:.2f} MMACs", top1, twin,
                   file=sys.stderr, flush=True)
         recalibrate_bn(run.net, run.space.largest(), calib, 2000)
@@ -224,6 +226,8 @@ def main() -> None:
     p.add_argument("--runs", nargs="+", required=True, help="NAME=RUN_DIR")
     p.add_argument("--twins", type=Path, required=True)
     p.add_argument("--random", type=int, default=3)
+    p.add_argument("--arch", action="append", default=[], metavar="NAME=ARCH",
+                   help="also this arch (an arch JSON or a bundle folder), counted with the random subnets")
     p = sub.add_parser("step-cost")
     p.add_argument("recipes", nargs="+")
     p.add_argument("--steps", type=int, default=24)

@@ -2,14 +2,16 @@
 recalibrated) beside the same arch trained from scratch for the same number of steps and batch size.
 
     python benchmarks/bench_accuracy.py [--run runs/fashion-mnist] [--random 5] [--seed 0] [--no-scratch]
-                                        [--only largest,smallest,random] [--device cpu|cuda] [--jobs N]
-                                        [--from-checkpoint] [--twins FILE.jsonl]
+                                        [--only largest,smallest,random,NAME] [--arch NAME=ARCH ...]
+                                        [--device cpu|cuda] [--jobs N] [--from-checkpoint] [--twins FILE.jsonl]
 
 Train the run first: `nas train experiments/fashion-mnist.yaml` (the demo recipe) or fashion-mnist-full.yaml.
 `--twins FILE.jsonl` keeps each finished twin (keyed by recipe, arch, steps and seed) and reuses it on the next
 call, so a stopped benchmark resumes, and twins trained on a GPU beside an unfinished run (`--from-checkpoint`;
 they need the recipe, not the weights) are reused once the run has finished. `--jobs N` trains N twins at once
-in separate processes (a GPU left mostly idle by one small net; on 2 CPU cores keep 1).
+in separate processes (a GPU left mostly idle by one small net; on 2 CPU cores keep 1). `--arch NAME=ARCH` adds a
+named arch (an arch JSON file, or an exported bundle's folder: its arch.json), e.g. the nets a demo shipped;
+`--only NAME` keeps only it.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from supernet._io import write_text  # noqa: E402
 from supernet.config import PhaseConfig  # noqa: E402
 from supernet.counting import count_macs  # noqa: E402
 from supernet.data import augment_batch, make_loader  # noqa: E402
+from supernet.errors import NasError  # noqa: E402
 from supernet.evaluate import evaluate, recalibrate_bn, resize_to  # noqa: E402
 from supernet.run import TrainedRun, load_run  # noqa: E402
 from supernet.train import make_optimizer, make_scheduler, steps_per_epoch  # noqa: E402
@@ -93,7 +96,7 @@ def _twin_job(run_dir: str, from_checkpoint: bool, arch: dict, steps: int, seed:
 
 
 def twin_key(run: TrainedRun, arch: ArchConfig, steps: int, seed: int) -> str:
-    return json.dumps({"config": run.info.get("config_hash"), "arch": arch.to_dict(), "steps": steps, "seed": seed},
+    return json.dumps({"config": run.info.config_hash, "arch": arch.to_dict(), "steps": steps, "seed": seed},
                       sort_keys=True)
 
 
@@ -108,12 +111,28 @@ def read_twins(path: Path | None) -> dict[str, dict]:
     return out
 
 
+def twin_arch(rec: dict) -> dict:
+    """The arch (as a dict) a twins-file record was trained for (older records hold it only in their key)."""
+    return rec.get("arch") or json.loads(rec["key"])["arch"]
+
+
 def append_twin(path: Path | None, rec: dict) -> None:
     """One finished twin added as a JSON line; the file is rewritten whole (a killed benchmark keeps the twins
     it finished and never leaves half a line)."""
     if path is None:
         return
     write_text(path, (path.read_text() if path.is_file() else "") + json.dumps(rec) + "\n")
+
+
+def named_arch(spec: str, run: TrainedRun) -> tuple[str, ArchConfig]:
+    """`NAME=PATH` (an arch JSON, or a bundle folder holding arch.json) as (NAME, the arch in the run's space)."""
+    from nas.export.bundle import as_arch
+
+    name, sep, path = spec.partition("=")
+    if not sep or not name.strip() or not path:
+        raise ValueError(f"--arch takes NAME=PATH (an arch JSON or a bundle folder), got {spec!r}")
+    p = Path(path)
+    return name.strip(), as_arch(p / "arch.json" if p.is_dir() else p, run.space)
 
 
 def main() -> None:
@@ -123,8 +142,10 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--no-scratch", action="store_true", help="skip the from-scratch twins (fast)")
     ap.add_argument("--only", default=None,
-                    help="comma-separated subset of largest, smallest, random (e.g. smallest,random: the largest's "
-                         "from-scratch twin is the slowest to train)")
+                    help="comma-separated subset of largest, smallest, random and the --arch names (e.g. "
+                         "smallest,random: the largest's from-scratch twin is the slowest to train)")
+    ap.add_argument("--arch", action="append", default=[], metavar="NAME=ARCH",
+                    help="also this arch: an arch JSON file or a bundle folder (repeatable)")
     ap.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N: where subnets are evaluated and twins trained")
     ap.add_argument("--jobs", type=int, default=1, help="twins trained at once, each in its own process")
     ap.add_argument("--from-checkpoint", action="store_true", help="the run's latest checkpoint (an unfinished run)")
@@ -140,11 +161,16 @@ def main() -> None:
     test = make_loader(splits.test, 500, shuffle=False)
     archs = {"largest": run.space.largest(), "smallest": run.space.smallest()}
     archs.update({f"random {i}": a for i, a in enumerate(run.space.sample_many(args.random, args.seed))})
+    try:
+        named = dict(named_arch(spec, run) for spec in args.arch)
+    except (ValueError, NasError) as exc:
+        ap.error(str(exc))
+    archs.update(named)
     if args.only:
         wanted = {w.strip() for w in args.only.split(",")}
-        if not wanted <= {"largest", "smallest", "random"}:
-            ap.error(f"--only takes largest, smallest and random, got {args.only!r}")
-        archs = {name: a for name, a in archs.items() if name.split()[0] in wanted}
+        if not wanted <= {"largest", "smallest", "random", *archs}:
+            ap.error(f"--only takes largest, smallest, random, 'random N' and the --arch names, got {args.only!r}")
+        archs = {name: a for name, a in archs.items() if name in wanted or name.split()[0] in wanted}
     steps = recipe_steps(run)
     cached = read_twins(args.twins)
     twins: dict[str, tuple[float, float]] = {}
@@ -167,7 +193,8 @@ def main() -> None:
                 top1, seconds = fut.result()
                 twins[name] = (top1, seconds)
                 append_twin(args.twins, {"key": twin_key(run, todo[name], steps, args.seed), "name": name,
-                                         "top1": top1, "seconds": seconds, "device": args.device})
+                                         "top1": top1, "seconds": seconds, "device": args.device,
+                                         "arch": todo[name].to_dict()})
                 print(f"{name}: scratch {top1:.4f} in {seconds:.0f} s", file=sys.stderr, flush=True)
     rows = []
     for name, arch in archs.items():
@@ -180,7 +207,7 @@ def main() -> None:
         rows.append(row)
         print(row, file=sys.stderr)
     columns = list(dict.fromkeys(c for row in rows for c in row))  # twins may be missing for some rows
-    where = (f"checkpoint at {run.info.get('checkpoint_progress')}" if args.from_checkpoint else "final weights")
+    where = (f"checkpoint at {run.info.extra.get('checkpoint_progress')}" if args.from_checkpoint else "final weights")
     body = (f"Run `{args.run}` (recipe `{run.config.name}`, {steps} steps of batch {run.config.train.batch_size}, "
             f"{where}, {run.checkpoint_hash[:12]}); test split, BN recalibrated on 2000 training images. "
             f"From-scratch twins: the same arch alone, {steps} steps, same batch/optimiser/augmentation, "

@@ -3,18 +3,24 @@ the extracted static net (the same steps, side by side), and, given a trained ru
 
     python benchmarks/bench_finetune.py [--batch 128] [--steps 4] [--rounds 3] [--threads 1]
                                         [--run RUN --budgets 5%,10% --random 3 --bn-images 2000]
+                                        [--arch NAME=ARCH ...] [--variant NAME:FIELD=VALUE,... ...]
+                                        [--twins TWINS.jsonl]
 
 Speed: `nas.export.finetune.finetune_subnet` on the supernet with the arch fixed, and on `net.extract(arch)`, each
 with the same frozen teacher (the largest subnet), interleaved rounds, median seconds per step. Quality (--run):
 for the smallest and `--random` random subnets of the run's space, test top-1 in the supernet (BN recalibrated)
 and after fine-tuning a fresh copy of the supernet for each budget (a share of the run's training steps), as
-`nas export` does (the run's optimiser and last-phase LR, KD from the largest, BN recalibrated after).
+`nas export` does (the run's optimiser and last-phase LR, KD from the largest, BN recalibrated after). `--arch`:
+these archs instead (e.g. a demo's bundles); `--variant`: also other fine-tuning recipes, side by side; `--twins`:
+each arch's top-1 trained alone (`bench_accuracy.py --twins`), and the fine-tuned net's gap to it.
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import dataclasses
+import json
 import statistics
 import sys
 import time
@@ -26,11 +32,12 @@ import torch  # noqa: E402
 from torch.utils.data import TensorDataset  # noqa: E402
 
 from benchmarks._report import table, write_section  # noqa: E402
-from nas.export.finetune import FinetuneRecipe, finetune_steps, finetune_subnet, frozen_teacher  # noqa: E402
+from nas.export.finetune import FinetuneRecipe, finetune_steps, finetune_subnet  # noqa: E402
 from supernet import ArchConfig, SearchSpace, Supernet  # noqa: E402
 from supernet.counting import count_macs  # noqa: E402
 from supernet.data import make_loader  # noqa: E402
-from supernet.evaluate import evaluate, recalibrate_bn  # noqa: E402
+from supernet.evaluate import evaluate, recalibrate_bn, resize_to  # noqa: E402
+from supernet.train import FrozenTeacher  # noqa: E402
 
 
 def _archs(space: SearchSpace, n_random: int, r: int | None = None) -> list[tuple[str, ArchConfig]]:
@@ -56,7 +63,8 @@ def speed(args: argparse.Namespace) -> tuple[list[dict], str]:
     rows = []
     archs = [("largest", space.largest())] + _archs(space, args.random_speed, r=28)
     for name, arch in archs:
-        teacher = frozen_teacher(net, arch, bn, args.batch)
+        teacher = FrozenTeacher.copy_of(net, bn, args.batch)
+        teacher(resize_to(data.tensors[0][:1], arch.r))  # BN statistics at r gathered here, not in a timed step
         paths = {"supernet": copy.deepcopy(net), "static": net.extract(arch).to(memory_format=torch.channels_last),
                  "static NCHW": net.extract(arch)}
         times: dict[str, list[float]] = {k: [] for k in paths}
@@ -79,37 +87,70 @@ def speed(args: argparse.Namespace) -> tuple[list[dict], str]:
     return rows, text
 
 
+def recipe_variant(spec: str, base: FinetuneRecipe) -> tuple[str, FinetuneRecipe]:
+    """`NAME:field=value,...` as (NAME, `base` with those FinetuneRecipe fields changed), e.g. 'kd0:kd_weight=0'."""
+    name, _, assignments = spec.partition(":")
+    changes: dict = {}
+    for item in filter(None, (a.strip() for a in assignments.split(","))):
+        key, sep, value = item.partition("=")
+        if not sep or key not in base.__dataclass_fields__:
+            raise ValueError(f"--variant {spec!r}: {item!r} is not FIELD=VALUE with FIELD among "
+                             f"{', '.join(base.__dataclass_fields__)}")
+        kind = type(getattr(base, key))
+        changes[key] = value.lower() in ("1", "true", "yes") if kind is bool else kind(value)
+    if not name.strip() or not changes:
+        raise ValueError(f"--variant takes NAME:FIELD=VALUE[,FIELD=VALUE...], got {spec!r}")
+    return name.strip(), dataclasses.replace(base, **changes)
+
+
 def quality(args: argparse.Namespace) -> tuple[list[dict], str]:
+    from benchmarks.bench_accuracy import named_arch, read_twins, twin_arch
     from supernet.run import load_run
 
     run = load_run(args.run)
     splits = run.splits()
-    total = run.info.get("steps")
+    total = run.info.extra.get("steps")
     recipe = FinetuneRecipe.from_config(run.config)
-    bn = make_loader(splits.train, 200, shuffle=True, seed=run.data.seed)
+    variants = [("recipe", recipe)] + [recipe_variant(v, recipe) for v in args.variant]
+    archs = [named_arch(spec, run) for spec in args.arch] or _archs(run.space, args.random)
+    twins = {json.dumps(twin_arch(t), sort_keys=True): t["top1"] for t in read_twins(args.twins).values()}
+    bn = make_loader(splits.train, 200, shuffle=True, seed=run.data.seed)  # as `nas export` recalibrates
     test = make_loader(splits.test, 500, shuffle=False)
     budgets = [b.strip() for b in args.budgets.split(",") if b.strip()]
     rows = []
-    for name, arch in _archs(run.space, args.random):
+    for name, arch in archs:
         base = copy.deepcopy(run.net)
         recalibrate_bn(base, arch, bn, args.bn_images)
-        row = {"subnet": name, "MMACs": round(_macs(run.space, arch), 2), "r": arch.r,
-               "in supernet": round(evaluate(base, arch, test), 4)}
+        before = evaluate(base, arch, test)
+        twin = twins.get(json.dumps(arch.to_dict(), sort_keys=True))
         for budget in budgets:
             steps = finetune_steps(budget, total)
-            net = copy.deepcopy(run.net)
-            teacher = frozen_teacher(net, arch, bn, args.bn_images)
-            done = finetune_subnet(net, arch, splits.train, steps=steps, recipe=recipe, teacher=teacher,
-                                   seed=run.data.seed, pad=splits.pad, flip=splits.flip)
-            recalibrate_bn(net, arch, bn, args.bn_images)
-            row[f"after {budget} ({steps} steps)"] = round(evaluate(net, arch, test), 4)
-            row[f"{budget} s"] = round(done["seconds"], 1)
-        rows.append(row)
-        print(row, flush=True)
+            for label, variant in variants:
+                net = copy.deepcopy(run.net)
+                teacher = FrozenTeacher.copy_of(net, bn, args.bn_images)
+                done = finetune_subnet(net, arch, splits.train, steps=steps, recipe=variant, teacher=teacher,
+                                       seed=run.data.seed, pad=splits.pad, flip=splits.flip)
+                recalibrate_bn(net, arch, bn, args.bn_images)
+                after = evaluate(net, arch, test)
+                row = {"subnet": name, "MMACs": round(_macs(run.space, arch), 2), "r": arch.r,
+                       "budget": f"{budget} ({steps} steps)", "fine-tuning": label,
+                       "in supernet": round(before, 4), "fine-tuned": round(after, 4),
+                       "twin": round(twin, 4) if twin is not None else "",
+                       "fine-tuned - twin (pp)": round(100 * (after - twin), 2) if twin is not None else "",
+                       "s": round(done["seconds"], 1)}
+                rows.append(row)
+                print(row, flush=True)
+    changed = "; ".join(f"{label}: " + ", ".join(f"{k} {getattr(v, k)!r}" for k in v.__dataclass_fields__
+                                                if getattr(v, k) != getattr(recipe, k))
+                        for label, v in variants[1:])
     text = (f"Run `{args.run}` ({total} training steps, checkpoint {run.checkpoint_hash[:12]}); test top-1 (10,000 "
-            f"images), BN recalibrated on {args.bn_images} training images before and after. Fine-tuning: "
-            f"{recipe.optimizer} at lr {recipe.lr:g} (the run's last phase), cosine, batch {recipe.batch_size}, "
-            f"KD weight {recipe.kd_weight:g} from the frozen largest subnet at the student's resolution.")
+            f"images), BN recalibrated on {args.bn_images} training images before and after, as `nas export` does. "
+            f"Fine-tuning `recipe` (what `nas export --finetune` does): {recipe.optimizer} at lr {recipe.lr:g} (the "
+            f"run's last phase), cosine after {recipe.warmup_steps} warm-up steps, batch {recipe.batch_size}, "
+            f"KD weight {recipe.kd_weight:g} from the frozen largest subnet at the student's resolution"
+            + (f". Variants: {changed}." if changed else ".")
+            + (" Twin: the arch trained alone for the run's steps (`bench_accuracy.py`'s train_from_scratch, "
+               f"from `{args.twins}`)." if args.twins else ""))
     return rows, text
 
 
@@ -124,6 +165,12 @@ def main() -> None:
     ap.add_argument("--run", default=None, help="a trained run: also measure the accuracy fine-tuning buys")
     ap.add_argument("--budgets", default="5%,10%")
     ap.add_argument("--random", type=int, default=3, help="random subnets in the quality table")
+    ap.add_argument("--arch", action="append", default=[], metavar="NAME=ARCH",
+                    help="fine-tune this arch (an arch JSON or a bundle folder) instead of the smallest and random")
+    ap.add_argument("--variant", action="append", default=[], metavar="NAME:FIELD=VALUE,...",
+                    help="also fine-tune with these FinetuneRecipe fields changed, e.g. 'kd0:kd_weight=0'")
+    ap.add_argument("--twins", type=Path, default=None,
+                    help="bench_accuracy.py's twins file: each arch's top-1 trained alone, beside the fine-tuned")
     ap.add_argument("--bn-images", type=int, default=2000)
     ap.add_argument("--no-speed", action="store_true")
     ap.add_argument("--no-write", action="store_true", help="print only, leave BENCHMARKS.md alone")

@@ -29,7 +29,7 @@ from nas.export.c_header import write_c_header
 from nas.export.card import render_markdown
 from nas.export.check import check_onnx
 from nas.export.errors import ExportError
-from nas.export.finetune import FinetuneRecipe, finetune_steps, finetune_subnet, frozen_teacher
+from nas.export.finetune import FinetuneRecipe, finetune_steps, finetune_subnet
 from nas.export.formats import (INPUT_NAME, ONNX_OPSET, set_onnx_metadata, write_onnx, write_safetensors,
                                 write_torchscript)
 from nas.export.latency import measure_latency
@@ -42,6 +42,7 @@ from supernet.data import make_loader
 from supernet.errors import InvalidArchError, NasError
 from supernet.evaluate import predict_logits, recalibrate_bn, resize_to
 from supernet.run import TrainedRun, load_run
+from supernet.train import FrozenTeacher
 
 FORMATS = ("safetensors", "torchscript", "onnx", "int8", "c-header", "c")
 _NEEDS = {"int8": "onnx", "c-header": "int8", "c": "int8"}
@@ -404,7 +405,7 @@ def _finetune(run: TrainedRun, arch: ArchConfig, steps: int, splits, bn_loader, 
     measured = _accuracy(before, arch, splits, {})
     in_supernet = {split: measured[split]["torch_fp32"] for split in ("val", "test")}
     recipe = FinetuneRecipe.from_config(run.config)
-    teacher = frozen_teacher(run.net, arch, bn_loader, BN_IMAGES)
+    teacher = FrozenTeacher.copy_of(run.net, bn_loader, BN_IMAGES)
     done = finetune_subnet(run.net, arch, splits.train, steps=steps, recipe=recipe, teacher=teacher,
                            seed=run.data.seed, pad=splits.pad, flip=splits.flip,
                            progress=lambda f, m: report(0.08 + 0.4 * f, m))

@@ -2,7 +2,7 @@
 supernet's largest net, for a step budget given as a share of the supernet's own training.
 
     steps = finetune_steps("10%", supernet_steps=960)       # -> 96
-    teacher = frozen_teacher(run.net, arch, bn_loader, 2000)
+    teacher = FrozenTeacher.copy_of(run.net, bn_loader, 2000)   # supernet.train's, BN recalibrated at each r
     report = finetune_subnet(run.net, arch, splits.train, steps=steps, teacher=teacher,
                              recipe=FinetuneRecipe.from_config(run.config))
 
@@ -18,7 +18,6 @@ same resolution (temperature 1).
 
 from __future__ import annotations
 
-import copy
 import math
 import re
 import time
@@ -34,7 +33,7 @@ from torch.utils.data import Dataset
 from nas.export.errors import ExportError
 from supernet.arch import ArchConfig
 from supernet.data import augment_batch, make_loader
-from supernet.evaluate import recalibrate_bn, resize_to
+from supernet.evaluate import resize_to
 from supernet.network import Supernet
 from supernet.train import distillation_loss
 
@@ -100,15 +99,6 @@ class FinetuneRecipe:
         return dict(self.__dict__)
 
 
-def frozen_teacher(net: Supernet, arch: ArchConfig, bn_loader: Any, bn_images: int) -> Supernet:
-    """A frozen copy of the supernet running its largest subnet at `arch`'s resolution, BN recalibrated there."""
-    teacher = copy.deepcopy(net)
-    largest = net.space.largest(arch.r)
-    recalibrate_bn(teacher, largest, bn_loader, bn_images)
-    teacher.set_active(largest)
-    return teacher.requires_grad_(False).eval()
-
-
 def _optimizer(params: list[nn.Parameter], recipe: FinetuneRecipe) -> torch.optim.Optimizer:
     # No weight decay: it would shrink the slices this subnet does not use (and with them the supernet's others).
     if recipe.optimizer == "adamw":
@@ -118,10 +108,11 @@ def _optimizer(params: list[nn.Parameter], recipe: FinetuneRecipe) -> torch.opti
 
 
 def finetune_subnet(student: nn.Module, arch: ArchConfig, train: Dataset, *, steps: int, recipe: FinetuneRecipe,
-                    teacher: nn.Module, seed: int = 0, pad: int = 0, flip: bool = False,
+                    teacher: Callable[[torch.Tensor], torch.Tensor], seed: int = 0, pad: int = 0, flip: bool = False,
                     progress: Progress | None = None) -> dict[str, Any]:
     """Train `arch` in place for `steps` steps of `recipe.batch_size` images at `arch.r` px, distilling from
-    `teacher` (a module from images to logits, run without gradients).
+    `teacher` (images to logits, run without gradients: supernet.train.FrozenTeacher, the supernet's frozen largest
+    net with BN statistics at the batch's resolution, as the supernet's own training distils).
 
     `student`: a Supernet (the arch is activated for the steps and the previous active arch restored), or a static
     net of that arch (the slower path, kept for the speed benchmark). Leaves the student in eval mode; its BN
@@ -199,4 +190,4 @@ def finetune_subnet(student: nn.Module, arch: ArchConfig, train: Dataset, *, ste
             "images": step * recipe.batch_size, "history": history}
 
 
-__all__ = ["FinetuneRecipe", "finetune_steps", "finetune_subnet", "frozen_teacher"]
+__all__ = ["FinetuneRecipe", "finetune_steps", "finetune_subnet"]

@@ -21,7 +21,7 @@ from hw_profiles import load_profile
 from nas.export import ExportError, export_bundle, load_bundle_net
 from nas.export.bundle import _publish
 from nas.export.check import check_onnx
-from nas.export.finetune import FinetuneRecipe, finetune_steps, finetune_subnet, frozen_teacher
+from nas.export.finetune import FinetuneRecipe, finetune_steps, finetune_subnet
 from nas.export.mcu_c import check_tolerance
 from nas.export.runtime import ort_predict, ort_session
 from predictors import McuCostModel, Predictors
@@ -31,6 +31,7 @@ from supernet.data import make_loader
 from supernet.errors import CheckpointError, InvalidArchError, NasError
 from supernet.evaluate import evaluate, recalibrate_bn, resize_to
 from supernet.run import load_run
+from supernet.train import FrozenTeacher
 
 ROOT = Path(__file__).resolve().parents[2]
 # Two archs of the tiny space at different resolutions (r=28 for the CPU, r=24 for the MCU).
@@ -316,7 +317,7 @@ def test_finetuned_bundle_records_its_training_beside_the_supernets_accuracy(mcu
 def _finetuned_copy(run, arch, steps, optimizer="sgd"):
     net = copy.deepcopy(run.net)
     bn = make_loader(run.splits().train, 64, shuffle=True, seed=0)
-    teacher = frozen_teacher(net, arch, bn, 64)
+    teacher = FrozenTeacher.copy_of(net, bn, 64)
     calls = []
 
     def counting_teacher(x):
