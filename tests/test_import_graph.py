@@ -11,8 +11,6 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("supernet", "hw_profiles", "predictors", "nas")
 LAYER = {name: i for i, name in enumerate(PACKAGES)}
