@@ -302,12 +302,7 @@ class SurrogateSampler(optuna.samplers.BaseSampler):
         """Expected hypervolume improvement (two objectives) times the probability of feasibility, as a function of
         candidates (rows of choice indices) and whether to screen them (a large pool: Monte Carlo only for the
         most promising)."""
-        cons = []
-        for j in range(c.shape[1]):
-            cj = c[:, j]
-            finite = np.isfinite(cj)
-            if finite.sum() >= 2:
-                cons.append(self._gp(x[finite], _signed_log(cj[finite]), f"c{j}"))
+        cons = self._constraint_gps(x, c)
 
         def pof(xc: np.ndarray) -> np.ndarray:
             out = np.ones(len(xc))
@@ -341,12 +336,7 @@ class SurrogateSampler(optuna.samplers.BaseSampler):
                   sizes: np.ndarray) -> Callable[[np.ndarray, bool], np.ndarray]:
         """Thompson sampling as a function of candidates (rows of choice indices): one draw of each objective's
         and each constraint's model per ask (`_CategoricalGP.thompson`), scored as the module docstring says."""
-        draws = []
-        for j in range(c.shape[1]):
-            cj = c[:, j]
-            finite = np.isfinite(cj)
-            if finite.sum() >= 2:
-                draws.append(self._gp(x[finite], _signed_log(cj[finite]), f"c{j}").thompson(self._rng))
+        draws = [gp.thompson(self._rng) for gp in self._constraint_gps(x, c)]
 
         def violation(xc: np.ndarray) -> np.ndarray:
             return sum((np.maximum(d(xc), 0.0) for d in draws), np.zeros(len(xc)))
@@ -392,6 +382,16 @@ class SurrogateSampler(optuna.samplers.BaseSampler):
         if fit:
             self._theta[key] = (gp.theta, len(y))
         return gp
+
+    def _constraint_gps(self, x: np.ndarray, c: np.ndarray) -> list[_CategoricalGP]:
+        """A GP per constraint with at least two finite values, on their signed log (fitting draws no random
+        numbers, so the caller's draws come in the same order either way)."""
+        gps = []
+        for j in range(c.shape[1]):
+            finite = np.isfinite(c[:, j])
+            if finite.sum() >= 2:
+                gps.append(self._gp(x[finite], _signed_log(c[finite, j]), f"c{j}"))
+        return gps
 
     def _believe(self, x: np.ndarray, y: np.ndarray, x_run: np.ndarray, key: str):
         """A GP on the observations and, for running trials, the GP's own mean there (kriging believer)."""
