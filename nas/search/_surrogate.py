@@ -8,7 +8,12 @@ marginal likelihood every few trials.
 
 Each ask maximises an acquisition over a pool (uniform draws; one-to-three-change neighbours of the best trials;
 recombinations, each choice drawn from the best fifth of the trials), then climbs the pool's best few greedily one
-change at a time while the acquisition rises; never one already tried or running. The acquisition:
+change at a time while the acquisition rises; never one already tried or running, nor one nearer to a trial than
+a distance floor: the number of choices a candidate must differ in from every trial, raised by one after each
+trial whose values repeat an earlier trial's exactly and lowered by one after each that does not. On a plateau the
+model does not know of (a choice that changes nothing, an objective that is a lookup of the nearest measured
+case) its picks next to the trials keep answering what it has seen; the floor sends it farther until the answers
+are new again, and where answers never repeat it stays at 1 and changes nothing. The acquisition:
 - Thompson sampling: one draw of the model per ask (the main effects drawn from their exact posterior, the
   interactions at their posterior mean), the candidate with the best drawn value (one objective; three or more:
   of a random-weight augmented Chebyshev scalarisation, ParEGO's) or the largest drawn hypervolume gain (two).
@@ -224,19 +229,41 @@ class SurrogateSampler(optuna.samplers.BaseSampler):
                      dtype=np.float64).reshape(len(done), len(con_names))
         feasible = (np.abs(y) < _PENALTY).all(1) & np.isfinite(y).all(1) & (c <= 0).all(1)
         self._blocks = np.repeat(np.arange(len(sizes)), sizes)
-        taken = {r.tobytes() for r in np.concatenate([obs, running])}
-        cand = self._candidates(obs, y, feasible, sizes, taken)
+        seen = self._onehot(np.concatenate([obs, running]), sizes)
+
+        def distance(rows: np.ndarray) -> np.ndarray:  # how many choices differ from the nearest trial or running one
+            return len(sizes) - (self._onehot(rows, sizes) @ seen.T).max(1, initial=0)
+
+        cand = self._candidates(obs, y, feasible, sizes)
+        cand = cand[distance(cand) > 0]
         if not len(cand):
             return {}
+        floor = min(self._distance_floor(y, len(sizes)), int(distance(cand).max()))
+        far = lambda rows: distance(rows) >= floor  # noqa: E731
+        cand = cand[far(cand)]
         with threadpool_limits(1, user_api="blas"):  # matrices of a few hundred rows: threads only contend
             # two objectives: every other ask expected hypervolume improvement (once a feasible trial exists)
             ehvi = y.shape[1] == 2 and feasible.any() and len(done) % 2 == 1
             acq = self._ehvi if ehvi else self._thompson
             score = acq(self._onehot(obs, sizes), y, c, feasible, self._onehot(running, sizes), sizes)
-            best = self._maximise(score, cand, sizes, taken)
+            best = self._maximise(score, cand, sizes, far)
         return {n: d.to_external_repr(int(i)) for n, d, i in zip(names, dists, best)}
 
     # ---------------------------------------------------------------- pieces
+    def _distance_floor(self, y: np.ndarray, n_par: int) -> int:
+        """How many choices a candidate must differ in from every trial: 1 (untried), raised by one after each
+        trial whose values repeat an earlier trial's exactly (the model's pick fell on a plateau it did not know
+        of, so nearby candidates are likely to tell nothing new) and lowered by one after each that does not
+        (a success rule, as evolution strategies adapt their step size), within [1, half the parameters].
+        Replayed from the trials in number order: the same history gives the same floor, after a resume too."""
+        floor, seen = 1, set()
+        for i, v in enumerate(y):
+            key = v.tobytes()
+            if i >= self.n_startup_trials and np.isfinite(v).all() and (np.abs(v) < _PENALTY).all():
+                floor = min(floor + 1, max(1, n_par // 2)) if key in seen else max(floor - 1, 1)
+            seen.add(key)
+        return floor
+
     @staticmethod
     def _onehot(idx: np.ndarray, sizes: np.ndarray) -> np.ndarray:
         offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]])
@@ -245,10 +272,9 @@ class SurrogateSampler(optuna.samplers.BaseSampler):
             out[np.arange(len(idx))[:, None], offsets[None, :] + idx] = 1.0
         return out
 
-    def _candidates(self, obs: np.ndarray, y: np.ndarray, feasible: np.ndarray, sizes: np.ndarray,
-                    taken: set[bytes]) -> np.ndarray:
+    def _candidates(self, obs: np.ndarray, y: np.ndarray, feasible: np.ndarray, sizes: np.ndarray) -> np.ndarray:
         """The pool the acquisition is maximised over: uniform draws, one-to-three-change neighbours of the best
-        trials and recombinations of the best fifth's choices, none already tried or running."""
+        trials and recombinations of the best fifth's choices (tried ones among them: the caller drops them)."""
         rng, n = self._rng, self.n_candidates
         uniform = (rng.random((n // 2, len(sizes))) * sizes).astype(np.int64)
         good = obs[feasible] if feasible.any() else obs
@@ -269,13 +295,12 @@ class SurrogateSampler(optuna.samplers.BaseSampler):
         mixed = top[rng.integers(0, len(top), (n // 2, len(sizes))), np.arange(len(sizes))]
         smooth = rng.random(mixed.shape) < 0.1
         mixed[smooth] = (rng.random(smooth.sum()) * np.broadcast_to(sizes, mixed.shape)[smooth]).astype(np.int64)
-        cand = np.unique(np.concatenate([uniform, local, mixed]), axis=0)
-        return cand[[r.tobytes() not in taken for r in cand]]
+        return np.unique(np.concatenate([uniform, local, mixed]), axis=0)
 
     def _maximise(self, score: Callable[[np.ndarray, bool], np.ndarray], cand: np.ndarray, sizes: np.ndarray,
-                  taken: set[bytes]) -> np.ndarray:
+                  far: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
         """The acquisition's best candidate: the pool's best few, each climbed greedily to its best untried
-        one-change neighbour while the acquisition rises (a local search on the acquisition, as SMAC's), so the
+        one-change neighbour (`far`: beyond the distance floor) while the acquisition rises (a local search on the acquisition, as SMAC's), so the
         choice may go as far from the trials as the model says it should."""
         s = score(cand, True) + 1e-12 * self._rng.random(len(cand))
         top = np.argsort(-s)[:_CLIMBS]
@@ -288,7 +313,7 @@ class SurrogateSampler(optuna.samplers.BaseSampler):
             nb[:, rows, step[:, 0]] = (nb[:, rows, step[:, 0]] + step[:, 1]) % sizes[step[:, 0]]
             flat = nb.reshape(-1, len(sizes))
             ns = score(flat, False).reshape(len(cur), len(step))
-            ns[np.array([r.tobytes() in taken for r in flat]).reshape(ns.shape)] = -np.inf
+            ns[~far(flat).reshape(ns.shape)] = -np.inf
             j = ns.argmax(1)
             gain = ns[np.arange(len(cur)), j]
             up = gain > cur_s + 1e-12 * np.abs(cur_s)

@@ -134,3 +134,33 @@ def test_a_plateau_of_equal_values_does_not_hold_it():
 
     res = run(space, nearest, directions="maximize", budget=30, seed=1, strategy="surrogate")
     assert res.trials["value"].max() == 1.0
+
+
+def test_repeated_values_raise_the_distance_floor_and_new_ones_lower_it():
+    sampler = SurrogateSampler(seed=0, n_startup_trials=2)
+    y = np.array([[0.1], [0.1], [0.5], [0.5], [0.5], [0.7], [0.1]])  # after the start: repeat, repeat, new, repeat
+    assert sampler._distance_floor(y, 16) == 3
+    assert sampler._distance_floor(y[:6], 16) == 2  # ... repeat, repeat, new
+    assert sampler._distance_floor(np.arange(8.0)[:, None], 16) == 1  # never a repeat: only untried candidates
+    assert sampler._distance_floor(np.zeros((40, 1)), 16) == 8  # at most half the parameters
+    penalty = np.array([[0.1], [0.2], [1e30], [1e30], [1e30]])  # Ray Tune's infeasible stand-in is no repeat
+    assert sampler._distance_floor(penalty, 16) == 1
+
+
+
+
+def test_on_a_plateau_the_distance_floor_keeps_the_answers_new():
+    """Two objectives on a nearest-anchor landscape (42 anchors, 16 choices): 60 trials land on 30 different
+    anchors (with the floor held at 1, only 20: its picks next to the trials kept answering what it had seen)."""
+    rng = np.random.default_rng(2)
+    space = {f"x{i}": [0, 1, 2] for i in range(16)}
+    anchors = np.vstack([np.full(16, 2), np.zeros(16, int), rng.integers(0, 3, (40, 16))])
+    acc = (anchors == 2).sum(1) + rng.normal(0, 1, len(anchors))
+    cost = anchors.sum(1) + rng.normal(0, 1, len(anchors))
+
+    def nearest(c: dict) -> tuple[float, float]:
+        i = np.argmin((anchors != np.array(list(c.values()))).sum(1))
+        return float(acc[i]), float(cost[i])
+
+    res = run(space, nearest, directions=["maximize", "minimize"], budget=60, seed=2, strategy="surrogate")
+    assert len({tuple(v) for v in res.trials[["value_0", "value_1"]].to_numpy()}) >= 27
