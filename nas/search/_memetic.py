@@ -99,21 +99,23 @@ class Memetic:
         self.mutation_prob, self.patience = mutation_prob, int(patience)
 
     # ---------------------------------------------------------------- candidates
-    def _fresh(self, rows: np.ndarray) -> np.ndarray:
-        """Indices of the rows not seen before (nor twice in `rows`), in order; they count as seen from now."""
-        h = _hash(rows)
-        _, first = np.unique(h, return_index=True)
-        first.sort()
-        new = np.fromiter((k not in self._seen for k in h[first].tolist()), bool, len(first))
-        self._seen.update(h[first[new]].tolist())
-        self._new_share = new.sum() / max(len(rows), 1)
-        return first[new]
+    def _fresh(self, rows: np.ndarray) -> tuple[np.ndarray, float]:
+        """Indices of the rows not seen before (nor twice in `rows`), in order, and their share of `rows`; they
+        count as seen from now."""
+        h, seen = _hash(rows), self._seen
+        keys, first = np.unique(h, return_index=True)
+        # the seen keys as one sorted array: a lookup per batch, not per key (a set cost a Python call a row)
+        at = np.searchsorted(seen, keys)
+        new = seen[np.minimum(at, len(seen) - 1)] != keys if len(seen) else np.ones(len(keys), bool)
+        self._seen = np.insert(seen, at[new], keys[new])
+        return np.sort(first[new]), new.sum() / max(len(rows), 1)
 
     def _offer(self, session: Session, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Evaluate the new, feasible (by screening) candidates of `rows` (in canonical form); the rows, values
         and constraint values of those feasible."""
         p = session.problem
-        rows = rows[self._fresh(rows)]  # an infeasible row counts as seen too: it will never be feasible
+        fresh, self._new_share = self._fresh(rows)
+        rows = rows[fresh]  # an infeasible row counts as seen too: it will never be feasible
         cons = None
         if self._screened:
             cons = p.screen(rows)
@@ -254,7 +256,7 @@ class Memetic:
         self._estimate = ConstraintEstimate(p.sizes, [c.upper for c in p.constraints])
         self._pass_rate = self._new_share = 1.0
         done_idx, _, _ = session.finished()
-        self._seen: set[int] = set(_hash(done_idx).tolist())
+        self._seen = np.unique(_hash(done_idx))
         explored: set[int] = set()
         pop, ev = session.feasible_population()
         vals, cons = ev.values, ev.constraints
