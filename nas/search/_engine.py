@@ -68,7 +68,9 @@ def _result(session: Session, strategy: str, study_name: str | None) -> SearchRe
     trials = pd.concat([pd.DataFrame({"trial": np.arange(len(idx))}), p.frame_of(idx), pd.DataFrame(cols)], axis=1)
     feas = np.nonzero(ev.feasible)[0]
     pareto_rows = feas[nondominated_mask(ev.values[feas], p.directions)] if len(feas) else feas
-    pareto = trials.iloc[pareto_rows].drop_duplicates(subset=p.names).sort_values(p.objective_names[0])
+    if len(pareto_rows):  # each candidate once, its first trial (a DataFrame's drop_duplicates costs 10x)
+        pareto_rows = pareto_rows[np.sort(np.unique(idx[pareto_rows], axis=0, return_index=True)[1])]
+    pareto = trials.iloc[pareto_rows].sort_values(p.objective_names[0])
     best = best_values = best_trial = None
     if len(feas):
         best_trial = int(feas[selection_order(ev.values[feas][:, :1], p.directions[:1])[0]])
