@@ -179,8 +179,10 @@ class Problem:
         return self.canonical((rng.random((n, len(self.sizes))) * self.sizes).astype(np.int64))
 
     def canonical(self, idx: np.ndarray) -> np.ndarray:
-        """One index row per distinct candidate (arch spaces: inactive block slots copied, as ArchConfig does)."""
-        idx = np.asarray(idx, dtype=np.int64).reshape(-1, len(self.sizes))
+        """One index row per distinct candidate (arch spaces: inactive block slots copied, as ArchConfig does);
+        integer rows keep their dtype."""
+        idx = np.asarray(idx)
+        idx = (idx if idx.dtype.kind in "iu" else idx.astype(np.int64)).reshape(-1, len(self.sizes))
         if not self.is_arch_space:
             return idx
         # index rows are the space's codes but for the resolution column, which canonical form leaves alone
