@@ -8,7 +8,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from nas.search._pareto import nondominated_mask, selection_order
+from nas.search._pareto import as_minimize, nondominated_mask
 from nas.search._problem import Constraint, Problem, SearchError
 from nas.search._session import Progress, Session
 from nas.search._store import TrialStore
@@ -73,7 +73,7 @@ def _result(session: Session, strategy: str, study_name: str | None) -> SearchRe
     pareto = trials.iloc[pareto_rows].sort_values(p.objective_names[0])
     best = best_values = best_trial = None
     if len(feas):
-        best_trial = int(feas[selection_order(ev.values[feas][:, :1], p.directions[:1])[0]])
+        best_trial = int(feas[np.argmin(as_minimize(ev.values[feas][:, :1], p.directions[:1])[:, 0])])  # the first
         best = p.candidates(idx[best_trial][None])[0]
         best_values = dict(zip(p.objective_names, map(float, ev.values[best_trial])))
     return SearchResult(trials=trials, pareto=pareto.reset_index(drop=True), best=best, best_values=best_values,

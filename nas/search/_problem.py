@@ -212,7 +212,7 @@ class Problem:
         if all(o.dtype.kind == "i" for o in self._objects):  # arch spaces: one gather into one int block
             flat = np.concatenate(self._objects)
             offsets = np.concatenate([[0], np.cumsum(self.sizes)[:-1]])
-            return pd.DataFrame(flat.take(idx + offsets), columns=self.names)
+            return pd.DataFrame(flat.take(idx + offsets), columns=self.names, copy=False)  # a new array: no copy
         cols = {n: self._objects[p][idx[:, p]] for p, n in enumerate(self.names)}
         return pd.DataFrame({n: c.tolist() if c.dtype == object else c for n, c in cols.items()})
 
