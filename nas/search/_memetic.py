@@ -81,7 +81,8 @@ class Memetic:
     population: candidates kept between generations; children: new mutants and crossovers per generation (at
     most a sixteenth of the budget);
     pair_moves: two-change neighbours of the searched-around elite per generation; mutation_prob: per-gene
-    resampling probability of a mutant (at least one gene always changes; default 2 / number of parameters);
+    probability that a child's gene moves to another choice (a mutant always moves one at least; default 2 /
+    number of parameters);
     patience: generations without a better best before a restart.
     """
 
