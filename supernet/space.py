@@ -418,8 +418,11 @@ class SearchSpace:
         return pos[None, :] < np.repeat(depth, self.max_depth, axis=1)
 
     def canonical_codes(self, codes: np.ndarray) -> np.ndarray:
-        """Codes with inactive slots copied from their stage's last active block (ArchConfig's canonical form)."""
-        codes = np.array(codes, dtype=np.int64, copy=True)
+        """Codes with inactive slots copied from their stage's last active block (ArchConfig's canonical form); an
+        integer array keeps its dtype (a search's rows of choice indices in bytes move an eighth of the memory)."""
+        codes = np.array(codes, copy=True)
+        if codes.dtype.kind not in "iu":
+            codes = codes.astype(np.int64)
         nb, n = self.num_blocks, self.max_depth
         _, _, depth, _ = self.split_codes(codes)
         # slot by slot, each inactive one takes its left neighbour's (already canonical) choice: a few column

@@ -8,7 +8,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from nas.search._pareto import nondominated_mask, selection_order
+from nas.search._pareto import as_minimize, nondominated_mask
 from nas.search._problem import Constraint, Problem, SearchError
 from nas.search._session import Progress, Session
 from nas.search._store import TrialStore
@@ -68,10 +68,12 @@ def _result(session: Session, strategy: str, study_name: str | None) -> SearchRe
     trials = pd.concat([pd.DataFrame({"trial": np.arange(len(idx))}), p.frame_of(idx), pd.DataFrame(cols)], axis=1)
     feas = np.nonzero(ev.feasible)[0]
     pareto_rows = feas[nondominated_mask(ev.values[feas], p.directions)] if len(feas) else feas
-    pareto = trials.iloc[pareto_rows].drop_duplicates(subset=p.names).sort_values(p.objective_names[0])
+    if len(pareto_rows):  # each candidate once, its first trial (a DataFrame's drop_duplicates costs 10x)
+        pareto_rows = pareto_rows[np.sort(np.unique(idx[pareto_rows], axis=0, return_index=True)[1])]
+    pareto = trials.iloc[pareto_rows].sort_values(p.objective_names[0])
     best = best_values = best_trial = None
     if len(feas):
-        best_trial = int(feas[selection_order(ev.values[feas][:, :1], p.directions[:1])[0]])
+        best_trial = int(feas[np.argmin(as_minimize(ev.values[feas][:, :1], p.directions[:1])[:, 0])])  # the first
         best = p.candidates(idx[best_trial][None])[0]
         best_values = dict(zip(p.objective_names, map(float, ev.values[best_trial])))
     return SearchResult(trials=trials, pareto=pareto.reset_index(drop=True), best=best, best_values=best_values,

@@ -67,13 +67,13 @@ class ConstraintEstimate:
         flat = rows + self.offsets
         return np.stack([w[flat].sum(1) for w in self._columns], 1)
 
-    def delta(self, rows: np.ndarray, base: np.ndarray) -> np.ndarray:
+    def delta(self, rows: np.ndarray, base: np.ndarray, diff: np.ndarray | None = None) -> np.ndarray:
         """(N, n_con): how much the estimate of each row exceeds that of its relative in `base` (a row each, or
         one for all), summed over the genes where they differ (a cost per changed gene: children differ in a
-        few)."""
+        few; `diff`: `rows != base` when the caller has it)."""
         rows = np.ascontiguousarray(rows)
         base = np.ascontiguousarray(np.broadcast_to(base, rows.shape))
-        flat = np.flatnonzero(rows != base)  # ten times faster than a 2-D nonzero
+        flat = np.flatnonzero(rows != base if diff is None else diff)  # ten times faster than a 2-D nonzero
         r, c = np.divmod(flat, rows.shape[1])
         new, old = rows.ravel()[flat] + self.offsets[c], base.ravel()[flat] + self.offsets[c]
         return np.stack([np.bincount(r, w[new] - w[old], len(rows)) for w in self._columns], 1)

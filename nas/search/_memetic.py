@@ -28,7 +28,7 @@ from nas.search._estimate import ConstraintEstimate
 from nas.search._session import Session
 from nas.search._pareto import selection_order
 from nas.search._problem import SearchError
-from supernet.space import crossover_rows, mutate_rows
+from supernet.space import changed_genes, crossover_rows
 
 
 @functools.lru_cache(maxsize=16)
@@ -81,7 +81,8 @@ class Memetic:
     population: candidates kept between generations; children: new mutants and crossovers per generation (at
     most a sixteenth of the budget);
     pair_moves: two-change neighbours of the searched-around elite per generation; mutation_prob: per-gene
-    resampling probability of a mutant (at least one gene always changes; default 2 / number of parameters);
+    probability that a child's gene moves to another choice (a mutant always moves one at least; default 2 /
+    number of parameters);
     patience: generations without a better best before a restart.
     """
 
@@ -99,31 +100,33 @@ class Memetic:
         self.mutation_prob, self.patience = mutation_prob, int(patience)
 
     # ---------------------------------------------------------------- candidates
-    def _fresh(self, rows: np.ndarray) -> np.ndarray:
-        """Indices of the rows not seen before (nor twice in `rows`), in order; they count as seen from now."""
-        h = _hash(rows)
-        _, first = np.unique(h, return_index=True)
-        first.sort()
-        new = np.fromiter((k not in self._seen for k in h[first].tolist()), bool, len(first))
-        self._seen.update(h[first[new]].tolist())
-        self._new_share = new.sum() / max(len(rows), 1)
-        return first[new]
+    def _fresh(self, rows: np.ndarray) -> tuple[np.ndarray, float]:
+        """Indices of the rows not seen before (nor twice in `rows`), in order, and their share of `rows`; they
+        count as seen from now."""
+        h, seen = _hash(rows), self._seen
+        keys, first = np.unique(h, return_index=True)
+        # the seen keys as one sorted array: a lookup per batch, not per key (a set cost a Python call a row)
+        at = np.searchsorted(seen, keys)
+        new = seen[np.minimum(at, len(seen) - 1)] != keys if len(seen) else np.ones(len(keys), bool)
+        self._seen = np.insert(seen, at[new], keys[new])
+        return np.sort(first[new]), new.sum() / max(len(rows), 1)
 
-    def _offer(self, session: Session, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _offer(self, session: Session, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
         """Evaluate the new, feasible (by screening) candidates of `rows` (in canonical form); the rows, values
-        and constraint values of those feasible."""
+        and constraint values of those feasible, and the share of `rows` that was new."""
         p = session.problem
-        rows = rows[self._fresh(rows)]  # an infeasible row counts as seen too: it will never be feasible
+        fresh, share = self._fresh(rows)
+        rows = rows[fresh]  # an infeasible row counts as seen too: it will never be feasible
         cons = None
         if self._screened:
             cons = p.screen(rows)
             ok = p.feasible_by(cons)
             rows, cons = rows[ok], cons[ok]
         if not len(rows) or session.done:
-            return rows[:0], np.empty((0, p.n_obj)), np.empty((0, p.n_con))
+            return rows[:0], np.empty((0, p.n_obj)), np.empty((0, p.n_con)), share
         ev = session.evaluate(rows, canonical=True, constraints=cons)
         rows = rows[: len(ev)]
-        return rows[ev.feasible], ev.values[ev.feasible], ev.constraints[ev.feasible]
+        return rows[ev.feasible], ev.values[ev.feasible], ev.constraints[ev.feasible], share
 
     def _feasible(self, session: Session, n: int, rng: np.random.Generator,
                   known: np.ndarray | None = None) -> np.ndarray:
@@ -196,37 +199,49 @@ class Memetic:
         return rows[viol <= 0]
 
     def _children(self, session: Session, pop: np.ndarray, order: np.ndarray, n: int, rng: np.random.Generator,
-                  judged: np.ndarray | None = None) -> np.ndarray:
+                  judged: np.ndarray | None = None, new_share: float = 1.0, pass_rate: float = 1.0
+                  ) -> tuple[np.ndarray, float]:
         """Mutants and uniform crossovers (half each, in random order) of the better half of `pop`, as many as
-        make about `n` new ones by the last generation's share of new candidates; with `judged` (the constraint
-        values of `pop`, transformed as the estimate models them) only those the estimate expects feasible,
-        drawn in proportion (by the last generation's share that passed)."""
+        make about `n` new ones by the last generation's share of new candidates (`new_share`); with `judged`
+        (the constraint values of `pop`, transformed as the estimate models them) only those the estimate
+        expects feasible, drawn in proportion (by the last generation's share that passed, `pass_rate`). The
+        children, and the share of them the estimate expected feasible."""
         p = session.problem
         sizes = p.sizes
         parents = order[: max(2, len(order) // 2)]
-        keep = int(np.ceil(n / max(self._new_share, 1 / 4)))
-        m = keep if judged is None else min(8 * n, int(np.ceil(keep / max(self._pass_rate, 1 / 8))))
+        keep = int(np.ceil(n / max(new_share, 1 / 4)))
+        m = keep if judged is None else min(8 * n, int(np.ceil(keep / max(pass_rate, 1 / 8))))
         pick = parents[rng.integers(0, len(parents), m)]
-        base = pop[pick]
-        mutant = rng.random(m) < 0.5
-        cross = np.nonzero(~mutant)[0]
+        # the rows in bytes where every choice index fits one: each pass over thousands of rows moves an eighth
+        small = pop.astype(np.int8) if sizes.max() <= 127 else pop
+        base = small[pick]
+        is_mutant = rng.random(m) < 0.5
+        mutant, cross = np.nonzero(is_mutant)[0], np.nonzero(~is_mutant)[0]
         kids = base.copy()
-        kids[cross] = crossover_rows(pop[parents[rng.integers(0, len(parents), len(cross))]], base[cross], rng)
+        kids[cross] = crossover_rows(small[parents[rng.integers(0, len(parents), len(cross))]], base[cross], rng)
         prob = self.mutation_prob or min(1.0, 2.0 / len(sizes))
-        kids = mutate_rows(kids, lambda r, c: (rng.random(len(r)) * sizes[c]).astype(np.int64), rng, prob)
-        kids = self._moved(p, kids, base, np.nonzero(mutant)[0], rng)  # every mutant changes somewhere
-        for _ in range(2):  # a crossover of like parents, or a change the canonical form undid: a clone, moved
-            same = np.nonzero((kids == base).all(1))[0]
-            if not len(same):
-                break
+        row, gene = changed_genes(kids.shape, prob, rng)
+        free = np.nonzero(sizes > 1)[0]
+        if len(free):  # and every mutant changes somewhere
+            row = np.concatenate([row, mutant])
+            gene = np.concatenate([gene, free[rng.integers(0, len(free), len(mutant))]])
+        # another choice for each changed gene (a cost per changed gene)
+        kids[row, gene] = (base[row, gene] + 1 + (rng.random(len(row)) * (sizes[gene] - 1)).astype(np.int64)
+                           ) % sizes[gene]
+        kids = p.canonical(kids)
+        diff = kids != base
+        # a crossover of like parents, or a change the canonical form undid: a clone, moved once (what is still a
+        # clone is dropped as seen)
+        same = np.nonzero(~diff.any(1))[0]
+        if len(same):
             kids[same] = self._moved(p, kids[same], base[same], np.arange(len(same)), rng)
+            diff[same] = kids[same] != base[same]
         if judged is None:
-            return kids
-        likely = self._likely(judged[pick], kids, base)
-        self._pass_rate = max(float(likely.mean()), 1e-3)
+            return kids.astype(np.int64), 1.0
+        likely = ((judged[pick] + self._estimate.delta(kids, base, diff)) <= self._estimate.bounds).all(1)
         # a sixteenth of what the estimate refuses is screened anyway: where a constraint is no sum (a peak of
         # memory), the estimate must not fence off what the screen would pass
-        return kids[likely | (rng.random(m) < 1 / 16)][:keep]
+        return kids[likely | (rng.random(m) < 1 / 16)][:keep].astype(np.int64), max(float(likely.mean()), 1e-3)
 
     @staticmethod
     def _moved(p, kids: np.ndarray, base: np.ndarray, which: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -252,9 +267,8 @@ class Memetic:
         rng = session.rng(0)
         self._screened = p.screen(p.sample(1, rng)) is not None
         self._estimate = ConstraintEstimate(p.sizes, [c.upper for c in p.constraints])
-        self._pass_rate = self._new_share = 1.0
         done_idx, _, _ = session.finished()
-        self._seen: set[int] = set(_hash(done_idx).tolist())
+        self._seen = np.unique(_hash(done_idx))
         explored: set[int] = set()
         pop, ev = session.feasible_population()
         vals, cons = ev.values, ev.constraints
@@ -267,19 +281,20 @@ class Memetic:
             self._pool = (draw, p.screen(draw))
             self._estimate.fit(*self._pool)
         if len(pop) < self.population:
-            new = self._offer(session, self._feasible(session, self.population - len(pop), rng))
+            *new, _ = self._offer(session, self._feasible(session, self.population - len(pop), rng))
             pop, vals, cons = (np.concatenate([a, b]) for a, b in zip((pop, vals, cons), new))
         sign = -1.0 if p.directions[0] == "maximize" else 1.0
         best = np.min(sign * vals[:, 0]) if len(vals) else np.inf
         children = min(self.children, max(64, session.remaining // 16))  # a small budget: 16 generations at least
-        stall = 0
+        stall, new_share, pass_rate = 0, 1.0, 1.0  # the last generation's shares of new and of likely children
         while not session.done:
             if not len(pop):  # nothing feasible yet: keep drawing
-                pop, vals, cons = self._offer(session, self._feasible(session, self.population, rng))
+                pop, vals, cons, _ = self._offer(session, self._feasible(session, self.population, rng))
                 continue
             order = selection_order(vals, p.directions)
             judged = self._estimate.transform(cons) if self._estimate.ready else None
-            batch = [self._children(session, pop, order, children, rng, judged)]
+            kids, pass_rate = self._children(session, pop, order, children, rng, judged, new_share, pass_rate)
+            batch = [kids]
             top = order[:8]
             centre = next((i for i, k in zip(top, _hash(pop[top]).tolist()) if k not in explored), None)
             if centre is not None:
@@ -288,7 +303,7 @@ class Memetic:
                 if judged is not None:
                     near = near[self._likely(judged[centre][None], near, pop[centre][None])]
                 batch.insert(0, near)
-            new = self._offer(session, np.concatenate(batch))
+            *new, new_share = self._offer(session, np.concatenate(batch))
             pop, vals, cons = (np.concatenate([a, b]) for a, b in zip((pop, vals, cons), new))
             keep = selection_order(vals, p.directions)[: self.population]
             pop, vals, cons = pop[keep], vals[keep], cons[keep]
@@ -297,6 +312,6 @@ class Memetic:
             best = min(best, now)
             if stall >= self.patience:
                 elite = max(1, self.population // 8)
-                fresh = self._offer(session, self._feasible(session, self.population - elite, rng, known=pop))
+                *fresh, _ = self._offer(session, self._feasible(session, self.population - elite, rng, known=pop))
                 pop, vals, cons = (np.concatenate([a[:elite], b]) for a, b in zip((pop, vals, cons), fresh))
                 stall = 0

@@ -179,8 +179,10 @@ class Problem:
         return self.canonical((rng.random((n, len(self.sizes))) * self.sizes).astype(np.int64))
 
     def canonical(self, idx: np.ndarray) -> np.ndarray:
-        """One index row per distinct candidate (arch spaces: inactive block slots copied, as ArchConfig does)."""
-        idx = np.asarray(idx, dtype=np.int64).reshape(-1, len(self.sizes))
+        """One index row per distinct candidate (arch spaces: inactive block slots copied, as ArchConfig does);
+        integer rows keep their dtype."""
+        idx = np.asarray(idx)
+        idx = (idx if idx.dtype.kind in "iu" else idx.astype(np.int64)).reshape(-1, len(self.sizes))
         if not self.is_arch_space:
             return idx
         # index rows are the space's codes but for the resolution column, which canonical form leaves alone
@@ -210,7 +212,7 @@ class Problem:
         if all(o.dtype.kind == "i" for o in self._objects):  # arch spaces: one gather into one int block
             flat = np.concatenate(self._objects)
             offsets = np.concatenate([[0], np.cumsum(self.sizes)[:-1]])
-            return pd.DataFrame(flat.take(idx + offsets), columns=self.names)
+            return pd.DataFrame(flat.take(idx + offsets), columns=self.names, copy=False)  # a new array: no copy
         cols = {n: self._objects[p][idx[:, p]] for p, n in enumerate(self.names)}
         return pd.DataFrame({n: c.tolist() if c.dtype == object else c for n, c in cols.items()})
 
