@@ -118,7 +118,7 @@ class Memetic:
         fresh, share = self._fresh(rows)
         rows = rows[fresh]  # an infeasible row counts as seen too: it will never be feasible
         cons = None
-        if self._screened:
+        if self._screened and len(rows):
             cons = p.screen(rows)
             ok = p.feasible_by(cons)
             rows, cons = rows[ok], cons[ok]
@@ -164,6 +164,16 @@ class Memetic:
             return np.concatenate(got)[:n]
         start = cand[np.argsort(p.violation(cons))[:short]]
         return np.concatenate(got + [self._repair(session, start, rng)])
+
+    @staticmethod
+    def _none_feasible(p, rng: np.random.Generator, n: int = 4096) -> str:
+        """Why the search cannot start: no candidate meets the bounds, with the least value of each constraint
+        among `n` uniform draws (screened ones do not count against the budget, so drawing on would never end)."""
+        cons = p.screen(p.sample(n, rng))
+        least = ", ".join(f"{c.name} >= {cons[:, j].min():.4g}" for j, c in enumerate(p.constraints))
+        bounds = ", ".join(f"{c.name} <= {c.upper:g}" for c in p.constraints)
+        return (f"constraints: no candidate meets {bounds} (screened uniform draws walked towards the bounds and "
+                f"repaired gene by gene; among {n:,} uniform draws {least}); loosen the bound")
 
     @staticmethod
     def _sample_like(p, known: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
@@ -289,7 +299,10 @@ class Memetic:
         stall, new_share, pass_rate = 0, 1.0, 1.0  # the last generation's shares of new and of likely children
         while not session.done:
             if not len(pop):  # nothing feasible yet: keep drawing
-                pop, vals, cons, _ = self._offer(session, self._feasible(session, self.population, rng))
+                rows = self._feasible(session, self.population, rng)
+                if self._screened and not len(rows):
+                    raise SearchError(self._none_feasible(p, rng))
+                pop, vals, cons, _ = self._offer(session, rows)
                 continue
             order = selection_order(vals, p.directions)
             judged = self._estimate.transform(cons) if self._estimate.ready else None

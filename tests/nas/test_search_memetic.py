@@ -226,3 +226,15 @@ def test_a_peak_memory_bound_beside_latency_does_not_fence_off_the_best():
     check = preds.predict(res.codes)
     assert res.trials["feasible"].all() and all((check[k] <= v).all() for k, v in bounds.items())
     assert res.best_values["accuracy"] >= 41
+
+
+@pytest.mark.parametrize("through_predictors", [False, True])
+def test_a_bound_no_candidate_meets_is_a_clear_error_not_an_endless_search(through_predictors):
+    """Screened candidates cost no budget: with nothing feasible the search would draw for ever (or the predictors
+    would be asked about zero archs); it says which bound and the least value it found instead."""
+    if through_predictors:
+        obj, name, bound = PredictorObjective(Predictors(SPACE, "stm32f746"), ["macs"]), "latency_ms", 1e-3
+    else:
+        obj, name, bound = Score(), "macs", 1e3
+    with pytest.raises(SearchError, match=rf"no candidate meets {name} <= {bound:g}.*{name} >= .*loosen the bound"):
+        run(SPACE, obj, directions="maximize", budget=200, seed=0, strategy="memetic", constraints={name: bound})
