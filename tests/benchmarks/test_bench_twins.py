@@ -2,6 +2,7 @@
 bundles, and the twins file's records matched to an arch whichever way they were written."""
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -55,7 +56,7 @@ def test_a_twin_is_reused_across_recipes_that_train_it_alike_and_not_otherwise()
     from supernet.config import ExperimentConfig
     from benchmarks.bench_accuracy import twin_key
 
-    base = ExperimentConfig.from_yaml("experiments/fashion-mnist.yaml")
+    base = ExperimentConfig.from_yaml(Path(__file__).resolve().parents[2] / "experiments" / "fashion-mnist.yaml")
 
     def run_of(cfg):
         return type("Run", (), {"config": cfg, "space": SearchSpace.preset("tiny-mbv3")})()
