@@ -96,8 +96,15 @@ def _twin_job(run_dir: str, from_checkpoint: bool, arch: dict, steps: int, seed:
 
 
 def twin_key(run: TrainedRun, arch: ArchConfig, steps: int, seed: int) -> str:
-    return json.dumps({"config": run.info.config_hash, "arch": arch.to_dict(), "steps": steps, "seed": seed},
-                      sort_keys=True)
+    """What a twin's training depends on (`train_from_scratch`): the space, the data, the optimiser and the first
+    phase's LR schedule, the arch, steps and seed; not the recipe's other phases, so a twin measured once serves
+    every recipe that trains its arch under the same settings."""
+    cfg, t, first = run.config, run.config.train, run.config.phases[0]
+    settings = {"space": run.space.to_dict(), "data": cfg.data.to_dict(), "batch_size": t.batch_size,
+                "optimizer": t.optimizer, "weight_decay": t.weight_decay, "momentum": t.momentum,
+                "nesterov": t.nesterov, "label_smoothing": t.label_smoothing, "lr": first.lr,
+                "warmup_steps": first.warmup_steps}
+    return json.dumps({"settings": settings, "arch": arch.to_dict(), "steps": steps, "seed": seed}, sort_keys=True)
 
 
 def read_twins(path: Path | None) -> dict[str, dict]:

@@ -2,6 +2,7 @@
 bundles, and the twins file's records matched to an arch whichever way they were written."""
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -48,3 +49,27 @@ def test_a_twin_record_is_matched_by_arch_with_or_without_its_arch_field(tmp_pat
     path.write_text(json.dumps({"key": key, "name": "old", "top1": 0.9}) + "\n"
                     + json.dumps({"key": key + " ", "name": "new", "top1": 0.8, "arch": ARCH}) + "\n")
     assert [twin_arch(r) for r in read_twins(path).values()] == [ARCH, ARCH]
+
+
+def test_a_twin_is_reused_across_recipes_that_train_it_alike_and_not_otherwise():
+    from supernet import ArchConfig
+    from supernet.config import ExperimentConfig
+    from benchmarks.bench_accuracy import twin_key
+
+    base = ExperimentConfig.from_yaml(Path(__file__).resolve().parents[2] / "experiments" / "fashion-mnist.yaml")
+
+    def run_of(cfg):
+        return type("Run", (), {"config": cfg, "space": SearchSpace.preset("tiny-mbv3")})()
+
+    def variant(first=None, later=None):
+        d = base.to_dict()
+        d["phases"][0].update(first or {})
+        d["phases"][-1].update(later or {})
+        return run_of(ExperimentConfig.from_dict(d))
+
+    arch = ArchConfig.from_dict(ARCH)
+    key = twin_key(run_of(base), arch, 960, 0)
+    assert twin_key(variant(later={"lr": 0.01, "kd_source": "inplace"}), arch, 960, 0) == key
+    assert twin_key(variant(first={"lr": 0.01}), arch, 960, 0) != key
+    assert twin_key(variant(first={"warmup_steps": 3}), arch, 960, 0) != key
+    assert twin_key(run_of(base), arch, 961, 0) != key
