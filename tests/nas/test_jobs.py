@@ -33,9 +33,19 @@ def spec(budget: int = 60, devices: tuple[str, ...] = ("stm32f746", "cpu-host"),
 
 def wait_for(get, done, what: str, limit_s: float = 600.0, poll_s: float = 0.1):
     """Poll `get()` until `done(state)`; the limit only keeps a broken build from hanging the suite."""
+    import httpx
+
     end = time.monotonic() + limit_s
     while True:
-        state = get()
+        try:
+            state = get()
+        except httpx.RemoteProtocolError:
+            # a keep-alive connection the server closed after its idle timeout while this process was starved of
+            # CPU (seen once at load 6 on 2 cores): the next request opens a new one; a dead server fails to connect
+            if time.monotonic() > end:
+                raise
+            time.sleep(poll_s)
+            continue
         if done(state):
             return state
         if time.monotonic() > end:
