@@ -248,7 +248,7 @@ class Memetic:
             diff[same] = kids[same] != base[same]
         if judged is None:
             return kids.astype(np.int64), 1.0
-        likely = ((judged[pick] + self._estimate.delta(kids, base, diff)) <= self._estimate.bounds).all(1)
+        likely = self._likely(judged[pick], kids, base, diff)
         # a sixteenth of what the estimate refuses is screened anyway: where a constraint is no sum (a peak of
         # memory), the estimate must not fence off what the screen would pass
         return kids[likely | (rng.random(m) < 1 / 16)][:keep].astype(np.int64), max(float(likely.mean()), 1e-3)
@@ -265,10 +265,11 @@ class Memetic:
                 np.int64)) % sizes[gene]
         return p.canonical(kids)
 
-    def _likely(self, judged: np.ndarray, rows: np.ndarray, base: np.ndarray) -> np.ndarray:
+    def _likely(self, judged: np.ndarray, rows: np.ndarray, base: np.ndarray,
+                diff: np.ndarray | None = None) -> np.ndarray:
         """(N,) bool: the estimate of each row (its relative's transformed constraint values plus the change the
-        estimate sees between them) is within every bound."""
-        est = judged + self._estimate.delta(rows, base)
+        estimate sees between them; `diff`: `rows != base` when the caller has it) is within every bound."""
+        est = judged + self._estimate.delta(rows, base, diff)
         return (est <= self._estimate.bounds).all(1)
 
     # ---------------------------------------------------------------- search
