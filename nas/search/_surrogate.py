@@ -235,12 +235,12 @@ class SurrogateSampler(optuna.samplers.BaseSampler):
             return len(sizes) - (self._onehot(rows, sizes) @ seen.T).max(1, initial=0)
 
         cand = self._candidates(obs, y, feasible, sizes)
-        cand = cand[distance(cand) > 0]
-        if not len(cand):
+        d = distance(cand)  # the pool's distances, once
+        if not (d > 0).any():
             return {}
-        floor = min(self._distance_floor(y, len(sizes)), int(distance(cand).max()))
+        floor = min(self._distance_floor(y, len(sizes)), int(d.max()))
         far = lambda rows: distance(rows) >= floor  # noqa: E731
-        cand = cand[far(cand)]
+        cand = cand[d >= floor]
         with threadpool_limits(1, user_api="blas"):  # matrices of a few hundred rows: threads only contend
             # two objectives: every other ask expected hypervolume improvement (once a feasible trial exists)
             ehvi = y.shape[1] == 2 and feasible.any() and len(done) % 2 == 1
