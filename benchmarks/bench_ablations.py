@@ -3,6 +3,7 @@
     python benchmarks/bench_ablations.py teacher-bn --run RUN [--images 5000]
     python benchmarks/bench_ablations.py branch --teacher-checkpoint CKPT --recipe VARIANT.yaml --out DIR
     python benchmarks/bench_ablations.py table --runs NAME=DIR ... --twins TWINS.jsonl [--random 3] [--arch N=A]
+        [--bn-images 500 2000 10000]
     python benchmarks/bench_ablations.py step-cost RECIPE.yaml ... [--steps 24] [--rounds 2]
 
 `teacher-bn`: the frozen teacher of a trained run (its checkpoint's `teacher`) at each of the space's resolutions,
@@ -131,22 +132,25 @@ def ablation_table(args: argparse.Namespace) -> None:
         archs = {"smallest": run.space.smallest()}
         archs.update({f"random {i}": a for i, a in enumerate(run.space.sample_many(args.random, 0))})
         archs.update(named_arch(spec, run) for spec in args.arch)
-        gaps = {"smallest": [], "random": []}
-        row: dict = {"run": name, "steps": recipe_steps(run), "train s": run.info.extra.get("train_seconds")}
-        for sub, arch in archs.items():
-            recalibrate_bn(run.net, arch, calib, 2000)
-            top1 = evaluate(run.net, arch, test)
-            twin = next((t["top1"] for t in twins if twin_arch(t) == arch.to_dict()), None)
-            row[sub] = f"{100 * top1:.2f}" + (f" ({100 * (top1 - twin):+.1f})" if twin is not None else "")
-            if twin is not None:
-                gaps["smallest" if sub == "smallest" else "random"].append(100 * (top1 - twin))
-            print(name, sub, f"{float(count_macs(run.space, [arch])[0]) / 1e6:.2f} MMACs", top1, twin,
-                  file=sys.stderr, flush=True)
-        recalibrate_bn(run.net, run.space.largest(), calib, 2000)
-        row["largest"] = f"{100 * evaluate(run.net, run.space.largest(), test):.2f}"
-        for kind, values in gaps.items():
-            row[f"mean gap {kind} (pp)"] = f"{sum(values) / len(values):+.2f}" if values else ""
-        rows.append(row)
+        for images in args.bn_images:
+            gaps = {"smallest": [], "random": []}
+            row: dict = {"run": name, "steps": recipe_steps(run), "train s": run.info.extra.get("train_seconds")}
+            if len(args.bn_images) > 1:
+                row["BN images"] = images
+            for sub, arch in archs.items():
+                recalibrate_bn(run.net, arch, calib, images)
+                top1 = evaluate(run.net, arch, test)
+                twin = next((t["top1"] for t in twins if twin_arch(t) == arch.to_dict()), None)
+                row[sub] = f"{100 * top1:.2f}" + (f" ({100 * (top1 - twin):+.1f})" if twin is not None else "")
+                if twin is not None:
+                    gaps["smallest" if sub == "smallest" else "random"].append(100 * (top1 - twin))
+                print(name, images, sub, f"{float(count_macs(run.space, [arch])[0]) / 1e6:.2f} MMACs", top1, twin,
+                      file=sys.stderr, flush=True)
+            recalibrate_bn(run.net, run.space.largest(), calib, images)
+            row["largest"] = f"{100 * evaluate(run.net, run.space.largest(), test):.2f}"
+            for kind, values in gaps.items():
+                row[f"mean gap {kind} (pp)"] = f"{sum(values) / len(values):+.2f}" if values else ""
+            rows.append(row)
     print(table(rows))
 
 
@@ -182,20 +186,24 @@ def step_cost(args: argparse.Namespace) -> None:
                 pick = [steps[i] for i in np.linspace(0, len(steps) - 1, min(args.steps, len(steps))).astype(int)]
                 opt = make_optimizer(net, cfg, phase)
                 kd = (cfg.train.kd_weight if phase.kd_weight is None else phase.kd_weight) > 0
+                inplace = kd and phase.kd_source == "inplace"
                 for step in pick:
                     archs = by_phase[phase.name][step]
-                    x = resize_to(images, archs[0].r).contiguous(memory_format=torch.channels_last)
                     start = time.process_time()
-                    soft = teacher(x).float() if kd else None
+                    inputs = {r: resize_to(images, r).contiguous(memory_format=torch.channels_last)
+                              for r in sorted({a.r for a in archs})}
+                    soft = teacher(inputs[max(inputs)]).float() if kd and not inplace else None
                     net.train()
                     opt.zero_grad(set_to_none=True)
-                    for arch in archs:
+                    for i, arch in enumerate(archs):
                         net.set_active(arch)
-                        logits = net(x)
+                        logits = net(inputs[arch.r])
                         loss = F.cross_entropy(logits, labels)
                         if soft is not None:
                             loss = loss + distillation_loss(logits, soft)
                         (loss / len(archs)).backward()
+                        if inplace and i == 0:
+                            soft = logits.detach()
                     opt.step()
                     cost.setdefault((k, phase.name), []).append(time.process_time() - start)
     rows, base = [], None
@@ -228,6 +236,8 @@ def main() -> None:
     p.add_argument("--random", type=int, default=3)
     p.add_argument("--arch", action="append", default=[], metavar="NAME=ARCH",
                    help="also this arch (an arch JSON or a bundle folder), counted with the random subnets")
+    p.add_argument("--bn-images", type=int, nargs="+", default=[2000],
+                   help="training images each subnet's BN is recalibrated on (several: a row per count)")
     p = sub.add_parser("step-cost")
     p.add_argument("recipes", nargs="+")
     p.add_argument("--steps", type=int, default=24)

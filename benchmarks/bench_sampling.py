@@ -23,7 +23,7 @@ from benchmarks._report import table, write_section  # noqa: E402
 from supernet import SearchSpace  # noqa: E402
 from supernet.config import ExperimentConfig  # noqa: E402
 from supernet.counting import count_macs  # noqa: E402
-from supernet.train import phase_choices, sample_subnets  # noqa: E402
+from supernet.train import step_subnets  # noqa: E402
 
 
 def replay(config: ExperimentConfig, space: SearchSpace, n_train: int) -> list[tuple[str, int, object]]:
@@ -36,8 +36,7 @@ def replay(config: ExperimentConfig, space: SearchSpace, n_train: int) -> list[t
         for _ in range(phase.epochs * per_epoch):
             rng = np.random.default_rng([config.seed, step])
             rng.integers(2**62), rng.integers(2**62)  # the augmentation and dropout seeds
-            r = int(rng.choice(phase_choices(space, phase)[3]))
-            out += [(phase.name, step, a) for a in sample_subnets(space, phase, r, rng)]
+            out += [(phase.name, step, a) for a in step_subnets(space, phase, rng)]
             step += 1
     return out
 

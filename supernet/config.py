@@ -59,6 +59,7 @@ def _int_list(value: Any, where: str) -> tuple[int, ...] | None:
 
 
 KD_SOURCES = ("teacher", "inplace")
+RESOLUTION_PER = ("step", "subnet")
 
 
 @dataclass(frozen=True)
@@ -70,7 +71,10 @@ class PhaseConfig:
     `kd_weight` (null: the experiment's `train.kd_weight`) on distillation from `kd_source`: `teacher`, the largest
     net frozen when the first distilling phase starts (OFA), or `inplace`, the step's own largest subnet (BigNAS's
     in-place distillation: no teacher phase needed; needs `sandwich`, the largest itself learns from the labels);
-    `sort_channels` reorders expanded channels by importance when the phase starts (OFA, before elastic expand)."""
+    `sort_channels` reorders expanded channels by importance when the phase starts (OFA, before elastic expand);
+    `resolution_per`: `step`, one resolution drawn per step for all its subnets (OFA), or `subnet`, each subnet at
+    its own (AttentiveNAS): with `sandwich` the largest at the largest resolution and the smallest at the
+    smallest, where they are evaluated and where the largest's soft targets are best, the others drawn each."""
 
     name: str
     epochs: int = 1
@@ -87,6 +91,7 @@ class PhaseConfig:
     kd_weight: float | None = None
     kd_source: str = "teacher"
     sort_channels: bool = False
+    resolution_per: str = "step"
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], where: str) -> "PhaseConfig":
@@ -111,6 +116,11 @@ class PhaseConfig:
                 raise ConfigError(f"field '{where}.kd_source' must be one of {', '.join(KD_SOURCES)}, "
                                   f"got {data['kd_source']!r}")
             kw["kd_source"] = data["kd_source"]
+        if "resolution_per" in data:
+            if data["resolution_per"] not in RESOLUTION_PER:
+                raise ConfigError(f"field '{where}.resolution_per' must be one of {', '.join(RESOLUTION_PER)}, "
+                                  f"got {data['resolution_per']!r}")
+            kw["resolution_per"] = data["resolution_per"]
         for key in ("sandwich", "sort_channels"):
             if key in data:
                 if not isinstance(data[key], bool):
@@ -130,7 +140,9 @@ class TrainConfig:
     """Settings shared by all phases. `batch_size` is the global batch (split across torchrun processes);
     `checkpoint_every` steps (and at each phase's end) the whole state is written; `eval_images` val images are
     used for the phase-end checks (null: all); `device`: auto | cpu | cuda; `threads`: CPU threads for torch
-    (null: torch's default; 1 on a machine shared with other jobs, where more threads mostly wait on each other)."""
+    (null: torch's default; 1 on a machine shared with other jobs, where more threads mostly wait on each other);
+    `kernel_transform`: false keeps OFA's kernel-transformation matrices at identity (a smaller kernel is the plain
+    centre of the larger one: the ablation that OFA's paper reports)."""
 
     batch_size: int = 128
     optimizer: str = "sgd"
@@ -147,6 +159,7 @@ class TrainConfig:
     workers: int = 0
     device: str = "auto"
     threads: int | None = None
+    kernel_transform: bool = True
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | None) -> "TrainConfig":
@@ -166,7 +179,7 @@ class TrainConfig:
             kw["eval_images"] = None
         if data.get("threads") is not None:
             kw["threads"] = _number(data["threads"], "train.threads", integer=True, positive=True)
-        for key in ("nesterov", "final_eval"):
+        for key in ("nesterov", "final_eval", "kernel_transform"):
             if key in data:
                 if not isinstance(data[key], bool):
                     raise ConfigError(f"field 'train.{key}' must be true or false, got {data[key]!r}")
@@ -246,6 +259,10 @@ class ExperimentConfig:
         for p in d["phases"]:  # a field added later, at its default: the hashes of earlier runs stay valid
             if p.get("kd_source") == "teacher":
                 p.pop("kd_source")
+            if p.get("resolution_per") == "step":
+                p.pop("resolution_per")
+        if d["train"].get("kernel_transform"):
+            d["train"].pop("kernel_transform")
         for key in ("workers", "log_every", "checkpoint_every", "eval_images", "final_eval", "device",
                     "threads"):
             d["train"].pop(key)

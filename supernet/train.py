@@ -64,14 +64,31 @@ def phase_extremes(space: SearchSpace, phase: PhaseConfig, r: int | None = None)
 
 
 def sample_subnets(space: SearchSpace, phase: PhaseConfig, r: int, rng: np.random.Generator) -> list[ArchConfig]:
-    """The subnets of one step: with `sandwich` the phase's largest and smallest first, then uniform draws."""
-    ks, es, ds, _ = phase_choices(space, phase)
-    archs = list(phase_extremes(space, phase, r)) if phase.sandwich else []
+    """The subnets of one step: with `sandwich` the phase's largest and smallest first, then uniform draws; all
+    at `r`, or with `resolution_per: subnet` each at its own (the sandwich's at the phase's largest and smallest
+    resolution, the others drawn: `r` unused)."""
+    ks, es, ds, rs = phase_choices(space, phase)
+    own = phase.resolution_per == "subnet"
+    if not phase.sandwich:
+        archs = []
+    elif own:
+        archs = [phase_extremes(space, phase)[0], phase_extremes(space, phase)[1]]
+    else:
+        archs = list(phase_extremes(space, phase, r))
     while len(archs) < phase.subnets_per_step:
         archs.append(ArchConfig(tuple(int(v) for v in rng.choice(ks, space.num_blocks)),
                                 tuple(int(v) for v in rng.choice(es, space.num_blocks)),
-                                tuple(int(v) for v in rng.choice(ds, space.num_stages)), r))
+                                tuple(int(v) for v in rng.choice(ds, space.num_stages)),
+                                int(rng.choice(rs)) if own else r))
     return [space.validate(a) for a in archs]
+
+
+def step_subnets(space: SearchSpace, phase: PhaseConfig, rng: np.random.Generator) -> list[ArchConfig]:
+    """The subnets one training step of `phase` trains, each with its resolution, drawn from `rng` as `train`
+    draws them (one resolution for the step, or with `resolution_per: subnet` one per subnet)."""
+    if phase.resolution_per == "subnet":
+        return sample_subnets(space, phase, 0, rng)
+    return sample_subnets(space, phase, int(rng.choice(phase_choices(space, phase)[3])), rng)
 
 
 def make_optimizer(net: nn.Module, config: ExperimentConfig, phase: PhaseConfig) -> torch.optim.Optimizer:
@@ -257,6 +274,10 @@ def train(config: ExperimentConfig, out_dir: str | Path, *, resume: bool = False
     torch.manual_seed(config.seed)  # the same initial weights on every rank and in every run of this config
     # channels_last: faster convs on GPUs, and on CPUs a 1.5-4x faster depthwise backward (oneDNN)
     net = Supernet(space).to(ctx.device, memory_format=torch.channels_last)
+    if not t.kernel_transform:  # the matrices stay at their identity start: smaller kernels are plain centres
+        for name, p in net.named_parameters():
+            if "kernel_transforms" in name:
+                p.requires_grad_(False)
     calib = make_loader(splits.train, 200, shuffle=True, seed=config.seed + 1)  # OFA: BN stats from train images
     val = make_loader(splits.val if t.eval_images is None else
                       splits.val.subset(torch.arange(min(t.eval_images, len(splits.val)))), 500, shuffle=False)
@@ -340,20 +361,19 @@ def train(config: ExperimentConfig, out_dir: str | Path, *, resume: bool = False
                 if config.data.augment:
                     x = augment_batch(x, gen, pad=splits.pad, flip=splits.flip, offset=ctx.rank * len(y),
                                       total=t.batch_size)
-                r = int(rng.choice(phase_choices(space, phase)[3]))
-                x = resize_to(x, r)
-                x = x.contiguous(memory_format=torch.channels_last)
-                archs = sample_subnets(space, phase, r, rng)
+                archs = step_subnets(space, phase, rng)
+                inputs = {r: resize_to(x, r).contiguous(memory_format=torch.channels_last)
+                          for r in sorted({a.r for a in archs})}
                 with torch.autocast(ctx.device.type, dtype=torch.bfloat16, enabled=cuda):
                     soft = None
-                    if kd_weight > 0 and not inplace_kd:
-                        soft = teacher(x).float()
+                    if kd_weight > 0 and not inplace_kd:  # the frozen teacher at the step's largest resolution
+                        soft = teacher(inputs[max(inputs)]).float()
                     net.train()
                     optimizer.zero_grad(set_to_none=True)
                     loss_sum = 0.0
                     for i, arch in enumerate(archs):
                         net.set_active(arch)
-                        logits = net(x).float()
+                        logits = net(inputs[arch.r]).float()
                         loss = F.cross_entropy(logits, y, label_smoothing=t.label_smoothing)
                         if soft is not None:
                             loss = loss + kd_weight * distillation_loss(logits, soft)
@@ -439,5 +459,5 @@ def train(config: ExperimentConfig, out_dir: str | Path, *, resume: bool = False
     return out
 
 
-__all__ = ["train", "build_space", "sample_subnets", "phase_choices", "phase_extremes", "distillation_loss",
+__all__ = ["train", "build_space", "sample_subnets", "step_subnets", "phase_choices", "phase_extremes", "distillation_loss",
            "make_optimizer", "make_scheduler", "FrozenTeacher"]

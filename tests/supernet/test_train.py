@@ -17,7 +17,7 @@ from supernet.config import ConfigError, ExperimentConfig
 from supernet._io import sha256_file
 from supernet.errors import CheckpointError
 from supernet.run import load_run
-from supernet.train import phase_extremes, sample_subnets, train
+from supernet.train import phase_extremes, sample_subnets, step_subnets, train
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = ROOT / "experiments" / "tiny.yaml"
@@ -146,8 +146,68 @@ def test_sandwich_sampling_and_phase_extremes(tiny):
     assert set(kernel_only.e) == {6} and set(kernel_only.d) == {4} and kernel_only.r == 24
 
 
+def test_resolution_per_subnet_puts_the_sandwich_at_its_resolutions(tiny):
+    """AttentiveNAS: the largest at the largest resolution, the smallest at the smallest, the others drawn each;
+    per step (the default) every subnet of a step shares one drawn resolution."""
+    import numpy as np
+
+    space = SearchSpace.preset("tiny-mbv3")
+    phase = replace(tiny.phases[-1], subnets_per_step=6, resolution_per="subnet")
+    seen = set()
+    for seed in range(20):
+        archs = step_subnets(space, phase, np.random.default_rng(seed))
+        assert archs[0] == space.largest(28) and archs[1] == space.smallest(20)
+        seen |= {a.r for a in archs[2:]}
+    assert seen == set(space.resolutions)
+    for seed in range(5):
+        per_step = step_subnets(space, tiny.phases[-1], np.random.default_rng(seed))
+        assert len({a.r for a in per_step}) == 1 and per_step[0] == space.largest(per_step[0].r)
+
+
+def test_resolution_per_subnet_trains_each_subnet_at_its_own_resolution(tmp_path, monkeypatch):
+    import supernet.train as tr
+
+    cfg = ExperimentConfig.from_dict({
+        "name": "own-r", "space": "tiny-mbv3", "seed": 0,
+        "data": {"name": "digits", "val_size": 100, "seed": 0},
+        "train": {"batch_size": 32, "optimizer": "adamw", "kd_weight": 1.0, "checkpoint_every": 100,
+                  "log_every": 1, "bn_calib_images": 64, "eval_images": 64, "final_eval": False, "device": "cpu"},
+        "phases": [{"name": "joint", "steps_per_epoch": 3, "lr": 0.001, "kernel": [3, 5, 7], "depth": [2, 3, 4],
+                    "expand": [3, 4, 6], "subnets_per_step": 4, "sandwich": True, "kd_source": "inplace",
+                    "resolution_per": "subnet"}]})
+    fed = []
+    real_forward = tr.Supernet.forward
+    monkeypatch.setattr(tr.Supernet, "forward",
+                        lambda self, x: (fed.append((self.active, x.shape[-1])), real_forward(self, x))[1])
+    train(cfg, tmp_path / "own-r", progress=False, log=lambda m: None)
+    steps = [fed[i:i + 4] for i in range(0, 12, 4)]  # the training passes (evaluation comes after)
+    assert all(arch.r == r for step in steps for arch, r in step)
+    assert all(step[0][1] == 28 and step[1][1] == 20 for step in steps)
+    assert len({r for step in steps for _, r in step}) > 2  # the random subnets at their own resolutions
+
+
+def test_without_kernel_transform_the_smaller_kernels_are_plain_centres(tmp_path):
+    """The ablation switch: the transformation matrices stay at identity while everything else trains."""
+    cfg = ExperimentConfig.from_dict({
+        "name": "no-kt", "space": "tiny-mbv3", "seed": 0,
+        "data": {"name": "digits", "val_size": 100, "seed": 0},
+        "train": {"batch_size": 32, "optimizer": "adamw", "checkpoint_every": 100, "bn_calib_images": 64,
+                  "eval_images": 64, "final_eval": False, "device": "cpu", "kernel_transform": False},
+        "phases": [{"name": "kernel", "steps_per_epoch": 3, "lr": 0.01, "kernel": [3, 5, 7], "subnets_per_step": 3,
+                    "sandwich": True}]})
+    assert cfg.config_hash() != replace(cfg, train=replace(cfg.train, kernel_transform=True)).config_hash()
+    out = train(cfg, tmp_path / "no-kt", progress=False, log=lambda m: None)
+    w = _weights(out)
+    transforms = [k for k in w if "kernel_transforms" in k]
+    assert transforms and all(torch.equal(w[k], torch.eye(len(w[k]))) for k in transforms)
+    torch.manual_seed(cfg.seed)  # the weights training started from
+    start = __import__("supernet").Supernet(load_run(out).space).state_dict()
+    assert not torch.equal(w["blocks.0.dw_weight"], start["blocks.0.dw_weight"])
+
+
 @pytest.mark.parametrize("patch,match", [
     ({"phases": []}, "phases"),
+    ({"phases": [{"name": "a", "resolution_per": "batch"}]}, r"phases\[0\]\.resolution_per.*step, subnet"),
     ({"phases": [{"name": "a", "lr": -1}]}, r"phases\[0\]\.lr"),
     ({"phases": [{"name": "a", "sandwich": True}]}, r"phases\[0\]\.subnets_per_step"),
     ({"phases": [{"name": "a", "kernel": "big"}]}, r"phases\[0\]\.kernel"),
@@ -177,6 +237,9 @@ def test_config_hash_of_earlier_runs_unchanged_by_kd_source(tiny):
     gpu = ExperimentConfig.from_yaml(ROOT / "experiments" / "fashion-mnist-full-gpu.yaml")
     assert gpu.config_hash() == "0958c3615be322da90a55457fdaafb3890e1d0885ac7049a675b9839ad0c6311"
     assert ExperimentConfig.from_dict(__import__("yaml").safe_load(inplace.to_yaml())) == inplace
+    own = replace(tiny, phases=tuple(replace(p, resolution_per="subnet") for p in tiny.phases))
+    assert own.config_hash() != tiny.config_hash()
+    assert ExperimentConfig.from_dict(__import__("yaml").safe_load(own.to_yaml())) == own
 
 
 def test_inplace_distillation_uses_the_steps_largest_subnet(tmp_path, monkeypatch):
