@@ -299,8 +299,17 @@ def _build(run: TrainedRun, arch: ArchConfig, profile: DeviceProfile, formats: t
     tuned: dict[str, Any] = {"steps": 0}
     if steps:
         tuned = _finetune(run, arch, steps, splits, bn_loader, net, report)
-        net = run.net.extract(arch).eval()
-        recalibrate_bn(net, arch, bn_loader, BN_IMAGES)
+        finetuned = run.net.extract(arch).eval()
+        recalibrate_bn(finetuned, arch, bn_loader, BN_IMAGES)
+        report(0.49, "measuring the fine-tuned net's accuracy")
+        after = _accuracy(finetuned, arch, splits, {})
+        tuned["finetuned_accuracy"] = {split: after[split]["torch_fp32"] for split in ("val", "test")}
+        # Model selection on the validation split (never the test split): fine-tuning that made the net worse on
+        # it (e.g. a teacher weaker than the subnet) is not shipped; the card says which weights were.
+        keep = tuned["finetuned_accuracy"]["val"] >= tuned["supernet_accuracy"]["val"]
+        tuned["kept"] = "fine-tuned" if keep else "supernet"
+        if keep:
+            net = finetuned
     net.eval()
     bn_images = min(BN_IMAGES, len(splits.train))
 
@@ -412,7 +421,8 @@ def _finetune(run: TrainedRun, arch: ArchConfig, steps: int, splits, bn_loader, 
     supernet_steps = run.info.extra.get("steps")
     return {**done, "supernet_steps": supernet_steps,
             "share_of_supernet_steps": round(steps / supernet_steps, 4) if supernet_steps else None,
-            "recipe": recipe.to_dict(), "teacher": f"the supernet's largest subnet at {arch.r} px (frozen copy)",
+            "recipe": recipe.to_dict(), "teacher": f"the supernet's largest subnet at the images' loaded resolution "
+                                            f"(at least {arch.r} px; frozen copy)",
             "path": "through the supernet with the arch fixed, extracted after; BN recalibrated on "
                     f"{BN_IMAGES} training images", "supernet_accuracy": in_supernet}
 

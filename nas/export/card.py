@@ -80,7 +80,9 @@ def render_markdown(card: dict[str, Any]) -> str:
              f"- MACs: {card['macs']:,} · params: {card['params']:,}",
              f"- BN statistics recalibrated on {card['bn_recalibration']['images']} training images"
              + (f"; fine-tuned {card['finetune']['steps']} steps with distillation from the supernet's largest "
-                f"net" if card["finetune"].get("steps") else ""),
+                f"net" + (", not shipped (it lowered the validation top-1)"
+                          if card["finetune"].get("kept") == "supernet" else "")
+                if card["finetune"].get("steps") else ""),
              f"- Created {card['created']}", ""]
     lines = [ln for ln in lines if ln != ""] + [""]
 
@@ -168,10 +170,16 @@ def _finetune_section(ft: dict[str, Any], acc: dict[str, Any]) -> list[str]:
              + f", {r['optimizer']} at lr {r['lr']:g} (cosine), distillation from {ft['teacher']} (weight "
                f"{r['kd_weight']:g}); {ft['path']}. Took {ft['seconds']:.1f} s ({ft['steps_per_s']:.2f} steps/s).", "",
              _row("split", "in the supernet", "after fine-tuning", "change (pp)"), _row("---", "---", "---", "---")]
+    tuned = ft.get("finetuned_accuracy", {})
     for split, before in ft.get("supernet_accuracy", {}).items():
-        after = acc.get(split, {}).get("torch_fp32")
+        after = tuned.get(split, acc.get(split, {}).get("torch_fp32"))
         change = "–" if after is None else f"{100 * (after - before):+.2f}"
         lines.append(_row(split, _pct(before), _pct(after), change))
+    if ft.get("kept") == "supernet":
+        lines += ["", "**Shipped: the supernet's weights.** Fine-tuning lowered the validation top-1, so the bundle "
+                      "holds the subnet as the supernet has it (chosen on the validation split, never the test split)."]
+    elif ft.get("kept"):
+        lines += ["", "Shipped: the fine-tuned weights (validation top-1 no lower than in the supernet)."]
     lines += ["", _row("step", "loss", "train top-1"), _row("---", "---", "---")]
     lines += [_row(h["step"], f"{h['loss']:.4f}", _pct(h["train_top1"])) for h in ft.get("history", [])]
     return lines + [""]

@@ -13,7 +13,9 @@ exactly the weights the supernet's subnet computes with. The optimiser has no we
 the subnet uses move (slices it does not use get zero gradients, which neither SGD nor AdamW turns into an
 update); the supernet's other subnets are left as they were. The loss is the supernet
 recipe's: label-smoothed cross-entropy plus `kd_weight` × soft cross-entropy against the frozen largest net at the
-same resolution (temperature 1).
+resolution the images were loaded at (28 px for Fashion-MNIST whatever the subnet's own: the largest net's best,
+as the demo recipe's in-place distillation teaches at the largest resolution; streamed image folders are loaded at
+the subnet's resolution), temperature 1.
 """
 
 from __future__ import annotations
@@ -112,7 +114,7 @@ def finetune_subnet(student: nn.Module, arch: ArchConfig, train: Dataset, *, ste
                     progress: Progress | None = None) -> dict[str, Any]:
     """Train `arch` in place for `steps` steps of `recipe.batch_size` images at `arch.r` px, distilling from
     `teacher` (images to logits, run without gradients: supernet.train.FrozenTeacher, the supernet's frozen largest
-    net with BN statistics at the batch's resolution, as the supernet's own training distils).
+    net with BN statistics at the resolution it is fed: the batch as loaded when that is larger than `arch.r`).
 
     `student`: a Supernet (the arch is activated for the steps and the previous active arch restored), or a static
     net of that arch (the slower path, kept for the speed benchmark). Leaves the student in eval mode; its BN
@@ -159,9 +161,10 @@ def finetune_subnet(student: nn.Module, arch: ArchConfig, train: Dataset, *, ste
                 x, y = x.to(device), torch.as_tensor(y).to(device)
                 if recipe.augment:
                     x = augment_batch(x, gen, pad=pad, flip=flip)
+                with torch.no_grad():  # the teacher at the size the images were loaded at, if larger: its best
+                    soft = teacher(resize_to(x, max(arch.r, x.shape[-1])).contiguous(
+                        memory_format=torch.channels_last)).float()
                 x = resize_to(x, arch.r).contiguous(memory_format=torch.channels_last)
-                with torch.no_grad():
-                    soft = teacher(x).float()
                 logits = student(x).float()
                 loss = F.cross_entropy(logits, y, label_smoothing=recipe.label_smoothing)
                 if recipe.kd_weight > 0:

@@ -111,5 +111,9 @@ def test_the_report_sets_a_finetuned_nets_accuracy_beside_its_accuracy_in_the_su
     card = {"finetune": {"steps": 96, "seconds": 41.5, "supernet_accuracy": {"val": 0.84, "test": 0.8312}},
             "measured": {"accuracy": {"test": {"torch_fp32": 0.8577}}}}
     assert _finetune_columns(card) == {"in-supernet test acc (%)": 83.12, "fine-tune gain (pp)": 2.65,
-                                       "fine-tune steps": 96, "fine-tune s": 41.5}
+                                       "fine-tune steps": 96, "fine-tune s": 41.5, "shipped": "fine-tuned"}
+    worse = {"finetune": {**card["finetune"], "kept": "supernet",
+                          "finetuned_accuracy": {"val": 0.83, "test": 0.8212}}, "measured": card["measured"]}
+    assert _finetune_columns(worse)["fine-tune gain (pp)"] == -1.0
+    assert _finetune_columns(worse)["shipped"] == "supernet's (fine-tuning lowered val)"
     assert _finetune_columns({"finetune": {"steps": 0}}) == {}

@@ -304,7 +304,10 @@ def test_finetuned_bundle_records_its_training_beside_the_supernets_accuracy(mcu
     arch = ArchConfig.from_dict(MCU_ARCH)
     untouched = run.net.extract(arch)
     got = load_bundle_net(mcu_bundle)
-    assert not torch.equal(got.state_dict()["blocks.0.expand.0.weight"], untouched.state_dict()["blocks.0.expand.0.weight"])
+    # the bundle holds the fine-tuned weights unless fine-tuning lowered the validation top-1
+    moved = not torch.equal(got.state_dict()["blocks.0.expand.0.weight"], untouched.state_dict()["blocks.0.expand.0.weight"])
+    assert moved == (ft["kept"] == "fine-tuned")
+    assert (ft["finetuned_accuracy"]["val"] >= ft["supernet_accuracy"]["val"]) == moved
     acc = c["measured"]["accuracy"]["val"]
     assert acc["torch_fp32"] == pytest.approx(evaluate(got, arch, loader(run, "val")))
     # the subnet's accuracy in the (untouched) supernet, as measured before fine-tuning
@@ -314,6 +317,28 @@ def test_finetuned_bundle_records_its_training_beside_the_supernets_accuracy(mcu
     assert "## Fine-tuning" in md and "| split | in the supernet | after fine-tuning | change (pp) |" in md
 
 
+def test_finetuning_that_lowers_the_validation_top1_is_not_shipped(trained, run, tmp_path, monkeypatch):
+    """Model selection on the validation split: a fine-tune that hurts (here one that wipes the classifier) leaves
+    the bundle with the subnet as the supernet has it, and the card says so."""
+    import nas.export.bundle as bundle
+
+    def harmful(student, arch, train, **kw):
+        with torch.no_grad():
+            student.head.classifier.weight.zero_()
+        return {"steps": kw["steps"], "seconds": 0.1, "steps_per_s": 10.0, "images": 0, "history": []}
+
+    monkeypatch.setattr(bundle, "finetune_subnet", harmful)
+    out = export_bundle(trained, MCU_ARCH, "cpu-host", tmp_path, formats="safetensors", finetune=2)
+    ft = card(out)["finetune"]
+    assert ft["kept"] == "supernet" and ft["finetuned_accuracy"]["val"] < ft["supernet_accuracy"]["val"]
+    arch = ArchConfig.from_dict(MCU_ARCH)
+    got = load_bundle_net(out)
+    assert float(got.state_dict()["head.classifier.weight"].abs().sum()) > 0
+    assert card(out)["measured"]["accuracy"]["val"]["torch_fp32"] == pytest.approx(ft["supernet_accuracy"]["val"])
+    assert evaluate(got, arch, loader(run, "val")) == pytest.approx(ft["supernet_accuracy"]["val"])
+    assert "Shipped: the supernet's weights" in (out / "card.md").read_text()
+
+
 def _finetuned_copy(run, arch, steps, optimizer="sgd"):
     net = copy.deepcopy(run.net)
     bn = make_loader(run.splits().train, 64, shuffle=True, seed=0)
@@ -321,7 +346,7 @@ def _finetuned_copy(run, arch, steps, optimizer="sgd"):
     calls = []
 
     def counting_teacher(x):
-        calls.append(len(x))
+        calls.append((len(x), x.shape[-1]))
         return teacher(x)
 
     recipe = FinetuneRecipe(optimizer=optimizer, lr=0.05 if optimizer == "sgd" else 0.003, batch_size=32)
@@ -359,7 +384,11 @@ def test_finetuning_through_the_supernet_moves_only_the_subnets_weights(run, opt
 def test_the_step_budget_is_honoured(run):
     arch = ArchConfig.from_dict(MCU_ARCH)
     _, done, calls = _finetuned_copy(run, arch, steps=5)
-    assert done["steps"] == 5 and calls == [32] * 5 and done["images"] == 160
+    loaded = run.splits().train[0][0].shape[-1]
+    assert done["steps"] == 5 and done["images"] == 160
+    assert calls == [(32, max(arch.r, loaded))] * 5  # the teacher sees the images at their loaded size if larger
+    small = ArchConfig.from_dict({**MCU_ARCH, "r": min(run.space.resolutions)})
+    assert _finetuned_copy(run, small, steps=1)[2] == [(32, max(small.r, loaded))]
     assert [h["step"] for h in done["history"]] == [1, 2, 3, 4, 5]
     _, none, calls = _finetuned_copy(run, arch, steps=0)
     assert none["steps"] == 0 and calls == []
