@@ -10,7 +10,8 @@ Each ask maximises an acquisition over a pool (uniform draws; one-to-three-chang
 recombinations, each choice drawn from the best fifth of the trials), then climbs the pool's best few greedily one
 change at a time while the acquisition rises; never one already tried or running, nor one nearer to a trial than
 a distance floor: the number of choices a candidate must differ in from every trial, raised by one after each
-trial whose values repeat an earlier trial's exactly and lowered by one after each that does not. On a plateau the
+trial whose values repeat an earlier trial's exactly and lowered by a quarter after each that does not (so that
+it settles where one answer in five repeats). On a plateau the
 model does not know of (a choice that changes nothing, an objective that is a lookup of the nearest measured
 case) its picks next to the trials keep answering what it has seen; the floor sends it farther until the answers
 are new again, and where answers never repeat it stays at 1 and changes nothing. The acquisition:
@@ -53,6 +54,10 @@ from nas.search._problem import SearchError
 
 _PENALTY = 1e29
 _EHVI_POOL = 256  # candidates of the pool scored by Monte Carlo EHVI per ask
+# the share of repeated answers the distance floor settles at (raised by one per repeat, lowered by
+# _REPEATS / (1 - _REPEATS) per new answer): Rechenberg's one-fifth, where lowering by one per new answer settled at
+# one in two, every second evaluation of an expensive objective telling nothing new
+_REPEATS = 0.2
 _CLIMBS, _CLIMB_STEPS, _NEIGHBOURS = 4, 40, 256  # local search on the acquisition: starts, steps, moves per step
 
 
@@ -269,16 +274,18 @@ class SurrogateSampler(optuna.samplers.BaseSampler):
     def _distance_floor(self, y: np.ndarray, n_par: int) -> int:
         """How many choices a candidate must differ in from every trial: 1 (untried), raised by one after each
         trial whose values repeat an earlier trial's exactly (the model's pick fell on a plateau it did not know
-        of, so nearby candidates are likely to tell nothing new) and lowered by one after each that does not
-        (a success rule, as evolution strategies adapt their step size), within [1, half the parameters].
+        of, so nearby candidates are likely to tell nothing new) and lowered by a quarter after each that does not
+        (a success rule, as evolution strategies adapt their step size: it settles where one answer in five
+        repeats, `_REPEATS`), within [1, half the parameters]; the floor is the integer part.
         Replayed from the trials in number order: the same history gives the same floor, after a resume too."""
-        floor, seen = 1, set()
+        floor, seen = 1.0, set()
         for i, v in enumerate(y):
             key = v.tobytes()
             if i >= self.n_startup_trials and np.isfinite(v).all() and (np.abs(v) < _PENALTY).all():
-                floor = min(floor + 1, max(1, n_par // 2)) if key in seen else max(floor - 1, 1)
+                floor = (min(floor + 1, max(1, n_par // 2)) if key in seen
+                         else max(floor - _REPEATS / (1 - _REPEATS), 1.0))
             seen.add(key)
-        return floor
+        return int(floor)
 
     @staticmethod
     def _onehot(idx: np.ndarray, sizes: np.ndarray) -> np.ndarray:

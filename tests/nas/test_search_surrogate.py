@@ -147,6 +147,16 @@ def test_repeated_values_raise_the_distance_floor_and_new_ones_lower_it():
     assert sampler._distance_floor(penalty, 16) == 1
 
 
+def test_the_distance_floor_settles_where_one_answer_in_five_repeats():
+    sampler = SurrogateSampler(seed=0, n_startup_trials=1)
+    # after the start, one answer in three repeats: more than one in five, so the floor climbs by half a step per
+    # three trials (lowering it by one per new answer, as it was, held it at 1: every second answer could repeat)
+    thirds = [[0.0]] + [[v] for k in range(6) for v in (0.0, k + 1.0, k + 1.5)]
+    assert sampler._distance_floor(np.array(thirds), 16) == 4
+    fifths = [[0.0]] + [[v] for k in range(6) for v in (0.0, k + 1.0, k + 1.25, k + 1.5, k + 1.75)]
+    assert sampler._distance_floor(np.array(fifths), 16) == 1  # one in five: it stays
+
+
 def test_the_reference_point_reaches_the_far_end_of_the_believed_front():
     y = np.array([[0.0, 1.0], [1.0, 0.0], [0.5, 0.5]])  # normalised trials, all on the front
     # the model believes in a better first objective at a second one far beyond the trials' worst (a most accurate
