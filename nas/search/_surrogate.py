@@ -10,17 +10,21 @@ Each ask maximises an acquisition over a pool (uniform draws; one-to-three-chang
 recombinations, each choice drawn from the best fifth of the trials), then climbs the pool's best few greedily one
 change at a time while the acquisition rises; never one already tried or running, nor one nearer to a trial than
 a distance floor: the number of choices a candidate must differ in from every trial, raised by one after each
-trial whose values repeat an earlier trial's exactly and lowered by one after each that does not. On a plateau the
+trial whose values repeat an earlier trial's exactly and lowered by a quarter after each that does not (so that
+it settles where one answer in five repeats). On a plateau the
 model does not know of (a choice that changes nothing, an objective that is a lookup of the nearest measured
 case) its picks next to the trials keep answering what it has seen; the floor sends it farther until the answers
 are new again, and where answers never repeat it stays at 1 and changes nothing. The acquisition:
 - Thompson sampling: one draw of the model per ask (the main effects drawn from their exact posterior, the
   interactions at their posterior mean), the candidate with the best drawn value (one objective; three or more:
-  of a random-weight augmented Chebyshev scalarisation, ParEGO's) or the largest drawn hypervolume gain (two).
+  of a random-weight augmented Chebyshev scalarisation, ParEGO's) or the largest drawn hypervolume gain (two;
+  the reference point a tenth beyond the worst of the trials and of the drawn front over the pool, so that a
+  front's far end in a long tail the trials never reached still counts).
   A draw goes wherever a plausible model puts the optimum, so the search leaves a plateau of equal values;
 - with two objectives every other ask is expected hypervolume improvement instead (Monte Carlo over the GP's
   marginals, the same samples for every candidate of an ask, exact 2-D hypervolume gain per sample), which fills
-  the front's gaps where the model is sure (either alone did worse on one of the two measured tables);
+  the front's gaps where the model is sure (either alone did worse on one of the two measured tables; the
+  reference point as Thompson's, from the GP's means);
 - constraints (`trial.set_constraint`, Optuna's convention: feasible when <= 0): Thompson sampling draws them too
   and prefers candidates feasible under the draw, then the least violating; expected hypervolume improvement is
   multiplied by the probability that every constraint holds. Values at or beyond 1e29 (Ray Tune's stand-in for an
@@ -50,6 +54,10 @@ from nas.search._problem import SearchError
 
 _PENALTY = 1e29
 _EHVI_POOL = 256  # candidates of the pool scored by Monte Carlo EHVI per ask
+# the share of repeated answers the distance floor settles at (raised by one per repeat, lowered by
+# _REPEATS / (1 - _REPEATS) per new answer): Rechenberg's one-fifth, where lowering by one per new answer settled at
+# one in two, every second evaluation of an expensive objective telling nothing new
+_REPEATS = 0.2
 _CLIMBS, _CLIMB_STEPS, _NEIGHBOURS = 4, 40, 256  # local search on the acquisition: starts, steps, moves per step
 
 
@@ -161,6 +169,18 @@ def _signed_log(v: np.ndarray) -> np.ndarray:
     return np.sign(v) * np.log1p(np.abs(v))
 
 
+def _reference(y: np.ndarray, believed: np.ndarray) -> np.ndarray:
+    """The reference point of the hypervolume gains (normalised objectives, minimise): per objective, the worst of
+    the trials `y` and of the front the model believes in over the pool (`believed`: candidates' predicted or drawn
+    values), plus a tenth of that range, as the goal's own hypervolume puts it beyond the true front's worst corner.
+    From the trials alone (1.1 on [0, 1]) a front's far end the start never reached, e.g. the most accurate
+    subnet at a latency far in the long tail of the others, lies beyond the reference: it adds nothing, however
+    good the model believes it, and the search never asks for it."""
+    pts = y if not len(believed) else np.concatenate([y, believed[nondominated_mask(believed, ["minimize"] * 2)]])
+    lo, hi = pts.min(0), pts.max(0)
+    return hi + 0.1 * (hi - lo)
+
+
 def hv_gain_2d(points: np.ndarray, front: np.ndarray, ref: np.ndarray) -> np.ndarray:
     """Hypervolume each point of `points` (N, 2) adds to the non-dominated `front` (M, 2) below `ref` (minimise)."""
     front = front[np.argsort(front[:, 0])]
@@ -245,7 +265,8 @@ class SurrogateSampler(optuna.samplers.BaseSampler):
             # two objectives: every other ask expected hypervolume improvement (once a feasible trial exists)
             ehvi = y.shape[1] == 2 and feasible.any() and len(done) % 2 == 1
             acq = self._ehvi if ehvi else self._thompson
-            score = acq(self._onehot(obs, sizes), y, c, feasible, self._onehot(running, sizes), sizes)
+            score = acq(self._onehot(obs, sizes), y, c, feasible, self._onehot(running, sizes), sizes,
+                        self._onehot(cand, sizes))
             best = self._maximise(score, cand, sizes, far)
         return {n: d.to_external_repr(int(i)) for n, d, i in zip(names, dists, best)}
 
@@ -253,16 +274,18 @@ class SurrogateSampler(optuna.samplers.BaseSampler):
     def _distance_floor(self, y: np.ndarray, n_par: int) -> int:
         """How many choices a candidate must differ in from every trial: 1 (untried), raised by one after each
         trial whose values repeat an earlier trial's exactly (the model's pick fell on a plateau it did not know
-        of, so nearby candidates are likely to tell nothing new) and lowered by one after each that does not
-        (a success rule, as evolution strategies adapt their step size), within [1, half the parameters].
+        of, so nearby candidates are likely to tell nothing new) and lowered by a quarter after each that does not
+        (a success rule, as evolution strategies adapt their step size: it settles where one answer in five
+        repeats, `_REPEATS`), within [1, half the parameters]; the floor is the integer part.
         Replayed from the trials in number order: the same history gives the same floor, after a resume too."""
-        floor, seen = 1, set()
+        floor, seen = 1.0, set()
         for i, v in enumerate(y):
             key = v.tobytes()
             if i >= self.n_startup_trials and np.isfinite(v).all() and (np.abs(v) < _PENALTY).all():
-                floor = min(floor + 1, max(1, n_par // 2)) if key in seen else max(floor - 1, 1)
+                floor = (min(floor + 1, max(1, n_par // 2)) if key in seen
+                         else max(floor - _REPEATS / (1 - _REPEATS), 1.0))
             seen.add(key)
-        return floor
+        return int(floor)
 
     @staticmethod
     def _onehot(idx: np.ndarray, sizes: np.ndarray) -> np.ndarray:
@@ -323,10 +346,11 @@ class SurrogateSampler(optuna.samplers.BaseSampler):
         return cur[int(np.argmax(cur_s))]
 
     def _ehvi(self, x: np.ndarray, y: np.ndarray, c: np.ndarray, feasible: np.ndarray, x_run: np.ndarray,
-              sizes: np.ndarray) -> Callable[[np.ndarray, bool], np.ndarray]:
+              sizes: np.ndarray, pool: np.ndarray) -> Callable[[np.ndarray, bool], np.ndarray]:
         """Expected hypervolume improvement (two objectives) times the probability of feasibility, as a function of
         candidates (rows of choice indices) and whether to screen them (a large pool: Monte Carlo only for the
-        most promising)."""
+        most promising); the reference point takes in the front of the GP's means over the one-hot `pool` where
+        the constraints more likely hold than not."""
         cons = self._constraint_gps(x, c)
 
         def pof(xc: np.ndarray) -> np.ndarray:
@@ -339,7 +363,8 @@ class SurrogateSampler(optuna.samplers.BaseSampler):
         yn = _normalised(y[feasible])
         gps = [self._believe(x[feasible], yn[:, j], x_run, f"y{j}") for j in range(2)]
         front = yn[nondominated_mask(yn, ["minimize", "minimize"])]
-        ref = np.array([1.1, 1.1])
+        believed = np.stack([g.predict(pool)[0] for g in gps], 1)
+        ref = _reference(yn, believed[pof(pool) >= 0.5])
         z = self._rng.standard_normal((self.n_samples, 2))  # the same samples for every candidate of this ask
 
         def ehvi(rows: np.ndarray, screen: bool) -> np.ndarray:
@@ -358,9 +383,11 @@ class SurrogateSampler(optuna.samplers.BaseSampler):
         return ehvi
 
     def _thompson(self, x: np.ndarray, y: np.ndarray, c: np.ndarray, feasible: np.ndarray, x_run: np.ndarray,
-                  sizes: np.ndarray) -> Callable[[np.ndarray, bool], np.ndarray]:
+                  sizes: np.ndarray, pool: np.ndarray) -> Callable[[np.ndarray, bool], np.ndarray]:
         """Thompson sampling as a function of candidates (rows of choice indices): one draw of each objective's
-        and each constraint's model per ask (`_CategoricalGP.thompson`), scored as the module docstring says."""
+        and each constraint's model per ask (`_CategoricalGP.thompson`), scored as the module docstring says; with
+        two objectives the reference point takes in the drawn front over the one-hot `pool` (feasible under the
+        draw)."""
         draws = [gp.thompson(self._rng) for gp in self._constraint_gps(x, c)]
 
         def violation(xc: np.ndarray) -> np.ndarray:
@@ -373,7 +400,7 @@ class SurrogateSampler(optuna.samplers.BaseSampler):
         if m_obj == 2:
             fs = [self._believe(xf, yn[:, j], x_run, f"y{j}").thompson(self._rng) for j in range(2)]
             front = yn[nondominated_mask(yn, ["minimize", "minimize"])]
-            ref = np.array([1.1, 1.1])
+            ref = _reference(yn, np.stack([f(pool) for f in fs], 1)[violation(pool) <= 0])
 
             def value(xc: np.ndarray) -> np.ndarray:
                 pts = np.stack([f(xc) for f in fs], 1)

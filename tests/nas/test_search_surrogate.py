@@ -8,7 +8,7 @@ import optuna
 import pytest
 
 from nas.search import Constraint, SearchError, SurrogateSampler, get_strategy, hypervolume_2d, run
-from nas.search._surrogate import hv_gain_2d
+from nas.search._surrogate import _reference, hv_gain_2d
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 SPACE = {f"x{i}": ["a", "b", "c"] for i in range(6)}
@@ -147,6 +147,26 @@ def test_repeated_values_raise_the_distance_floor_and_new_ones_lower_it():
     assert sampler._distance_floor(penalty, 16) == 1
 
 
+def test_the_distance_floor_settles_where_one_answer_in_five_repeats():
+    sampler = SurrogateSampler(seed=0, n_startup_trials=1)
+    # after the start, one answer in three repeats: more than one in five, so the floor climbs by half a step per
+    # three trials (lowering it by one per new answer, as it was, held it at 1: every second answer could repeat)
+    thirds = [[0.0]] + [[v] for k in range(6) for v in (0.0, k + 1.0, k + 1.5)]
+    assert sampler._distance_floor(np.array(thirds), 16) == 4
+    fifths = [[0.0]] + [[v] for k in range(6) for v in (0.0, k + 1.0, k + 1.25, k + 1.5, k + 1.75)]
+    assert sampler._distance_floor(np.array(fifths), 16) == 1  # one in five: it stays
+
+
+def test_the_reference_point_reaches_the_far_end_of_the_believed_front():
+    y = np.array([[0.0, 1.0], [1.0, 0.0], [0.5, 0.5]])  # normalised trials, all on the front
+    # the model believes in a better first objective at a second one far beyond the trials' worst (a most accurate
+    # subnet in latency's long tail), and in a dominated candidate farther still
+    believed = np.array([[-0.3, 2.0], [0.6, 5.0], [0.4, 0.6]])
+    ref = _reference(y, believed)
+    np.testing.assert_allclose(ref, [1.13, 2.2])  # the dominated one moves nothing
+    np.testing.assert_allclose(_reference(y, believed[2:]), [1.1, 1.1])  # within the trials: as from them alone
+    assert hv_gain_2d(believed[:1], y, ref)[0] > 0
+    assert hv_gain_2d(believed[:1], y, np.array([1.1, 1.1]))[0] == 0  # from the trials alone it added nothing
 
 
 def test_on_a_plateau_the_distance_floor_keeps_the_answers_new():
