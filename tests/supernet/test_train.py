@@ -164,17 +164,22 @@ def test_resolution_per_subnet_puts_the_sandwich_at_its_resolutions(tiny):
         assert len({a.r for a in per_step}) == 1 and per_step[0] == space.largest(per_step[0].r)
 
 
-def test_resolution_per_subnet_trains_each_subnet_at_its_own_resolution(tmp_path, monkeypatch):
-    import supernet.train as tr
-
-    cfg = ExperimentConfig.from_dict({
-        "name": "own-r", "space": "tiny-mbv3", "seed": 0,
+def _joint_recipe(steps: int, subnets: int, **phase) -> ExperimentConfig:
+    """One all-elastic phase with in-place distillation on digits (BigNAS-style), `steps` steps."""
+    return ExperimentConfig.from_dict({
+        "name": "joint", "space": "tiny-mbv3", "seed": 0,
         "data": {"name": "digits", "val_size": 100, "seed": 0},
         "train": {"batch_size": 32, "optimizer": "adamw", "kd_weight": 1.0, "checkpoint_every": 100,
                   "log_every": 1, "bn_calib_images": 64, "eval_images": 64, "final_eval": False, "device": "cpu"},
-        "phases": [{"name": "joint", "steps_per_epoch": 3, "lr": 0.001, "kernel": [3, 5, 7], "depth": [2, 3, 4],
-                    "expand": [3, 4, 6], "subnets_per_step": 4, "sandwich": True, "kd_source": "inplace",
-                    "resolution_per": "subnet"}]})
+        "phases": [{"name": "joint", "steps_per_epoch": steps, "lr": 0.001, "kernel": [3, 5, 7], "depth": [2, 3, 4],
+                    "expand": [3, 4, 6], "subnets_per_step": subnets, "sandwich": True, "kd_source": "inplace",
+                    **phase}]})
+
+
+def test_resolution_per_subnet_trains_each_subnet_at_its_own_resolution(tmp_path, monkeypatch):
+    import supernet.train as tr
+
+    cfg = _joint_recipe(steps=3, subnets=4, resolution_per="subnet")
     fed = []
     real_forward = tr.Supernet.forward
     monkeypatch.setattr(tr.Supernet, "forward",
@@ -247,13 +252,7 @@ def test_inplace_distillation_uses_the_steps_largest_subnet(tmp_path, monkeypatc
     labels and its detached logits (same step, same batch) are the soft targets of the others."""
     import supernet.train as tr
 
-    cfg = ExperimentConfig.from_dict({
-        "name": "joint", "space": "tiny-mbv3", "seed": 0,
-        "data": {"name": "digits", "val_size": 100, "seed": 0},
-        "train": {"batch_size": 32, "optimizer": "adamw", "kd_weight": 1.0, "checkpoint_every": 100,
-                  "log_every": 1, "bn_calib_images": 64, "eval_images": 64, "final_eval": False, "device": "cpu"},
-        "phases": [{"name": "joint", "steps_per_epoch": 2, "lr": 0.001, "kernel": [3, 5, 7], "depth": [2, 3, 4],
-                    "expand": [3, 4, 6], "subnets_per_step": 3, "sandwich": True, "kd_source": "inplace"}]})
+    cfg = _joint_recipe(steps=2, subnets=3)
     calls, active = [], []
     real_kd, real_set = tr.distillation_loss, tr.Supernet.set_active
     monkeypatch.setattr(tr, "FrozenTeacher", lambda *a, **k: pytest.fail("in-place KD built a frozen teacher"))
