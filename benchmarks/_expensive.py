@@ -114,17 +114,13 @@ def heldout_benches() -> list[Bench]:
     """The demo table with objectives no strategy was tuned on (two-objective accuracy and `stm32f746` latency,
     three-objective accuracy, cpu-host latency and `stm32f746` peak SRAM); the one-objective search is
     demo-subnets' own, so none here."""
-    from benchmarks._subnet_table import DEMO_TABLE, NearestSubnet, code_columns, load
+    from benchmarks._subnet_table import DEMO_TABLE, NearestSubnet, load, table_archs
     from predictors import Predictors
-    from supernet import ArchConfig
 
     if not DEMO_TABLE.is_file():
         return []
     space, df = load(DEMO_TABLE)
-    nb, ns = space.num_blocks, space.num_stages
-    archs = [ArchConfig(tuple(c[:nb]), tuple(c[nb:2 * nb]), tuple(c[2 * nb:2 * nb + ns]), int(c[-1]))
-             for c in df[code_columns(space)].to_numpy()]
-    mcu = Predictors(space, "stm32f746").predict(archs, ["latency_ms", "sram_bytes"])
+    mcu = Predictors(space, "stm32f746").predict(table_archs(space, df), ["latency_ms", "sram_bytes"])
     df = df.assign(mcu_latency_ms=mcu["latency_ms"].to_numpy(), mcu_sram_bytes=mcu["sram_bytes"].to_numpy())
     out = []
     for name, cols, what in (

@@ -98,16 +98,19 @@ def load(path: str | Path = DEMO_TABLE, space: str | SearchSpace = "tiny-mbv3") 
     return space, pd.read_csv(path, comment="#")
 
 
+def table_archs(space: SearchSpace, table: pd.DataFrame) -> list[ArchConfig]:
+    """The subnets of a table's rows (its code columns hold choice values)."""
+    nb, ns = space.num_blocks, space.num_stages
+    return [ArchConfig(tuple(c[:nb]), tuple(c[nb:2 * nb]), tuple(c[2 * nb:2 * nb + ns]), int(c[-1]))
+            for c in table[code_columns(space)].to_numpy()]
+
+
 class NearestSubnet:
     """The measured figures of the table subnet nearest to an arch (a per-candidate objective)."""
 
     def __init__(self, space: SearchSpace, table: pd.DataFrame, names: list[str]):
         self.space = space
-        cols = table[code_columns(space)].to_numpy()
-        nb, ns = space.num_blocks, space.num_stages
-        archs = [ArchConfig(tuple(c[:nb]), tuple(c[nb:2 * nb]), tuple(c[2 * nb:2 * nb + ns]), int(c[-1]))
-                 for c in cols]
-        self.codes = self._steps(space.encode(archs))
+        self.codes = self._steps(space.encode(table_archs(space, table)))
         self.values = table[names].to_numpy(dtype=np.float64)
         self.visited: set[int] = set()
 
