@@ -161,7 +161,7 @@ def step_cost(args: argparse.Namespace) -> None:
 
     from benchmarks.bench_sampling import replay
     from supernet import SearchSpace
-    from supernet.train import FrozenTeacher, distillation_loss, make_optimizer
+    from supernet.train import FrozenTeacher, distillation_loss, make_optimizer, step_inputs
 
     recipes = [ExperimentConfig.from_yaml(r) for r in args.recipes]
     space = SearchSpace.preset(recipes[0].space)
@@ -190,8 +190,7 @@ def step_cost(args: argparse.Namespace) -> None:
                 for step in pick:
                     archs = by_phase[phase.name][step]
                     start = time.process_time()
-                    inputs = {r: resize_to(images, r).contiguous(memory_format=torch.channels_last)
-                              for r in sorted({a.r for a in archs})}
+                    inputs = step_inputs(images, archs)
                     soft = teacher(inputs[max(inputs)]).float() if kd and not inplace else None
                     net.train()
                     opt.zero_grad(set_to_none=True)

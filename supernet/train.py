@@ -69,12 +69,7 @@ def sample_subnets(space: SearchSpace, phase: PhaseConfig, r: int, rng: np.rando
     resolution, the others drawn: `r` unused)."""
     ks, es, ds, rs = phase_choices(space, phase)
     own = phase.resolution_per == "subnet"
-    if not phase.sandwich:
-        archs = []
-    elif own:
-        archs = [phase_extremes(space, phase)[0], phase_extremes(space, phase)[1]]
-    else:
-        archs = list(phase_extremes(space, phase, r))
+    archs = list(phase_extremes(space, phase, None if own else r)) if phase.sandwich else []
     while len(archs) < phase.subnets_per_step:
         archs.append(ArchConfig(tuple(int(v) for v in rng.choice(ks, space.num_blocks)),
                                 tuple(int(v) for v in rng.choice(es, space.num_blocks)),
@@ -89,6 +84,11 @@ def step_subnets(space: SearchSpace, phase: PhaseConfig, rng: np.random.Generato
     if phase.resolution_per == "subnet":
         return sample_subnets(space, phase, 0, rng)
     return sample_subnets(space, phase, int(rng.choice(phase_choices(space, phase)[3])), rng)
+
+
+def step_inputs(x: torch.Tensor, archs: list[ArchConfig]) -> dict[int, torch.Tensor]:
+    """The batch `x` resized to each resolution the step's subnets ask for, channels_last, keyed by it."""
+    return {r: resize_to(x, r).contiguous(memory_format=torch.channels_last) for r in sorted({a.r for a in archs})}
 
 
 def make_optimizer(net: nn.Module, config: ExperimentConfig, phase: PhaseConfig) -> torch.optim.Optimizer:
@@ -362,8 +362,7 @@ def train(config: ExperimentConfig, out_dir: str | Path, *, resume: bool = False
                     x = augment_batch(x, gen, pad=splits.pad, flip=splits.flip, offset=ctx.rank * len(y),
                                       total=t.batch_size)
                 archs = step_subnets(space, phase, rng)
-                inputs = {r: resize_to(x, r).contiguous(memory_format=torch.channels_last)
-                          for r in sorted({a.r for a in archs})}
+                inputs = step_inputs(x, archs)
                 with torch.autocast(ctx.device.type, dtype=torch.bfloat16, enabled=cuda):
                     soft = None
                     if kd_weight > 0 and not inplace_kd:  # the frozen teacher at the step's largest resolution
@@ -459,5 +458,5 @@ def train(config: ExperimentConfig, out_dir: str | Path, *, resume: bool = False
     return out
 
 
-__all__ = ["train", "build_space", "sample_subnets", "step_subnets", "phase_choices", "phase_extremes", "distillation_loss",
-           "make_optimizer", "make_scheduler", "FrozenTeacher"]
+__all__ = ["train", "build_space", "sample_subnets", "step_subnets", "step_inputs", "phase_choices", "phase_extremes",
+           "distillation_loss", "make_optimizer", "make_scheduler", "FrozenTeacher"]
